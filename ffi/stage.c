@@ -1,0 +1,865 @@
+/*
+ * bunker-stage: the C half of bunker. It interprets a flat plan compiled by
+ * the TypeScript side (src/linux/plan.ts) and holds no policy of its own:
+ * every path, flag, id map, capability set and message comes from the plan.
+ *
+ * bunker (Bun) writes the plan into a memfd and fexecve()s this program from
+ * a sealed memfd, so the multithreaded Bun process is gone before any
+ * namespace is created (DESIGN.md §1), and no container process can reach
+ * the Bun executable (§3).
+ *
+ *   bunker-stage PLAN_FD
+ *
+ * The plan is a list of ops. Codes below OP_CHILD_BASE run in this process
+ * (the parent); the rest run in the child created by OP_CLONE, in order.
+ * A failing child op reports (op index, errno) over a socket; the parent
+ * prints the op's description from the plan and exits 125 (126/127 for exec).
+ *
+ * It is built freestanding on ffi/nolibc.h, so it stays about 30 KB.
+ */
+#include "nolibc.h"
+
+/* ---- plan format (kept in step with src/linux/plan.ts) ---------------- */
+#define PLAN_MAGIC 0x314b4e42u /* "BNK1" */
+
+enum {
+  /* parent ops */
+  OP_CLONE = 1,     /* ints: clone flags */
+  OP_WRITE = 2,     /* strs: path ("{pid}" = child pid), data */
+  OP_SPAWN = 3,     /* strs: argv ("{pid}" substituted); waited for by OP_RELEASE */
+  OP_RELEASE = 4,   /* let the child run its ops */
+  OP_SUPERVISE = 5, /* ints: SV_* flags; proxy, forward signals, reap */
+  OP_CLEANUP = 6,   /* strs: paths to unlink ("/" suffix: rmdir); runs at exit, also on failure */
+  OP_CHILD_BASE = 32,
+  /* child ops */
+  OP_PDEATHSIG = 32, /* ints: signal */
+  OP_DUMPABLE,       /* ints: 0|1 */
+  OP_SETHOSTNAME,    /* strs: name */
+  OP_ROOT,           /* strs: rootfs path on the host; bind it onto itself */
+  OP_MOUNT,          /* strs: src, target, fstype, data; ints: flags, create, rdev */
+  OP_REMOUNT,        /* strs: target; ints: flags (locked flags are kept) */
+  OP_MASK,           /* strs: target; dir -> ro tmpfs, else /dev/null */
+  OP_MKDIR,          /* strs: path */
+  OP_SYMLINK,        /* strs: link target, path */
+  OP_PIVOT,          /* strs: rootfs path on the host */
+  OP_LOOPBACK,       /* bring lo up */
+  OP_CONSOLE,        /* strs: console path ("" none); send pty master to parent */
+  OP_SETSID,
+  OP_STDIN_NULL,
+  OP_CHDIR,          /* strs: dir */
+  OP_SETGROUPS,      /* ints: gids */
+  OP_SETGID,         /* ints: gid */
+  OP_SETUID,         /* ints: uid */
+  OP_CAPBSET,        /* ints: bounding set to keep */
+  OP_CAPSET,         /* ints: effective, permitted, inheritable, ambient */
+  OP_NO_NEW_PRIVS,
+  OP_RLIMIT,         /* ints: resource, soft, hard */
+  OP_CLOSE_FDS,      /* mark every fd above 2 close-on-exec */
+  OP_EXEC,           /* ints: argc, envc; strs: PATH, argv..., envp...; F_INIT */
+  OP_UMASK,          /* ints: mask */
+};
+
+/* op flags */
+#define F_OPTIONAL 0x1       /* ignore any failure */
+#define F_IGNORE_ENOENT 0x2  /* ignore a missing target */
+#define F_SRC_IN_ROOT 0x4    /* mount source resolves inside the root */
+#define F_HOST_TARGET 0x8    /* mount target is a host path, not in the root */
+#define F_RECURSIVE_RO 0x10  /* make a recursive bind read-only all the way down */
+#define F_INIT 0x20          /* exec: stay behind as an init that reaps and forwards */
+
+/* OP_SUPERVISE flags */
+#define SV_TTY 0x1   /* the child sends a pty master: proxy it */
+#define SV_STDIN 0x2 /* forward our stdin to the pty, in raw mode */
+
+/* mount target creation */
+enum { CREATE_NONE = 0, CREATE_DIR = 1, CREATE_FILE = 2 };
+
+/* messages on the sync socket */
+enum { MSG_ERROR = 'E', MSG_MASTER = 'M' };
+struct msg {
+  int32_t type, index, err;
+};
+
+struct op {
+  uint16_t code, flags, nint, nstr;
+  int64_t *ints;
+  char **strs; /* NULL-terminated */
+  const char *desc;
+};
+
+#define WIFEXITED(s) (((s) & 0x7f) == 0)
+#define WEXITSTATUS(s) (((s) >> 8) & 0xff)
+#define WTERMSIG(s) ((s) & 0x7f)
+#define WIFSIGNALED(s) (((signed char)(((s) & 0x7f) + 1) >> 1) > 0)
+
+static struct op *ops;
+static uint32_t nops;
+static int sock = -1;   /* sync socket; parent and child each hold one end */
+static int rootfd = -1; /* the container root while the child runs ops */
+static pid_t child = -1;
+static pid_t spawned[8];
+static uint32_t spawned_op[8];
+static int nspawned;
+static ksigset_t fwdset; /* signals the parent forwards, plus SIGCHLD */
+
+static __attribute__((noreturn)) void die_plan(const char *why) {
+  char m[256];
+  struct buf b = BUF(m);
+  puts_(&b, "bunker: internal error: bad plan: ");
+  puts_(&b, why);
+  emit(2, &b);
+  _exit(125);
+}
+
+/* ---- plan parsing ------------------------------------------------------ */
+static void parse_plan(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) die_plan("fstat");
+  size_t len = (size_t)st.st_size, off = 0;
+  char *buf = xalloc(len + 1);
+  while (off < len) {
+    ssize_t n = pread(fd, buf + off, len - off, (long)off);
+    if (n <= 0) die_plan("short read");
+    off += (size_t)n;
+  }
+  close(fd);
+  off = 0;
+#define NEED(n) do { if (len - off < (size_t)(n)) die_plan("truncated"); } while (0)
+  uint32_t hdr[3];
+  NEED(sizeof hdr);
+  memcpy(hdr, buf, sizeof hdr);
+  off += sizeof hdr;
+  if (hdr[0] != PLAN_MAGIC) die_plan("magic");
+  nops = hdr[1];
+  if (nops > len / 8) die_plan("op count");
+  ops = xalloc((nops + 1) * sizeof *ops);
+  for (uint32_t i = 0; i < nops; i++) {
+    struct op *o = &ops[i];
+    uint16_t h[4];
+    NEED(sizeof h);
+    memcpy(h, buf + off, sizeof h);
+    off += sizeof h;
+    o->code = h[0], o->flags = h[1], o->nint = h[2], o->nstr = h[3];
+    NEED((size_t)o->nint * 8);
+    o->ints = xalloc(((size_t)o->nint + 1) * 8);
+    memcpy(o->ints, buf + off, (size_t)o->nint * 8);
+    off += (size_t)o->nint * 8;
+    o->strs = xalloc(((size_t)o->nstr + 1) * sizeof *o->strs);
+    for (uint32_t s = 0; s <= o->nstr; s++) { /* the last string is desc */
+      uint32_t sl;
+      NEED(4);
+      memcpy(&sl, buf + off, 4);
+      off += 4;
+      NEED((size_t)sl + 1);
+      if (buf[off + sl] != 0) die_plan("string not terminated");
+      if (s < o->nstr) o->strs[s] = buf + off;
+      else o->desc = buf + off;
+      off += sl + 1;
+    }
+  }
+  if (off != len) die_plan("trailing bytes");
+#undef NEED
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+static int keep_errno(int rc, int fd) {
+  int saved = errno;
+  if (fd >= 0) close(fd);
+  errno = saved;
+  return rc;
+}
+
+/* s with "{pid}" replaced by the child's pid, in memory that stays valid. */
+static char *subst_pid(const char *s) {
+  const char *m = strstr(s, "{pid}");
+  if (!m) return (char *)s;
+  size_t cap = strlen(s) + 24;
+  struct buf b = { xalloc(cap), cap, 0 };
+  put(&b, s, (size_t)(m - s));
+  putnum(&b, child);
+  puts_(&b, m + 5);
+  return b.p;
+}
+
+static const char *fdpath(int fd, char out[32]) {
+  struct buf b = { out, 32, 0 };
+  puts_(&b, "/proc/self/fd/");
+  putnum(&b, fd);
+  return out;
+}
+
+static int open_in_root(const char *path, int extra) {
+  struct open_how how = { (uint64_t)(O_PATH | O_CLOEXEC | extra), 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  return openat2(rootfd, path, &how);
+}
+
+/*
+ * Open PATH inside the container root without ever leaving it: symlinks,
+ * ".." and absolute links all resolve against the root (openat2
+ * RESOLVE_IN_ROOT). With create, missing components are made as
+ * directories (the last one as a file for CREATE_FILE); a dangling symlink
+ * is followed, still inside the root, and its target created.
+ */
+static int resolve_in_root(const char *path, int create) {
+  char cur[PATH_MAX];
+  struct buf c = BUF(cur);
+  puts_(&c, path);
+  if (overflowed(&c)) { errno = ENAMETOOLONG; return -1; }
+  for (int hops = 0; hops < 40; hops++) {
+    int fd = open_in_root(cur, 0);
+    if (fd >= 0 || errno != ENOENT || create == CREATE_NONE) return fd;
+    /* walk the components of cur to the first one that is missing */
+    char pre[PATH_MAX];
+    size_t plen = 0;
+    const char *p = cur;
+    int progressed = 0;
+    while (*p) {
+      while (*p == '/') p++;
+      if (!*p) break;
+      const char *e = strchrnul(p, '/');
+      size_t parent_len = plen, n = (size_t)(e - p);
+      if (plen + 1 + n >= sizeof pre || n > NAME_MAX) { errno = ENAMETOOLONG; return -1; }
+      pre[plen++] = '/';
+      memcpy(pre + plen, p, n);
+      plen += n;
+      pre[plen] = 0;
+      int f = open_in_root(pre, O_NOFOLLOW);
+      if (f >= 0) {
+        struct stat st;
+        if (fstat(f, &st) == 0 && S_ISLNK(st.st_mode)) {
+          /* a dangling link: continue from its target, inside the root */
+          char link[PATH_MAX], next[PATH_MAX];
+          ssize_t ln = readlinkat(f, "", link, sizeof link - 1);
+          close(f);
+          if (ln < 0) return -1;
+          link[ln] = 0;
+          pre[parent_len] = 0;
+          struct buf nb = BUF(next);
+          if (link[0] != '/') puts_(&nb, pre), puts_(&nb, "/");
+          puts_(&nb, link);
+          puts_(&nb, e);
+          if (overflowed(&nb)) { errno = ENAMETOOLONG; return -1; }
+          memcpy(cur, next, nb.len + 1);
+          progressed = 1;
+          break;
+        }
+        close(f);
+        p = e;
+        continue;
+      }
+      if (errno != ENOENT) return -1;
+      /* pre is missing: create it in its parent, which exists */
+      char name[NAME_MAX + 1];
+      memcpy(name, p, n);
+      name[n] = 0;
+      pre[parent_len] = 0;
+      int dir = open_in_root(parent_len ? pre : "/", O_DIRECTORY);
+      if (dir < 0) return -1;
+      int r;
+      if (create == CREATE_FILE && !*e) {
+        r = openat(dir, name, O_CREAT | O_EXCL | O_NOFOLLOW | O_WRONLY | O_CLOEXEC, 0644);
+        if (r >= 0) close(r);
+      } else {
+        r = mkdirat(dir, name, 0755);
+      }
+      if (keep_errno(r, dir) < 0 && errno != EEXIST) return -1;
+      progressed = 1;
+      break;
+    }
+    if (!progressed) { errno = ENOENT; return -1; }
+  }
+  errno = ELOOP;
+  return -1;
+}
+
+/* Flags a mount in a user namespace must keep on remount (MNT_LOCK_*);
+ * statfs reports them in f_flags with the MS_* values. */
+#define KEEP_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME)
+static unsigned long locked_flags(const char *path) {
+  struct statfs sf;
+  return statfs(path, &sf) < 0 ? 0 : (unsigned long)sf.f_flags & KEEP_FLAGS;
+}
+
+#define BIND_EXTRA (KEEP_FLAGS | MS_STRICTATIME)
+
+static int remount(const char *target, unsigned long flags) {
+  return mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(target), NULL);
+}
+
+static int recursive_ro(const char *target) {
+  struct mount_attr attr = { MOUNT_ATTR_RDONLY, 0, 0, 0 };
+  return mount_setattr(AT_FDCWD, target, AT_RECURSIVE, &attr);
+}
+
+static int do_mount(const struct op *o) {
+  const char *src = o->strs[0], *target = o->strs[1], *type = o->strs[2], *data = o->strs[3];
+  unsigned long flags = (unsigned long)o->ints[0];
+  int create = (int)o->ints[1];
+  int64_t rdev = o->ints[2];
+  char tbuf[32], sbuf[32];
+  int tfd = -1, sfd = -1, rc = -1;
+
+  if (*src && ((o->flags & F_SRC_IN_ROOT) || rdev >= 0)) {
+    sfd = (o->flags & F_SRC_IN_ROOT) ? resolve_in_root(src, CREATE_NONE) : open(src, O_PATH | O_CLOEXEC);
+    if (sfd < 0) goto out;
+    if (rdev >= 0) { /* only the real character device may be bound */
+      struct stat st;
+      if (fstat(sfd, &st) < 0) goto out;
+      if (!S_ISCHR(st.st_mode) || st.st_rdev != (unsigned long)rdev) { errno = ENODEV; goto out; }
+    }
+    src = fdpath(sfd, sbuf);
+  }
+  if (!(o->flags & F_HOST_TARGET)) {
+    tfd = resolve_in_root(target, create);
+    if (tfd < 0) goto out;
+    target = fdpath(tfd, tbuf);
+  }
+  if (flags & MS_BIND) {
+    if (mount(src, target, NULL, MS_BIND | (flags & MS_REC), NULL) < 0) goto out;
+    if (tfd >= 0) { /* re-open: the magic link must now name the new mount */
+      close(tfd);
+      tfd = resolve_in_root(o->strs[1], CREATE_NONE);
+      if (tfd < 0) goto out;
+      target = fdpath(tfd, tbuf);
+    }
+    if ((flags & BIND_EXTRA) && remount(target, flags & BIND_EXTRA) < 0) goto out;
+    if ((o->flags & F_RECURSIVE_RO) && recursive_ro(target) < 0) goto out;
+  } else if (mount(*src ? src : NULL, target, *type ? type : NULL, flags, *data ? data : NULL) < 0) {
+    goto out;
+  }
+  rc = 0;
+out:
+  if (sfd >= 0) keep_errno(0, sfd);
+  return keep_errno(rc, tfd);
+}
+
+static int do_mask(const struct op *o) {
+  char buf[32];
+  int fd = resolve_in_root(o->strs[0], CREATE_NONE);
+  if (fd < 0) return -1;
+  struct stat st;
+  int rc = fstat(fd, &st);
+  if (rc == 0 && S_ISDIR(st.st_mode))
+    rc = mount("tmpfs", fdpath(fd, buf), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k,nr_inodes=1");
+  else if (rc == 0)
+    rc = mount("/dev/null", fdpath(fd, buf), NULL, MS_BIND, NULL);
+  return keep_errno(rc, fd);
+}
+
+static int do_symlink(const struct op *o) {
+  const char *path = o->strs[1], *slash = strrchr(path, '/');
+  const char *name = slash ? slash + 1 : path;
+  char parent[PATH_MAX];
+  size_t n = slash ? (size_t)(slash - path) : 0;
+  if (!*name || n >= sizeof parent) { errno = EINVAL; return -1; }
+  memcpy(parent, path, n);
+  parent[n] = 0;
+  int dir = resolve_in_root(n ? parent : "/", CREATE_DIR);
+  if (dir < 0) return -1;
+  int rc = symlinkat(o->strs[0], dir, name);
+  if (rc < 0 && errno == EEXIST) rc = 0;
+  return keep_errno(rc, dir);
+}
+
+static int do_pivot(const char *root) {
+  if (chdir(root) < 0 || pivot_root(".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) return -1;
+  close(rootfd);
+  rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  return rootfd < 0 ? -1 : 0;
+}
+
+static int do_loopback(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  struct ifreq_ ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.name, "lo", 3);
+  int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+  if (rc == 0) {
+    ifr.flags |= IFF_UP | IFF_RUNNING;
+    rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+  }
+  return keep_errno(rc, s);
+}
+
+static int send_fd(int fd) {
+  struct msg m = { MSG_MASTER, 0, 0 };
+  struct iovec iov = { &m, sizeof m };
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr mh = { NULL, 0, &iov, 1, u.buf, sizeof u.buf, 0 };
+  u.h.cmsg_level = SOL_SOCKET, u.h.cmsg_type = SCM_RIGHTS, u.h.cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(&u.h), &fd, sizeof fd);
+  return sendmsg(sock, &mh, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+/* Make a pty in the container's devpts, hand the master to the parent and
+ * make the slave our controlling terminal and stdio. */
+static int do_console(const char *console) {
+  int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return -1;
+  int unlock = 0, n;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &n) < 0) return -1;
+  char name[64];
+  struct buf b = BUF(name);
+  puts_(&b, "/dev/pts/");
+  putnum(&b, n);
+  int slave = open(name, O_RDWR | O_NOCTTY);
+  if (slave < 0) return -1;
+  if (*console) {
+    char buf[32];
+    int fd = resolve_in_root(console, CREATE_FILE);
+    if (fd < 0 || keep_errno(mount(name, fdpath(fd, buf), NULL, MS_BIND, NULL), fd) < 0) return -1;
+  }
+  if (send_fd(master) < 0) return -1;
+  close(master);
+  char ack;
+  if (read(sock, &ack, 1) != 1) { errno = EPIPE; return -1; } /* the parent has set the size */
+  if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0) return -1;
+  for (int i = 0; i < 3; i++)
+    if (dup2(slave, i) < 0) return -1;
+  if (slave > 2) close(slave);
+  return 0;
+}
+
+static int do_chdir(const char *dir) {
+  int fd = resolve_in_root(dir, CREATE_NONE);
+  if (fd < 0) return -1;
+  if (keep_errno(fchdir(fd), fd) < 0) return -1;
+  char cwd[PATH_MAX]; /* refuse a working directory outside the root */
+  if (!getcwd(cwd, sizeof cwd) || cwd[0] != '/') { errno = EACCES; return -1; }
+  return 0;
+}
+
+static int do_capset(const int64_t *v) {
+  struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct d[2];
+  for (int i = 0; i < 2; i++) {
+    d[i].effective = (uint32_t)((uint64_t)v[0] >> (32 * i));
+    d[i].permitted = (uint32_t)((uint64_t)v[1] >> (32 * i));
+    d[i].inheritable = (uint32_t)((uint64_t)v[2] >> (32 * i));
+  }
+  if (capset(&h, d) < 0) return -1;
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) return -1;
+  for (int c = 0; c < 64; c++)
+    if (((uint64_t)v[3] >> c) & 1)
+      if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, (unsigned long)c, 0, 0) < 0) return -1;
+  return 0;
+}
+
+static int do_capbset(uint64_t keep) {
+  for (int c = 0; c < 64; c++) {
+    if ((keep >> c) & 1) continue;
+    if (prctl(PR_CAPBSET_DROP, (unsigned long)c, 0, 0, 0) < 0) {
+      if (errno == EINVAL) break; /* past the kernel's last capability */
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int close_fds(void) {
+  if (close_range(3, ~0u, 4 /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */) == 0) return 0;
+  struct rlimit rl;
+  if (prlimit(0, RLIMIT_NOFILE, NULL, &rl) < 0) return -1;
+  for (unsigned long fd = 3; fd < rl.rlim_cur && fd < 1 << 20; fd++) fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+  return 0;
+}
+
+static void report(uint32_t index, int err) {
+  struct msg m = { MSG_ERROR, (int32_t)index, err };
+  send(sock, &m, sizeof m, MSG_NOSIGNAL);
+}
+
+static void reset_signals(void) {
+  ksigset_t none = 0;
+  for (int s = 1; s <= NSIG_; s++) sigdefault(s);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* execve argv[0], searching PATH when it has no slash, as execvp does. */
+static void exec_search(const char *path, char **argv, char **envp) {
+  const char *cmd = argv[0];
+  if (!*cmd) { errno = ENOENT; return; }
+  if (strchr(cmd, '/')) { execve(cmd, argv, envp); return; }
+  int err = ENOENT;
+  for (const char *p = path;; p++) {
+    const char *e = strchrnul(p, ':');
+    char full[PATH_MAX];
+    struct buf b = BUF(full);
+    put(&b, p, (size_t)(e - p));
+    if (e != p) puts_(&b, "/");
+    puts_(&b, cmd);
+    if (!overflowed(&b)) {
+      execve(full, argv, envp);
+      if (errno == EACCES) err = EACCES;
+      else if (errno != ENOENT && errno != ENOTDIR) err = errno;
+    }
+    if (!*e) break;
+    p = e;
+  }
+  errno = err;
+}
+
+/* PID 1 with --init: forward signals to the command, reap every zombie,
+ * exit with the command's status. */
+static __attribute__((noreturn)) void init_loop(pid_t cmd) {
+  ksigset_t all = ~0UL;
+  int sfd = signalfd(&all, SFD_CLOEXEC);
+  if (sfd < 0) _exit(125);
+  for (;;) {
+    struct signalfd_siginfo si;
+    if (read(sfd, &si, sizeof si) != sizeof si) continue;
+    if (si.ssi_signo != SIGCHLD) {
+      kill(cmd, (int)si.ssi_signo);
+      continue;
+    }
+    int st;
+    pid_t p;
+    while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+      if (p == cmd) _exit(WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st));
+  }
+}
+
+static int do_exec(uint32_t index, const struct op *o) {
+  int argc = (int)o->ints[0];
+  if (argc < 1 || 1 + argc + o->ints[1] != o->nstr) { errno = EINVAL; return -1; }
+  char **argv = xalloc(((size_t)argc + 1) * sizeof *argv), **envp = o->strs + 1 + argc;
+  memcpy(argv, o->strs + 1, (size_t)argc * sizeof *argv); /* envp is already NULL-ended */
+  if (o->flags & F_INIT) {
+    ksigset_t all = ~0UL;
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid > 0) {
+      close(sock);
+      init_loop(pid);
+    }
+    setpgid(0, 0);
+    if (isatty(0)) { /* the command gets the terminal; SIGTTOU is blocked here */
+      pid_t me = getpid();
+      ioctl(0, TIOCSPGRP, &me);
+    }
+  }
+  reset_signals();
+  exec_search(o->strs[0], argv, envp);
+  int err = errno;
+  report(index, err);
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+static int run_child_op(uint32_t i, struct op *o) {
+  const int64_t *v = o->ints;
+  char buf[32];
+  int fd;
+  switch (o->code) {
+  case OP_PDEATHSIG: return prctl(PR_SET_PDEATHSIG, (unsigned long)v[0], 0, 0, 0);
+  case OP_DUMPABLE: return prctl(PR_SET_DUMPABLE, (unsigned long)v[0], 0, 0, 0);
+  case OP_SETHOSTNAME: return sethostname(o->strs[0], strlen(o->strs[0]));
+  case OP_ROOT:
+    if (mount(o->strs[0], o->strs[0], NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
+    rootfd = open(o->strs[0], O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return rootfd < 0 ? -1 : 0;
+  case OP_MOUNT: return do_mount(o);
+  case OP_REMOUNT:
+    if ((fd = resolve_in_root(o->strs[0], CREATE_NONE)) < 0) return -1;
+    return keep_errno(remount(fdpath(fd, buf), (unsigned long)v[0]), fd);
+  case OP_MASK: return do_mask(o);
+  case OP_MKDIR:
+    if ((fd = resolve_in_root(o->strs[0], CREATE_DIR)) < 0) return -1;
+    return keep_errno(0, fd);
+  case OP_SYMLINK: return do_symlink(o);
+  case OP_PIVOT: return do_pivot(o->strs[0]);
+  case OP_LOOPBACK: return do_loopback();
+  case OP_CONSOLE: return do_console(o->strs[0]);
+  case OP_SETSID: return setsid() < 0 ? -1 : 0;
+  case OP_STDIN_NULL:
+    if ((fd = open("/dev/null", O_RDONLY)) < 0) return -1;
+    if (fd != 0 && (dup2(fd, 0) < 0 || close(fd) < 0)) return -1;
+    return 0;
+  case OP_CHDIR: return do_chdir(o->strs[0]);
+  case OP_SETGROUPS: {
+    gid_t g[64];
+    if (o->nint > 64) { errno = E2BIG; return -1; }
+    for (int k = 0; k < o->nint; k++) g[k] = (gid_t)v[k];
+    return setgroups(o->nint, g);
+  }
+  case OP_SETGID: return setresgid((gid_t)v[0], (gid_t)v[0], (gid_t)v[0]);
+  case OP_SETUID: return setresuid((uid_t)v[0], (uid_t)v[0], (uid_t)v[0]);
+  case OP_CAPBSET: return do_capbset((uint64_t)v[0]);
+  case OP_CAPSET: return do_capset(v);
+  case OP_NO_NEW_PRIVS: return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  case OP_RLIMIT: {
+    struct rlimit rl = { (unsigned long)v[1], (unsigned long)v[2] };
+    return prlimit(0, (int)v[0], &rl, NULL);
+  }
+  case OP_CLOSE_FDS: return close_fds();
+  case OP_EXEC: return do_exec(i, o);
+  case OP_UMASK: umask((int)v[0]); return 0;
+  }
+  errno = ENOSYS;
+  return -1;
+}
+
+static __attribute__((noreturn)) void child_main(uint32_t start) {
+  reset_signals();
+  char go;
+  if (read(sock, &go, 1) != 1) _exit(125); /* the parent failed or is gone */
+  for (uint32_t i = start; i < nops; i++) {
+    struct op *o = &ops[i];
+    if (o->code < OP_CHILD_BASE) continue;
+    if (run_child_op(i, o) == 0) continue;
+    if ((o->flags & F_OPTIONAL) || ((o->flags & F_IGNORE_ENOENT) && errno == ENOENT)) continue;
+    report(i, errno);
+    _exit(125);
+  }
+  _exit(125); /* a plan ends in OP_EXEC */
+}
+
+/* ---- parent ------------------------------------------------------------- */
+static struct termios saved_tio;
+static int raw_set;
+
+static void restore_tty(void) {
+  if (raw_set) tcsetattr_flush(0, &saved_tio);
+  raw_set = 0;
+}
+
+static void copy_winsize(int master) {
+  struct winsize ws;
+  if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+}
+
+/* "bunker: <what failed>: <why>[; <what to do>]" from an op's desc ("what\thint"). */
+static void print_error(uint32_t index, int err, int status) {
+  char m[1024];
+  struct buf b = BUF(m);
+  const char *desc = index < nops ? ops[index].desc : "?", *tab = strchr(desc, '\t');
+  puts_(&b, "bunker: ");
+  put(&b, desc, tab ? (size_t)(tab - desc) : strlen(desc));
+  if (status >= 0) {
+    puts_(&b, ": exited with status ");
+    putnum(&b, status);
+  } else if (ops[index].code == OP_EXEC && err == ENOENT && !strchr(ops[index].strs[1], '/')) {
+    puts_(&b, ": executable file not found in $PATH");
+    tab = NULL;
+  } else {
+    puts_(&b, ": ");
+    puterr(&b, err);
+  }
+  if (tab) puts_(&b, "; "), puts_(&b, tab + 1);
+  emit(2, &b);
+}
+
+static void cleanup(void) {
+  for (uint32_t i = 0; i < nops; i++) {
+    if (ops[i].code != OP_CLEANUP) continue;
+    for (int s = 0; s < ops[i].nstr; s++) {
+      const char *p = ops[i].strs[s];
+      size_t n = strlen(p);
+      if (n && p[n - 1] == '/') rmdir(p);
+      else unlink(p);
+    }
+  }
+}
+
+/* Print what failed (UINT32_MAX: already printed), undo, exit 125. */
+static __attribute__((noreturn)) void fail(uint32_t index, int err) {
+  if (index != UINT32_MAX) print_error(index, err, -1);
+  if (child > 0) {
+    kill(child, SIGKILL);
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+  }
+  restore_tty();
+  cleanup();
+  _exit(125);
+}
+
+/* Wait for the helpers OP_SPAWN started; on failure name the op and fail. */
+static void wait_spawned(void) {
+  for (int k = 0; k < nspawned; k++) {
+    int st;
+    while (waitpid(spawned[k], &st, 0) < 0)
+      if (errno != EINTR) fail(spawned_op[k], errno);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) continue;
+    print_error(spawned_op[k], 0, WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    fail(UINT32_MAX, 0);
+  }
+  nspawned = 0;
+}
+
+static void spawn(uint32_t i, const struct op *o) {
+  if (nspawned == (int)(sizeof spawned / sizeof *spawned) || o->nstr < 1) fail(i, E2BIG);
+  char **av = xalloc(((size_t)o->nstr + 1) * sizeof *av);
+  for (int k = 0; k < o->nstr; k++) av[k] = subst_pid(o->strs[k]);
+  char *env[] = { NULL };
+  pid_t pid = fork();
+  if (pid < 0) fail(i, errno);
+  if (pid == 0) {
+    reset_signals();
+    execve(av[0], av, env);
+    _exit(127);
+  }
+  spawned_op[nspawned] = i;
+  spawned[nspawned++] = pid;
+}
+
+/* Receive one message from the child; returns 0 at EOF (the child exec'd or died). */
+static int receive(struct msg *m, int *fd) {
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+  struct iovec iov = { m, sizeof *m };
+  struct msghdr mh = { NULL, 0, &iov, 1, u.buf, sizeof u.buf, 0 };
+  memset(&u, 0, sizeof u);
+  *fd = -1;
+  ssize_t n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+  if (n <= 0) return 0;
+  if (n != sizeof *m) m->type = 0;
+  if (mh.msg_controllen >= sizeof u.h && u.h.cmsg_level == SOL_SOCKET && u.h.cmsg_type == SCM_RIGHTS)
+    memcpy(fd, CMSG_DATA(&u.h), sizeof *fd);
+  return 1;
+}
+
+/* Proxy the pty, forward signals, and wait for the child. Returns the exit code. */
+static int supervise(int flags) {
+  int sfd = signalfd(&fwdset, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) return 125;
+  int master = -1, status = 0, exited = 0, err_index = -1, err = 0, sock_open = 1;
+  int in_open = (flags & SV_TTY) && (flags & SV_STDIN);
+  char inbuf[4096];
+  size_t inlen = 0;
+
+  for (;;) {
+    if (exited && master < 0 && !sock_open) break;
+    struct pollfd p[4];
+    int np = 0, isig, isock = -1, imaster = -1, iin = -1;
+    p[isig = np++] = (struct pollfd){ sfd, POLLIN, 0 };
+    if (sock_open) p[isock = np++] = (struct pollfd){ sock, POLLIN, 0 };
+    if (master >= 0) p[imaster = np++] = (struct pollfd){ master, (short)(POLLIN | (inlen ? POLLOUT : 0)), 0 };
+    if (master >= 0 && in_open && inlen < sizeof inbuf) p[iin = np++] = (struct pollfd){ 0, POLLIN, 0 };
+    /* once the child is gone, drain what is left without waiting forever */
+    int r = poll(p, (unsigned long)np, exited ? 200 : -1);
+    if (r == 0) break;
+    if (r < 0) continue;
+
+    if (p[isig].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+        int s = (int)si.ssi_signo, st;
+        if (s == SIGCHLD) {
+          if (!exited && waitpid(child, &st, WNOHANG) == child) exited = 1, status = st;
+        } else if (s == SIGWINCH && master >= 0) {
+          copy_winsize(master);
+        } else {
+          kill(child, s);
+        }
+      }
+    }
+    if (isock >= 0 && p[isock].revents) {
+      struct msg m;
+      int fd;
+      if (!receive(&m, &fd)) {
+        sock_open = 0; /* the child exec'd (or died): no more reports */
+      } else if (m.type == MSG_ERROR && err_index < 0) {
+        err_index = m.index, err = m.err;
+      } else if (m.type == MSG_MASTER && fd >= 0 && master < 0) {
+        master = fd;
+        fcntl(master, F_SETFL, O_NONBLOCK);
+        if (isatty(0)) copy_winsize(master);
+        if (in_open && tcgetattr(0, &saved_tio) == 0) {
+          struct termios raw = saved_tio;
+          cfmakeraw(&raw);
+          if (tcsetattr_flush(0, &raw) == 0) raw_set = 1;
+        }
+        write(sock, "", 1);
+      } else if (fd >= 0) {
+        close(fd);
+      }
+    }
+    if (imaster >= 0 && p[imaster].revents) {
+      if ((p[imaster].revents & POLLOUT) && inlen) {
+        ssize_t w = write(master, inbuf, inlen);
+        if (w > 0) memmove(inbuf, inbuf + w, inlen - (size_t)w), inlen -= (size_t)w;
+      }
+      if (p[imaster].revents & (POLLIN | POLLHUP | POLLERR)) {
+        char buf[16384];
+        ssize_t n = read(master, buf, sizeof buf);
+        if (n > 0) write_all(1, buf, (size_t)n);
+        else if (n == 0 || errno != EAGAIN) close(master), master = -1;
+      }
+    }
+    if (iin >= 0 && p[iin].revents) {
+      ssize_t n = read(0, inbuf + inlen, sizeof inbuf - inlen);
+      if (n > 0) inlen += (size_t)n;
+      else in_open = 0, inbuf[inlen++] = 4; /* end of input: send ^D */
+    }
+  }
+  restore_tty();
+  while (!exited && waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+  if (err_index >= 0) {
+    print_error((uint32_t)err_index, err, -1);
+    if (ops[err_index].code == OP_EXEC) return err == ENOENT ? 127 : 126;
+    return 125;
+  }
+  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    static const char m[] = "bunker-stage: run by bunker, not by hand\n";
+    write(2, m, sizeof m - 1);
+    return 125;
+  }
+  int planfd = 0;
+  for (const char *p = argv[1]; *p >= '0' && *p <= '9'; p++) planfd = planfd * 10 + (*p - '0');
+  parse_plan(planfd);
+  /* Bun may leave stdio non-blocking; the container must not inherit that. */
+  for (int fd = 0; fd < 3; fd++) {
+    int fl = fcntl(fd, F_GETFL, 0);
+    if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  }
+  close_range(3, ~0u, 0); /* nothing of Bun's may reach the child */
+
+  int fwd[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+  for (size_t k = 0; k < sizeof fwd / sizeof *fwd; k++) fwdset |= sigbit(fwd[k]);
+  sigprocmask(SIG_BLOCK, &fwdset, NULL);
+
+  int code = 0;
+  for (uint32_t i = 0; i < nops; i++) {
+    struct op *o = &ops[i];
+    if (o->code >= OP_CHILD_BASE) continue;
+    switch (o->code) {
+    case OP_CLONE: {
+      int sp[2];
+      if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) fail(i, errno);
+      child = clone_((unsigned long)o->ints[0] | SIGCHLD);
+      if (child < 0) fail(i, errno);
+      if (child == 0) {
+        close(sp[0]);
+        sock = sp[1];
+        child_main(i + 1);
+      }
+      close(sp[1]);
+      sock = sp[0];
+      break;
+    }
+    case OP_WRITE: {
+      int fd = open(subst_pid(o->strs[0]), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) fail(i, errno);
+      size_t n = strlen(o->strs[1]);
+      if (write(fd, o->strs[1], n) != (ssize_t)n) fail(i, errno);
+      close(fd);
+      break;
+    }
+    case OP_SPAWN: spawn(i, o); break;
+    case OP_RELEASE:
+      wait_spawned();
+      if (write(sock, "", 1) != 1) fail(i, errno);
+      break;
+    case OP_SUPERVISE: code = supervise((int)o->ints[0]); break;
+    case OP_CLEANUP: break; /* done once, at exit */
+    default: fail(i, ENOSYS);
+    }
+  }
+  cleanup();
+  return code;
+}

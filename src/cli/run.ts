@@ -1,0 +1,59 @@
+import type { CommandDef } from "citty";
+import { BunkerError } from "../errors.ts";
+import type { RunFlags } from "../spec/build.ts";
+import { parseCli } from "./args.ts";
+
+export const runArgs = {
+  target: { type: "positional", description: "A root filesystem directory, or an OCI bundle (a directory with config.json)", valueHint: "ROOTFS|BUNDLE" },
+  command: { type: "positional", required: false, description: "The command and its arguments (default: the bundle's, or sh)", valueHint: "COMMAND [ARG...]" },
+  env: { type: "string", alias: "e", description: "Set an environment variable (NAME=VALUE, or NAME to pass yours)", valueHint: "NAME=VALUE" },
+  "env-file": { type: "string", description: "Read environment variables from a file", valueHint: "FILE" },
+  workdir: { type: "string", alias: "w", description: "Working directory inside the container", valueHint: "DIR" },
+  user: { type: "string", alias: "u", description: "User to run as (name or UID, with an optional :GROUP)", valueHint: "UID[:GID]" },
+  hostname: { type: "string", alias: "h", description: "Container host name (default: the id's first 12 characters)", valueHint: "NAME" },
+  volume: { type: "string", alias: "v", description: "Bind a host path (repeatable)", valueHint: "SRC:DST[:ro]" },
+  tmpfs: { type: "string", description: "Mount a tmpfs (repeatable)", valueHint: "DST[:OPTS]" },
+  "read-only": { type: "boolean", description: "Mount the root filesystem read-only" },
+  network: { type: "string", description: "none (own network namespace, lo only; the default) or host", valueHint: "MODE" },
+  init: { type: "boolean", description: "Run a built-in init as PID 1 that reaps zombies and forwards signals" },
+  tty: { type: "boolean", alias: "t", description: "Allocate a pseudo-terminal" },
+  interactive: { type: "boolean", alias: "i", description: "Keep stdin open" },
+  "cap-add": { type: "string", description: "Add a capability (repeatable; ALL for all)", valueHint: "CAP" },
+  "cap-drop": { type: "string", description: "Drop a capability (repeatable; ALL for all)", valueHint: "CAP" },
+  name: { type: "string", description: "Name the container", valueHint: "NAME" },
+  userns: { type: "string", description: "auto: subordinate id ranges when configured (default); single: map only your own id", valueHint: "auto|single" },
+} as const;
+
+const REPEATABLE = ["env", "env-file", "volume", "tmpfs", "cap-add", "cap-drop"];
+
+export default {
+  meta: { name: "run", description: "Run a command in a new container" },
+  args: runArgs,
+  async run({ rawArgs }) {
+    const { values: v, positionals } = parseCli(runArgs, rawArgs, { verb: "run", stopAtPositional: true, repeatable: REPEATABLE });
+    const [target, ...command] = positionals;
+    if (!target) throw new BunkerError("run needs a root filesystem or a bundle: bunker run [OPTIONS] ROOTFS|BUNDLE [COMMAND [ARG...]]");
+    const list = (k: string) => v[k] as string[];
+    const str = (k: string) => v[k] as string | undefined;
+    const flags: RunFlags = {
+      env: list("env"),
+      envFile: list("env-file"),
+      workdir: str("workdir"),
+      user: str("user"),
+      hostname: str("hostname"),
+      volume: list("volume"),
+      tmpfs: list("tmpfs"),
+      readOnly: v["read-only"] as boolean,
+      network: str("network"),
+      init: v.init as boolean,
+      tty: v.tty as boolean,
+      interactive: v.interactive as boolean,
+      capAdd: list("cap-add"),
+      capDrop: list("cap-drop"),
+      name: str("name"),
+      userns: str("userns"),
+    };
+    const { run } = await import("../runtime/run.ts");
+    await run(target, command, flags);
+  },
+} satisfies CommandDef<any>;

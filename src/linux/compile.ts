@@ -1,0 +1,282 @@
+// A validated runtime spec -> the plan the C stage runs. Every decision about
+// order, flags and paths is made here, so that it can be read and tested.
+import type { Mount, RunOptions, Spec } from "../spec/types.ts";
+import { capMask } from "./caps.ts";
+import { formatMap, isSelfMap, mapsContain, newidmapArgs } from "./idmap.ts";
+import { MS, parseMountOptions } from "./mountopts.ts";
+import { Create, Op, OpFlag, Plan, Supervise } from "./plan.ts";
+
+export const CLONE = {
+  NEWNS: 0x20000,
+  NEWCGROUP: 0x02000000,
+  NEWUTS: 0x04000000,
+  NEWIPC: 0x08000000,
+  NEWUSER: 0x10000000,
+  NEWPID: 0x20000000,
+  NEWNET: 0x40000000,
+} as const;
+
+const NS_FLAGS: Record<string, number> = {
+  user: CLONE.NEWUSER,
+  mount: CLONE.NEWNS,
+  pid: CLONE.NEWPID,
+  ipc: CLONE.NEWIPC,
+  uts: CLONE.NEWUTS,
+  network: CLONE.NEWNET,
+  cgroup: CLONE.NEWCGROUP,
+};
+
+export const RLIMITS: Record<string, number> = {
+  RLIMIT_CPU: 0, RLIMIT_FSIZE: 1, RLIMIT_DATA: 2, RLIMIT_STACK: 3, RLIMIT_CORE: 4, RLIMIT_RSS: 5,
+  RLIMIT_NPROC: 6, RLIMIT_NOFILE: 7, RLIMIT_MEMLOCK: 8, RLIMIT_AS: 9, RLIMIT_LOCKS: 10,
+  RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12, RLIMIT_NICE: 13, RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
+};
+
+/** The devices every container gets, bound from the host after checking
+ * that each is the real character device (major, minor). */
+export const DEVICES: [string, number, number][] = [
+  ["null", 1, 3],
+  ["zero", 1, 5],
+  ["full", 1, 7],
+  ["random", 1, 8],
+  ["urandom", 1, 9],
+  ["tty", 5, 0],
+];
+
+const DEV_LINKS: [string, string][] = [
+  ["/proc/self/fd", "/dev/fd"],
+  ["/proc/self/fd/0", "/dev/stdin"],
+  ["/proc/self/fd/1", "/dev/stdout"],
+  ["/proc/self/fd/2", "/dev/stderr"],
+  ["pts/ptmx", "/dev/ptmx"],
+];
+
+/** glibc's makedev() for the dev_t the kernel reports in st_rdev. */
+export function makedev(major: number, minor: number): bigint {
+  const M = BigInt(major);
+  const m = BigInt(minor);
+  return ((M & 0xfffff000n) << 32n) | ((M & 0xfffn) << 8n) | ((m & 0xffffff00n) << 12n) | (m & 0xffn);
+}
+
+export interface CompileContext {
+  /** The caller on the host. */
+  uid: number;
+  gid: number;
+  newuidmap?: string;
+  newgidmap?: string;
+  /** Where relative bind sources of a bundle resolve. */
+  bundleDir?: string;
+  /** Generated files bound into /etc unless a mount already covers them. */
+  etcFiles: { destination: string; source: string }[];
+  /** Paths the stage removes when the container is gone ("dir/" for a directory). */
+  cleanup: string[];
+  /** Added to the messages of the steps a user-namespace restriction breaks. */
+  hint?: string;
+  /** Kind of a host path, for bind targets: a directory, a file, or missing. */
+  kind: (hostPath: string) => "dir" | "file" | undefined;
+}
+
+export class CompileError extends Error {}
+
+const withHint = (desc: string, hint?: string) => (hint ? `${desc}\t${hint}` : desc);
+
+export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan {
+  const plan = new Plan();
+  const proc = spec.process!;
+  const linux = spec.linux ?? {};
+  const ns = new Set((linux.namespaces ?? []).map((n) => n.type));
+  const uidMaps = linux.uidMappings!;
+  const gidMaps = linux.gidMappings!;
+  const rootfs = spec.root!.path;
+
+  // --- the stage: clone, id maps, release --------------------------------
+  let flags = 0;
+  for (const t of ns) flags |= NS_FLAGS[t] ?? 0;
+  plan.add(Op.CLONE, withHint(`create namespaces (${[...ns].join(", ")})`, ctx.hint), { ints: [flags] });
+  const direct = isSelfMap(uidMaps, ctx.uid) && isSelfMap(gidMaps, ctx.gid);
+  if (direct) {
+    plan.add(Op.WRITE, "deny setgroups in the user namespace", { strs: ["/proc/{pid}/setgroups", "deny"] });
+    plan.add(Op.WRITE, withHint("write the uid map", ctx.hint), { strs: ["/proc/{pid}/uid_map", formatMap(uidMaps)] });
+    plan.add(Op.WRITE, withHint("write the gid map", ctx.hint), { strs: ["/proc/{pid}/gid_map", formatMap(gidMaps)] });
+  } else {
+    for (const [tool, maps, file] of [
+      [ctx.newuidmap, uidMaps, "/etc/subuid"],
+      [ctx.newgidmap, gidMaps, "/etc/subgid"],
+    ] as const) {
+      const name = file === "/etc/subuid" ? "newuidmap" : "newgidmap";
+      if (!tool) throw new CompileError(`${name} is needed for this id map but was not found: install the uidmap package`);
+      plan.add(Op.SPAWN, `map ids with ${name}\tcheck your ranges in ${file}`, { strs: [tool, "{pid}", ...newidmapArgs(maps)] });
+    }
+  }
+  plan.add(Op.RELEASE, "start the container process");
+
+  // --- the child: namespaces are ready --------------------------------------
+  plan.add(Op.PDEATHSIG, "die with the stage", { ints: [9] });
+  plan.add(Op.DUMPABLE, "make the setup process non-dumpable", { ints: [0] });
+  plan.add(Op.MOUNT, withHint("make the mount namespace private", ctx.hint), {
+    flags: OpFlag.HOST_TARGET,
+    strs: ["", "/", "", ""],
+    ints: [MS.REC | MS.PRIVATE, Create.NONE, -1],
+  });
+  if (ns.has("uts") && spec.hostname) plan.add(Op.SETHOSTNAME, `set hostname ${spec.hostname}`, { strs: [spec.hostname] });
+  if (ns.has("network")) plan.add(Op.LOOPBACK, "bring up the loopback interface");
+  plan.add(Op.ROOT, `bind the root filesystem ${rootfs}`, { strs: [rootfs] });
+
+  const mounts = spec.mounts ?? [];
+  const mounted = new Set(mounts.map((m) => clean(m.destination)));
+  let devicesDone = false;
+  for (const m of mounts) {
+    compileMount(plan, m, { ns, gidMaps, uidMaps, ctx });
+    if (clean(m.destination) === "/dev") {
+      addDevices(plan);
+      devicesDone = true;
+    }
+  }
+  if (!devicesDone) addDevices(plan);
+  for (const f of ctx.etcFiles) {
+    if (mounted.has(f.destination)) continue;
+    // optional: a root filesystem the user cannot write may lack the file
+    plan.add(Op.MOUNT, `bind ${f.destination}`, {
+      flags: OpFlag.OPTIONAL,
+      strs: [f.source, f.destination, "", ""],
+      ints: [MS.BIND, Create.FILE, -1],
+    });
+  }
+  plan.add(Op.PIVOT, `pivot_root into ${rootfs}`, { strs: [rootfs] });
+
+  for (const p of linux.maskedPaths ?? []) plan.add(Op.MASK, `mask ${p}`, { flags: OpFlag.IGNORE_ENOENT, strs: [p] });
+  for (const p of linux.readonlyPaths ?? []) {
+    plan.add(Op.MOUNT, `make ${p} read-only`, {
+      flags: OpFlag.IGNORE_ENOENT | OpFlag.SRC_IN_ROOT,
+      strs: [p, p, "", ""],
+      ints: [MS.BIND | MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, Create.NONE, -1],
+    });
+  }
+  if (spec.root!.readonly) plan.add(Op.REMOUNT, "make the root filesystem read-only", { strs: ["/"], ints: [MS.RDONLY] });
+
+  // --- the process ----------------------------------------------------------
+  if (proc.terminal) plan.add(Op.CONSOLE, "set up the terminal", { strs: ["/dev/console"] });
+  else plan.add(Op.SETSID, "start a new session");
+  if (!proc.terminal && !opts.interactive) plan.add(Op.STDIN_NULL, "connect stdin to /dev/null");
+  plan.add(Op.MKDIR, `create the working directory ${proc.cwd}`, { flags: OpFlag.OPTIONAL, strs: [proc.cwd], ints: [0o755] });
+  plan.add(Op.UMASK, "set the umask", { ints: [proc.user.umask ?? 0o022] });
+  for (const r of proc.rlimits ?? []) {
+    plan.add(Op.RLIMIT, `set ${r.type} to ${r.soft}:${r.hard}`, { ints: [RLIMITS[r.type]!, BigInt(r.soft), BigInt(r.hard)] });
+  }
+  const caps = proc.capabilities ?? {};
+  plan.add(Op.CAPBSET, "drop capabilities from the bounding set", { ints: [capMask(caps.bounding)] });
+  if (!direct) {
+    const groups = (proc.user.additionalGids ?? []).filter((g) => mapsContain(gidMaps, g));
+    plan.add(Op.SETGROUPS, `set supplementary groups ${groups.join(",") || "(none)"}`, { ints: groups });
+  }
+  plan.add(Op.SETGID, `set gid ${proc.user.gid}`, { ints: [proc.user.gid] });
+  plan.add(Op.SETUID, `set uid ${proc.user.uid}`, { ints: [proc.user.uid] });
+  plan.add(Op.CAPSET, "set capabilities", {
+    ints: [capMask(caps.effective), capMask(caps.permitted), capMask(caps.inheritable), capMask(caps.ambient)],
+  });
+  plan.add(Op.CHDIR, `change to the working directory ${proc.cwd}`, { strs: [proc.cwd] });
+  if (proc.noNewPrivileges) plan.add(Op.NO_NEW_PRIVS, "set no_new_privs");
+  plan.add(Op.CLOSE_FDS, "close inherited file descriptors");
+  const env = proc.env ?? [];
+  const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "";
+  const args = proc.args!;
+  plan.add(Op.EXEC, `exec "${args[0]}"`, {
+    flags: opts.init ? OpFlag.INIT : 0,
+    ints: [args.length, env.length],
+    strs: [path, ...args, ...env],
+  });
+
+  // --- the stage again: run it, then tidy up ----------------------------------
+  plan.add(Op.SUPERVISE, "supervise the container", {
+    ints: [(proc.terminal ? Supervise.TTY : 0) | (proc.terminal && opts.interactive ? Supervise.STDIN : 0)],
+  });
+  if (ctx.cleanup.length) plan.add(Op.CLEANUP, "remove the container's runtime files", { strs: ctx.cleanup });
+  return plan;
+}
+
+function clean(p: string): string {
+  return "/" + p.split("/").filter((c) => c && c !== ".").join("/");
+}
+
+function addDevices(plan: Plan): void {
+  for (const [name, major, minor] of DEVICES) {
+    plan.add(Op.MOUNT, `bind /dev/${name}`, {
+      strs: [`/dev/${name}`, `/dev/${name}`, "", ""],
+      ints: [MS.BIND, Create.FILE, makedev(major, minor)],
+    });
+  }
+  for (const [target, link] of DEV_LINKS) plan.add(Op.SYMLINK, `link ${link} to ${target}`, { strs: [target, link] });
+}
+
+interface MountEnv {
+  ns: Set<string>;
+  uidMaps: NonNullable<Spec["linux"]>["uidMappings"] & {};
+  gidMaps: NonNullable<Spec["linux"]>["gidMappings"] & {};
+  ctx: CompileContext;
+}
+
+function compileMount(plan: Plan, m: Mount, env: MountEnv): void {
+  const dest = m.destination;
+  let o = parseMountOptions(m.options);
+  let type = m.type ?? "";
+  let source = m.source ?? "";
+  const bind = type === "bind" || (o.flags & MS.BIND) !== 0;
+
+  if (type === "sysfs" && !env.ns.has("network")) {
+    // only the owner of a network namespace may mount sysfs: bind the host's, read-only
+    o = parseMountOptions(["rbind", "nosuid", "noexec", "nodev", "rro"]);
+    source = "/sys";
+    return addBind(plan, dest, "/sys", o, env.ctx);
+  }
+  if (bind) {
+    if (!source.startsWith("/")) {
+      if (!env.ctx.bundleDir) throw new CompileError(`bind mount source "${source}" for ${dest} is not an absolute path`);
+      source = `${env.ctx.bundleDir}/${source}`;
+    }
+    return addBind(plan, dest, source, o, env.ctx);
+  }
+  if (type === "cgroup" || type === "cgroup2") {
+    // cgroup2 only mounts inside a cgroup namespace of our own; on a host
+    // without one (or on a v1-only host) /sys/fs/cgroup stays empty
+    if (!env.ns.has("cgroup")) return;
+    plan.add(Op.MOUNT, `mount cgroup2 on ${dest}`, {
+      flags: OpFlag.OPTIONAL,
+      strs: ["cgroup2", dest, "cgroup2", ""],
+      ints: [o.flags, Create.DIR, -1],
+    });
+    return;
+  }
+  let data = o.data;
+  if (type === "devpts") {
+    // uid=/gid= options name ids that must exist in the user namespace
+    data = data
+      .split(",")
+      .filter((kv) => {
+        const [k, v] = kv.split("=");
+        if (k === "gid") return mapsContain(env.gidMaps, Number(v));
+        if (k === "uid") return mapsContain(env.uidMaps, Number(v));
+        return kv !== "";
+      })
+      .join(",");
+  }
+  plan.add(Op.MOUNT, `mount ${type || source} on ${dest}`, {
+    strs: [source || type, dest, type, data],
+    ints: [o.flags, Create.DIR, -1],
+  });
+  if (o.propagation) addPropagation(plan, dest, o.propagation);
+}
+
+function addBind(plan: Plan, dest: string, source: string, o: ReturnType<typeof parseMountOptions>, ctx: CompileContext): void {
+  const kind = ctx.kind(source);
+  if (!kind) throw new CompileError(`bind mount source ${source} does not exist`);
+  plan.add(Op.MOUNT, `bind ${source} on ${dest}`, {
+    flags: o.recursiveReadonly ? OpFlag.RECURSIVE_RO : 0,
+    strs: [source, dest, "", ""],
+    ints: [o.flags | MS.BIND, kind === "dir" ? Create.DIR : Create.FILE, -1],
+  });
+  if (o.propagation) addPropagation(plan, dest, o.propagation);
+}
+
+function addPropagation(plan: Plan, dest: string, propagation: number): void {
+  plan.add(Op.MOUNT, `set propagation of ${dest}`, { strs: ["", dest, "", ""], ints: [propagation, Create.NONE, -1] });
+}

@@ -1,0 +1,163 @@
+// The plan: a flat list of primitive operations that the C stage
+// (ffi/stage.c) carries out in order. TypeScript makes every decision;
+// the plan only says what to do. Keep the codes in step with stage.c.
+
+export const Op = {
+  // run by the stage itself (the parent)
+  CLONE: 1,
+  WRITE: 2,
+  SPAWN: 3,
+  RELEASE: 4,
+  SUPERVISE: 5,
+  CLEANUP: 6,
+  // run by the child, inside the new namespaces
+  PDEATHSIG: 32,
+  DUMPABLE: 33,
+  SETHOSTNAME: 34,
+  ROOT: 35,
+  MOUNT: 36,
+  REMOUNT: 37,
+  MASK: 38,
+  MKDIR: 39,
+  SYMLINK: 40,
+  PIVOT: 41,
+  LOOPBACK: 42,
+  CONSOLE: 43,
+  SETSID: 44,
+  STDIN_NULL: 45,
+  CHDIR: 46,
+  SETGROUPS: 47,
+  SETGID: 48,
+  SETUID: 49,
+  CAPBSET: 50,
+  CAPSET: 51,
+  NO_NEW_PRIVS: 52,
+  RLIMIT: 53,
+  CLOSE_FDS: 54,
+  EXEC: 55,
+  UMASK: 56,
+} as const;
+export type OpCode = (typeof Op)[keyof typeof Op];
+const opName = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k])) as Record<number, string>;
+
+export const OpFlag = {
+  OPTIONAL: 0x1,
+  IGNORE_ENOENT: 0x2,
+  SRC_IN_ROOT: 0x4,
+  HOST_TARGET: 0x8,
+  RECURSIVE_RO: 0x10,
+  INIT: 0x20,
+} as const;
+
+export const Supervise = { TTY: 0x1, STDIN: 0x2 } as const;
+export const Create = { NONE: 0, DIR: 1, FILE: 2 } as const;
+
+export interface PlanOp {
+  code: OpCode;
+  flags: number;
+  ints: bigint[];
+  strs: string[];
+  /** What the op does, for error messages: "mount proc on /proc". A tab
+   * separates an optional hint: "create user namespace\tset sysctl ...". */
+  desc: string;
+}
+
+const MAGIC = 0x314b4e42; // "BNK1"
+
+export class Plan {
+  readonly ops: PlanOp[] = [];
+
+  add(code: OpCode, desc: string, opts: { flags?: number; ints?: (number | bigint)[]; strs?: string[] } = {}): this {
+    for (const s of opts.strs ?? []) {
+      if (s.includes("\0")) throw new Error(`${desc}: a string holds a NUL byte`);
+    }
+    this.ops.push({
+      code,
+      flags: opts.flags ?? 0,
+      ints: (opts.ints ?? []).map((n) => BigInt(n)),
+      strs: opts.strs ?? [],
+      desc,
+    });
+    return this;
+  }
+
+  /** The binary form stage.c parses: header, then per op
+   * u16 code, u16 flags, u16 nint, u16 nstr, i64 ints[], then nstr+1
+   * strings (the last is desc), each u32 length, bytes, NUL. */
+  encode(): Uint8Array {
+    const enc = new TextEncoder();
+    const parts: Uint8Array[] = [];
+    let size = 12;
+    const header = new DataView(new ArrayBuffer(12));
+    header.setUint32(0, MAGIC, true);
+    header.setUint32(4, this.ops.length, true);
+    parts.push(new Uint8Array(header.buffer));
+    for (const op of this.ops) {
+      if (op.ints.length > 0xffff || op.strs.length > 0xffff) throw new Error(`${op.desc}: too many arguments`);
+      const head = new DataView(new ArrayBuffer(8 + 8 * op.ints.length));
+      head.setUint16(0, op.code, true);
+      head.setUint16(2, op.flags, true);
+      head.setUint16(4, op.ints.length, true);
+      head.setUint16(6, op.strs.length, true);
+      op.ints.forEach((v, i) => head.setBigInt64(8 + 8 * i, v, true));
+      parts.push(new Uint8Array(head.buffer));
+      size += head.byteLength;
+      for (const s of [...op.strs, op.desc]) {
+        const bytes = enc.encode(s);
+        const rec = new Uint8Array(4 + bytes.length + 1);
+        new DataView(rec.buffer).setUint32(0, bytes.length, true);
+        rec.set(bytes, 4);
+        parts.push(rec);
+        size += rec.length;
+      }
+    }
+    const out = new Uint8Array(size);
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
+  }
+
+  /** A readable listing, for `bunker run --dry-run` and for tests. */
+  describe(): string {
+    return this.ops
+      .map((op, i) => {
+        const who = op.code < 32 ? "stage" : "child";
+        const args = [...op.ints.map(String), ...op.strs.map((s) => JSON.stringify(s))].join(" ");
+        const flags = op.flags ? ` flags=0x${op.flags.toString(16)}` : "";
+        return `${String(i).padStart(3)} ${who} ${opName[op.code]}${flags} ${args}  # ${op.desc.split("\t")[0]}`;
+      })
+      .join("\n");
+  }
+}
+
+/** Decode an encoded plan; the inverse of encode(), used by tests. */
+export function decodePlan(buf: Uint8Array): PlanOp[] {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const dec = new TextDecoder();
+  if (dv.getUint32(0, true) !== MAGIC) throw new Error("bad plan magic");
+  const n = dv.getUint32(4, true);
+  let off = 12;
+  const ops: PlanOp[] = [];
+  for (let i = 0; i < n; i++) {
+    const code = dv.getUint16(off, true) as OpCode;
+    const flags = dv.getUint16(off + 2, true);
+    const nint = dv.getUint16(off + 4, true);
+    const nstr = dv.getUint16(off + 6, true);
+    off += 8;
+    const ints: bigint[] = [];
+    for (let k = 0; k < nint; k++, off += 8) ints.push(dv.getBigInt64(off, true));
+    const strs: string[] = [];
+    for (let k = 0; k <= nstr; k++) {
+      const len = dv.getUint32(off, true);
+      strs.push(dec.decode(buf.subarray(off + 4, off + 4 + len)));
+      off += 4 + len + 1;
+    }
+    const desc = strs.pop()!;
+    ops.push({ code, flags, ints, strs, desc });
+  }
+  if (off !== buf.length) throw new Error("trailing bytes in plan");
+  return ops;
+}

@@ -1,0 +1,69 @@
+// Hand a plan to the C stage: put the stage binary in a sealed memfd, the
+// plan in a second memfd, and fexecve(). The Bun process ends here; the
+// container's lifetime is the stage's.
+//
+// The build compiles ffi/stage.c to build/bunker-stage; `bun build --compile`
+// embeds it, so dist/bunker is the one file a host needs.
+import stagePath from "../../build/bunker-stage" with { type: "file" };
+import { BunkerError } from "../errors.ts";
+import type { Plan } from "./plan.ts";
+import * as sys from "./sys.ts";
+
+async function stageBytes(): Promise<Uint8Array> {
+  const f = Bun.file(stagePath);
+  if (!(await f.exists())) throw new BunkerError(`the C stage is missing (${stagePath}): run 'npm run build'`);
+  return new Uint8Array(await f.arrayBuffer());
+}
+
+/** The stage as a sealed, executable memfd: a container can see it as
+ * /proc/1/exe under --init, but can never write it. */
+function sealedStage(bytes: Uint8Array): number {
+  let fd: number;
+  try {
+    fd = sys.memfd("bunker-stage", sys.MFD_CLOEXEC | sys.MFD_ALLOW_SEALING | sys.MFD_EXEC);
+  } catch (e) {
+    // kernels before 6.3 know no MFD_EXEC: every memfd is executable there
+    if (!(e instanceof sys.SysError) || e.code !== "EINVAL") throw e;
+    fd = sys.memfd("bunker-stage", sys.MFD_CLOEXEC | sys.MFD_ALLOW_SEALING);
+  }
+  sys.writeAll(fd, bytes);
+  sys.seal(fd, sys.F_SEAL_ALL);
+  return fd;
+}
+
+/** Where vm.memfd_noexec=2 forbids executing memfds: a private copy in the state dir. */
+function stageFile(bytes: Uint8Array, stateDir: string): string {
+  const path = `${stateDir}/bunker-stage`;
+  if (sys.stat(path)?.size !== bytes.length) {
+    const tmp = `${path}.${process.pid}`;
+    sys.writeFile(tmp, bytes, 0o500, true);
+    sys.rename(tmp, path);
+  }
+  return path;
+}
+
+const refused = (e: unknown) => e instanceof sys.SysError && (e.code === "EACCES" || e.code === "EPERM");
+
+export async function execStage(plan: Plan, stateDir: string): Promise<never> {
+  const bytes = await stageBytes();
+  const planFd = sys.memfd("bunker-plan", 0); // no CLOEXEC: the stage reads it
+  sys.writeAll(planFd, plan.encode());
+  const argv = ["bunker-stage", String(planFd)];
+  let stage: number | undefined;
+  try {
+    stage = sealedStage(bytes);
+    sys.exec(stage, argv, []);
+  } catch (e) {
+    if (!refused(e)) throw e;
+    if (stage !== undefined) sys.close(stage);
+  }
+  // memfd exec refused: run a copy from the state directory
+  try {
+    return sys.exec(stageFile(bytes, stateDir), argv, []);
+  } catch (e) {
+    if (!refused(e)) throw e;
+    throw new BunkerError(
+      `cannot execute the C stage: this kernel forbids executing memfds (vm.memfd_noexec) and ${stateDir} is mounted noexec; set XDG_RUNTIME_DIR to a directory on a file system that allows exec`,
+    );
+  }
+}

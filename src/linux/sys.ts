@@ -1,0 +1,257 @@
+// The kernel seam on the Bun side: the few libc calls bunker makes, through
+// bun:ffi. `run` does all its host I/O here rather than through node:fs,
+// node:path or node:crypto: on a slow VM each of those modules costs Bun
+// several milliseconds to load, which is most of our start-up budget.
+// Loaded lazily, so `--version` and `--help` never pay for it.
+import type { Pointer } from "bun:ffi";
+
+type Ffi = typeof import("bun:ffi");
+
+function defs(T: Ffi["FFIType"]) {
+  return {
+    open: { args: [T.ptr, T.i32, T.u32], returns: T.i32 },
+    read: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
+    write: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
+    close: { args: [T.i32], returns: T.i32 },
+    mkdir: { args: [T.ptr, T.u32], returns: T.i32 },
+    unlink: { args: [T.ptr], returns: T.i32 },
+    rmdir: { args: [T.ptr], returns: T.i32 },
+    rename: { args: [T.ptr, T.ptr], returns: T.i32 },
+    symlink: { args: [T.ptr, T.ptr], returns: T.i32 },
+    readlink: { args: [T.ptr, T.ptr, T.u64], returns: T.i64 },
+    access: { args: [T.ptr, T.i32], returns: T.i32 },
+    isatty: { args: [T.i32], returns: T.i32 },
+    statx: { args: [T.i32, T.ptr, T.i32, T.u32, T.ptr], returns: T.i32 },
+    getrandom: { args: [T.ptr, T.u64, T.u32], returns: T.i64 },
+    memfd_create: { args: [T.ptr, T.u32], returns: T.i32 },
+    fcntl: { args: [T.i32, T.i32, T.i32], returns: T.i32 },
+    fexecve: { args: [T.i32, T.ptr, T.ptr], returns: T.i32 },
+    execve: { args: [T.ptr, T.ptr, T.ptr], returns: T.i32 },
+    __errno_location: { args: [], returns: T.ptr },
+  } as const;
+}
+
+let cached: { ffi: Ffi; c: ReturnType<typeof load> } | undefined;
+function load(ffi: Ffi) {
+  return ffi.dlopen("libc.so.6", defs(ffi.FFIType)).symbols;
+}
+function libc() {
+  if (!cached) {
+    const ffi = require("bun:ffi") as Ffi;
+    cached = { ffi, c: load(ffi) };
+  }
+  return cached;
+}
+
+export const ERRNO: Record<number, string> = {
+  1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 8: "ENOEXEC", 9: "EBADF", 12: "ENOMEM", 13: "EACCES",
+  14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
+  26: "ETXTBSY", 28: "ENOSPC", 30: "EROFS", 36: "ENAMETOOLONG", 38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP",
+  95: "EOPNOTSUPP", 122: "EDQUOT",
+};
+
+const MESSAGES: Record<string, string> = {
+  EPERM: "operation not permitted", ENOENT: "no such file or directory", EACCES: "permission denied",
+  EEXIST: "file exists", ENOTDIR: "not a directory", EISDIR: "is a directory", EROFS: "read-only file system",
+  ENOSPC: "no space left on device", EDQUOT: "disk quota exceeded", ELOOP: "too many levels of symbolic links",
+  ENAMETOOLONG: "file name too long",
+};
+
+/** A failed system call: `code` is the errno name ("ENOENT"), as node:fs names it. */
+export class SysError extends Error {
+  readonly code: string;
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+    readonly path?: string,
+  ) {
+    const code = ERRNO[errno] ?? `errno ${errno}`;
+    super(`${call}${path ? ` ${path}` : ""}: ${MESSAGES[code] ?? code}`);
+    this.code = code;
+  }
+  /** "permission denied" and the like, without the call. */
+  get reason(): string {
+    return MESSAGES[this.code] ?? this.code;
+  }
+}
+
+function errno(): number {
+  const { ffi, c } = libc();
+  return ffi.read.i32(c.__errno_location() as Pointer, 0);
+}
+
+const enc = new TextEncoder();
+const cstr = (s: string): Uint8Array => enc.encode(`${s}\0`);
+const p = (b: Uint8Array) => libc().ffi.ptr(b);
+
+function check(rc: number | bigint, call: string, path?: string): number {
+  const n = Number(rc);
+  if (n < 0) throw new SysError(call, errno(), path);
+  return n;
+}
+
+const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000;
+const O_NOFOLLOW = 0o400000, O_CLOEXEC = 0o2000000;
+
+export function readFile(path: string): string {
+  const { c } = libc();
+  const fd = check(c.open(p(cstr(path)), O_RDONLY | O_CLOEXEC, 0), "open", path);
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = new Uint8Array(65536);
+      const n = Number(c.read(fd, p(buf), buf.length));
+      if (n < 0) {
+        if (errno() === 4) continue;
+        throw new SysError("read", errno(), path);
+      }
+      if (n === 0) break;
+      chunks.push(buf.subarray(0, n));
+      total += n;
+    }
+    const all = new Uint8Array(total);
+    chunks.reduce((off, ch) => (all.set(ch, off), off + ch.length), 0);
+    return new TextDecoder().decode(all);
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** The file's text, or undefined when it cannot be read. */
+export function tryRead(path: string): string | undefined {
+  try {
+    return readFile(path);
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeAll(fd: number, data: Uint8Array, what = "write"): void {
+  const { c } = libc();
+  for (let off = 0; off < data.length; ) {
+    const n = Number(c.write(fd, p(data.subarray(off)), data.length - off));
+    if (n < 0) {
+      if (errno() === 4) continue;
+      throw new SysError(what, errno());
+    }
+    off += n;
+  }
+}
+
+/** Create (or with replace, truncate) a file and write it; never follows a symlink. */
+export function writeFile(path: string, data: string | Uint8Array, mode = 0o644, replace = false): void {
+  const { c } = libc();
+  const flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (replace ? O_TRUNC : O_EXCL);
+  const fd = check(c.open(p(cstr(path)), flags, mode), "create", path);
+  try {
+    writeAll(fd, typeof data === "string" ? enc.encode(data) : data, `write ${path}`);
+  } finally {
+    c.close(fd);
+  }
+}
+
+export function mkdir(path: string, mode = 0o755): boolean {
+  const rc = libc().c.mkdir(p(cstr(path)), mode);
+  if (rc === 0) return true;
+  const e = errno();
+  if (e === 17) return false; // EEXIST
+  throw new SysError("mkdir", e, path);
+}
+
+export function unlink(path: string): void {
+  check(libc().c.unlink(p(cstr(path))), "unlink", path);
+}
+
+export function rmdir(path: string): void {
+  check(libc().c.rmdir(p(cstr(path))), "rmdir", path);
+}
+
+export function rename(from: string, to: string): void {
+  check(libc().c.rename(p(cstr(from)), p(cstr(to))), "rename", to);
+}
+
+export function symlink(target: string, path: string): void {
+  check(libc().c.symlink(p(cstr(target)), p(cstr(path))), "symlink", path);
+}
+
+export function readlink(path: string): string {
+  const buf = new Uint8Array(4096);
+  const n = check(libc().c.readlink(p(cstr(path)), p(buf), buf.length), "readlink", path);
+  return new TextDecoder().decode(buf.subarray(0, n));
+}
+
+export function isatty(fd: number): boolean {
+  return libc().c.isatty(fd) === 1;
+}
+
+export function executable(path: string): boolean {
+  return libc().c.access(p(cstr(path)), 1 /* X_OK */) === 0;
+}
+
+export type Kind = "dir" | "file" | "link" | "other";
+export interface Stat {
+  kind: Kind;
+  mode: number;
+  uid: number;
+  size: number;
+}
+
+const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, STATX_BASIC = 0x7ff;
+
+/** statx(2); lstat semantics with follow = false. Undefined when missing. */
+export function stat(path: string, follow = true): Stat | undefined {
+  const buf = new Uint8Array(256);
+  const rc = libc().c.statx(AT_FDCWD, p(cstr(path)), follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_BASIC, p(buf));
+  if (rc < 0) {
+    const e = errno();
+    if (e === 2 || e === 20) return undefined; // ENOENT, ENOTDIR
+    throw new SysError("stat", e, path);
+  }
+  const dv = new DataView(buf.buffer);
+  const mode = dv.getUint16(28, true);
+  const type = mode & 0o170000;
+  const kind: Kind = type === 0o040000 ? "dir" : type === 0o100000 ? "file" : type === 0o120000 ? "link" : "other";
+  return { kind, mode: mode & 0o7777, uid: dv.getUint32(20, true), size: Number(dv.getBigUint64(40, true)) };
+}
+
+export function randomHex(bytes: number): string {
+  const buf = new Uint8Array(bytes);
+  check(libc().c.getrandom(p(buf), bytes, 0), "getrandom");
+  return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// --- memfds and exec, for handing over to the C stage ----------------------
+export const MFD_CLOEXEC = 0x1, MFD_ALLOW_SEALING = 0x2, MFD_EXEC = 0x10;
+export const F_SEAL_ALL = 0x1 | 0x2 | 0x4 | 0x8; // SEAL, SHRINK, GROW, WRITE
+
+export function memfd(name: string, flags: number): number {
+  return check(libc().c.memfd_create(p(cstr(name)), flags), "memfd_create");
+}
+
+export function seal(fd: number, seals: number): void {
+  check(libc().c.fcntl(fd, 1033 /* F_ADD_SEALS */, seals), "fcntl(F_ADD_SEALS)");
+}
+
+export function close(fd: number): void {
+  libc().c.close(fd);
+}
+
+/** A NULL-terminated char*[]; `keep` holds the strings alive. */
+function cArray(items: string[]): { array: BigUint64Array; keep: Uint8Array[] } {
+  const keep = items.map(cstr);
+  const array = new BigUint64Array(items.length + 1);
+  keep.forEach((b, i) => (array[i] = BigInt(p(b))));
+  return { array, keep };
+}
+
+/** Replace this process with the program in fd (or at a path). Returns only by throwing. */
+export function exec(target: number | string, argv: string[], env: string[]): never {
+  const { c } = libc();
+  const a = cArray(argv);
+  const e = cArray(env);
+  if (typeof target === "number") c.fexecve(target, p(new Uint8Array(a.array.buffer)), p(new Uint8Array(e.array.buffer)));
+  else c.execve(p(cstr(target)), p(new Uint8Array(a.array.buffer)), p(new Uint8Array(e.array.buffer)));
+  void a.keep, e.keep;
+  throw new SysError(typeof target === "number" ? "fexecve" : "execve", errno());
+}

@@ -1,0 +1,76 @@
+// Check a runtime spec before anything is compiled or created. Each problem
+// is one sentence; the caller reports the first few.
+import { CAPABILITIES } from "../linux/caps.ts";
+import { checkMaps, mapsContain } from "../linux/idmap.ts";
+import { RLIMITS } from "../linux/compile.ts";
+import type { IdMapping, Spec } from "./types.ts";
+
+const NAMESPACES = new Set(["pid", "network", "mount", "ipc", "uts", "user", "cgroup"]);
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$/;
+
+export function validateSpec(spec: Spec): string[] {
+  const errs: string[] = [];
+  if (typeof spec.ociVersion !== "string" || !spec.ociVersion.startsWith("1.")) {
+    errs.push(`ociVersion "${spec.ociVersion}" is not a 1.x runtime spec`);
+  }
+  const p = spec.process;
+  if (!p) {
+    errs.push("process is missing");
+  } else {
+    if (!Array.isArray(p.args) || p.args.length === 0 || p.args.some((a) => typeof a !== "string")) {
+      errs.push("process.args is empty: give a command");
+    }
+    if (typeof p.cwd !== "string" || !p.cwd.startsWith("/")) errs.push(`process.cwd "${p.cwd}" is not an absolute path`);
+    for (const e of p.env ?? []) {
+      if (typeof e !== "string" || e.indexOf("=") <= 0) errs.push(`process.env entry "${e}" is not NAME=VALUE`);
+    }
+    for (const k of ["uid", "gid"] as const) {
+      if (!Number.isSafeInteger(p.user?.[k]) || p.user[k] < 0) errs.push(`process.user.${k} is not a valid id`);
+    }
+    const caps = p.capabilities ?? {};
+    for (const [set, list] of Object.entries(caps)) {
+      for (const c of (list as string[] | undefined) ?? []) {
+        if (!(CAPABILITIES as readonly string[]).includes(c)) errs.push(`process.capabilities.${set}: unknown capability "${c}"`);
+      }
+    }
+    for (const r of p.rlimits ?? []) {
+      if (!(r.type in RLIMITS)) errs.push(`process.rlimits: unknown type "${r.type}"`);
+      else if (!(r.soft <= r.hard)) errs.push(`process.rlimits: ${r.type} soft limit is above the hard limit`);
+    }
+  }
+  if (!spec.root?.path) errs.push("root.path is missing");
+  if (spec.hostname !== undefined && spec.hostname !== "" && !HOSTNAME.test(spec.hostname)) {
+    errs.push(`hostname "${spec.hostname}" is not a valid host name`);
+  }
+  for (const m of spec.mounts ?? []) {
+    if (typeof m.destination !== "string" || !m.destination.startsWith("/")) {
+      errs.push(`mount destination "${m.destination}" is not an absolute path`);
+    }
+  }
+  const linux = spec.linux ?? {};
+  const ns = new Set<string>();
+  for (const n of linux.namespaces ?? []) {
+    if (!NAMESPACES.has(n.type)) errs.push(`namespace "${n.type}" is not supported`);
+    if (n.path) errs.push(`joining an existing ${n.type} namespace (${n.path}) is not supported`);
+    ns.add(n.type);
+  }
+  if (spec.hostname && !ns.has("uts")) errs.push("a hostname needs a uts namespace");
+  const uids = linux.uidMappings ?? [];
+  const gids = linux.gidMappings ?? [];
+  errs.push(...checkMaps(uids, "uidMappings"), ...checkMaps(gids, "gidMappings"));
+  if (p && uids.length && gids.length) {
+    if (!mapsContain(uids, p.user.uid)) {
+      errs.push(`user ${p.user.uid} is not mapped into the container (the uid map covers ${describe(uids)}): add subordinate ids to /etc/subuid or run as root`);
+    }
+    for (const g of [p.user.gid, ...(p.user.additionalGids ?? [])]) {
+      if (!mapsContain(gids, g)) {
+        errs.push(`group ${g} is not mapped into the container (the gid map covers ${describe(gids)}): add subordinate ids to /etc/subgid`);
+      }
+    }
+  }
+  return errs;
+}
+
+function describe(maps: IdMapping[]): string {
+  return maps.map((m) => (m.size === 1 ? `${m.containerID}` : `${m.containerID}-${m.containerID + m.size - 1}`)).join(", ");
+}
