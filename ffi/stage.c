@@ -504,6 +504,7 @@ static void exec_search(const char *path, char **argv, char **envp) {
 /* PID 1 with --init: forward signals to the command, reap every zombie,
  * exit with the command's status. */
 static __attribute__((noreturn)) void init_loop(pid_t cmd) {
+  prctl(PR_SET_NAME, (unsigned long)"bunker-init", 0, 0, 0);
   ksigset_t all = ~0UL;
   int sfd = signalfd(&all, SFD_CLOEXEC);
   if (sfd < 0) _exit(125);
@@ -812,6 +813,7 @@ int main(int argc, char **argv) {
   int planfd = 0;
   for (const char *p = argv[1]; *p >= '0' && *p <= '9'; p++) planfd = planfd * 10 + (*p - '0');
   parse_plan(planfd);
+  prctl(PR_SET_NAME, (unsigned long)"bunker", 0, 0, 0); /* not the memfd's number */
   /* Bun may leave stdio non-blocking; the container must not inherit that. */
   for (int fd = 0; fd < 3; fd++) {
     int fl = fcntl(fd, F_GETFL, 0);

@@ -34,7 +34,7 @@ export function loadTarget(target: string): { rootfs: string; bundle?: Spec; bun
   if (typeof bundle !== "object" || bundle === null || typeof bundle.root?.path !== "string") {
     throw new BunkerError(`${dir}/config.json has no root.path: it is not an OCI runtime config`);
   }
-  const rootfs = resolve(dir, bundle.root.path);
+  const rootfs = resolve(bundle.root.path, dir);
   if (kind(rootfs) !== "dir") throw new BunkerError(`the bundle's root ${rootfs} is not a directory`);
   return { rootfs, bundle, bundleDir: dir };
 }

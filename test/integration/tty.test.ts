@@ -1,0 +1,73 @@
+// `bunker run -it` on a real terminal: tmux gives us one, and lets the test
+// type, resize the window and read the screen.
+import { afterAll, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync } from "node:fs";
+import { join } from "node:path";
+import { asUser, setup } from "./harness.ts";
+
+const h = setup();
+// the test user must be able to create the socket
+const socketDir = mkdtempSync(join(h.dir, "tmux-"));
+chmodSync(socketDir, 0o777);
+const socket = join(socketDir, "sock");
+const hasTmux = Bun.spawnSync(["sh", "-c", "command -v tmux"]).exitCode === 0;
+
+function tmux(...args: string[]): string {
+  const p = Bun.spawnSync(asUser(["tmux", "-S", socket, ...args]), { stdout: "pipe", stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`tmux ${args.join(" ")}: ${p.stderr.toString()}`);
+  return p.stdout.toString();
+}
+
+const screen = () => tmux("capture-pane", "-p", "-t", "t");
+
+async function waitFor(pattern: RegExp, what: string): Promise<string> {
+  for (let i = 0; i < 60; i++) {
+    const s = screen();
+    if (pattern.test(s)) return s;
+    await Bun.sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}; the screen was:\n${screen()}`);
+}
+
+async function type(line: string, until: RegExp): Promise<string> {
+  tmux("send-keys", "-t", "t", "-l", line);
+  tmux("send-keys", "-t", "t", "Enter");
+  return waitFor(until, line);
+}
+
+afterAll(() => {
+  if (hasTmux) Bun.spawnSync(asUser(["tmux", "-S", socket, "kill-server"]));
+});
+
+test.skipIf(!hasTmux)("-it gives a terminal in raw mode that follows window size changes", { timeout: 30000 }, async () => {
+  // an outer shell, so we can see the status and the terminal state afterwards
+  tmux("new-session", "-d", "-s", "t", "-x", "80", "-y", "24", "env", "PS1=outer$ ", "/bin/sh");
+  await waitFor(/outer\$\s*$/m, "the outer prompt");
+  await type(`${h.bin} run -it -e PS1='inner# ' ${h.main.rootfs} /bin/sh`, /inner#\s*$/m);
+
+  let s = await type("tty; stty size; echo $TERM; echo end-1", /^end-1$/m);
+  expect(s).toMatch(/^\/dev\/pts\/0$/m);
+  expect(s).toMatch(/^24 80$/m);
+  expect(s).toMatch(/^xterm$/m);
+
+  tmux("resize-window", "-t", "t", "-x", "100", "-y", "30");
+  await Bun.sleep(100);
+  s = await type("stty size; echo end-2", /^end-2$/m);
+  expect(s).toMatch(/^30 100$/m);
+
+  // ^C reaches the container's foreground process through its own terminal
+  tmux("send-keys", "-t", "t", "-l", "sleep 30; echo not-interrupted");
+  tmux("send-keys", "-t", "t", "Enter");
+  await Bun.sleep(300);
+  tmux("send-keys", "-t", "t", "C-c");
+  s = await type("echo end-3", /^end-3$/m);
+  expect(s).not.toMatch(/^not-interrupted$/m);
+
+  await type("exit 3", /outer\$\s*$/m);
+  s = await type("echo status=$?; stty -a | grep -o -- '-\\?icanon'", /^status=/m);
+  await Bun.sleep(100);
+  s = screen();
+  expect(s).toMatch(/^status=3$/m);
+  // the caller's terminal is back in canonical mode
+  expect(s).toMatch(/^icanon$/m);
+});

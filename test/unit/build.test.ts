@@ -1,0 +1,116 @@
+import { expect, test } from "bun:test";
+import { chooseMaps } from "../../src/linux/idmap.ts";
+import { type BuildInput, buildEnv, buildSpec, parseEnvFile, parseTmpfs, parseVolume, resolveUser, type RunFlags } from "../../src/spec/build.ts";
+
+const flags = (f: Partial<RunFlags> = {}): RunFlags => ({
+  env: [], envFile: [], volume: [], tmpfs: [], readOnly: false, init: false, tty: false,
+  interactive: false, capAdd: [], capDrop: [], ...f,
+});
+const who = { uid: 1000, gid: 1000, user: "alice" };
+const ranges = { uids: [{ start: 100000, count: 65536 }], gids: [{ start: 100000, count: 65536 }] };
+const helpers = { newuidmap: "/usr/bin/newuidmap", newgidmap: "/usr/bin/newgidmap" };
+
+const input = (f: Partial<RunFlags> = {}, more: Partial<BuildInput> = {}): BuildInput => ({
+  flags: flags(f),
+  command: ["sh"],
+  rootfs: "/nonexistent-rootfs",
+  id: "0123456789abcdef0123",
+  maps: (mode) => chooseMaps(mode, who, ranges, helpers),
+  hostEnv: { FROM_HOST: "h" },
+  readFile: () => "",
+  ...more,
+});
+
+test("run defaults: every namespace, Docker's caps, the id prefix as host name", () => {
+  const { spec, opts } = buildSpec(input());
+  expect(spec.linux!.namespaces!.map((n) => n.type).sort()).toEqual(["cgroup", "ipc", "mount", "network", "pid", "user", "uts"]);
+  expect(spec.hostname).toBe("0123456789ab");
+  expect(spec.process!.capabilities!.effective).toHaveLength(14);
+  expect(spec.process!.noNewPrivileges).toBe(true);
+  expect(spec.process!.terminal).toBe(false);
+  expect(spec.linux!.uidMappings).toHaveLength(2);
+  expect(spec.process!.env).toContain("HOSTNAME=0123456789ab");
+  expect(spec.process!.env).toContain("HOME=/");
+  expect(opts).toEqual({ interactive: false, init: false, name: undefined });
+});
+
+test("--network host drops the network namespace; unknown modes are refused", () => {
+  const { spec } = buildSpec(input({ network: "host" }));
+  expect(spec.linux!.namespaces!.some((n) => n.type === "network")).toBe(false);
+  expect(() => buildSpec(input({ network: "pasta" }))).toThrow('network mode "pasta" is not supported yet');
+});
+
+test("--userns=single, -t, --read-only, -w, -h", () => {
+  const { spec } = buildSpec(input({ userns: "single", tty: true, readOnly: true, workdir: "/srv", hostname: "web" }));
+  expect(spec.linux!.uidMappings).toEqual([{ containerID: 0, hostID: 1000, size: 1 }]);
+  expect(spec.process!.terminal).toBe(true);
+  expect(spec.process!.env).toContain("TERM=xterm");
+  expect(spec.root!.readonly).toBe(true);
+  expect(spec.process!.cwd).toBe("/srv");
+  expect(spec.hostname).toBe("web");
+  expect(() => buildSpec(input({ workdir: "rel" }))).toThrow("--workdir must be an absolute path");
+  expect(() => buildSpec(input({ userns: "keep-id" }))).toThrow("--userns must be auto or single");
+});
+
+test("a user other than root keeps the bounding set but no effective capabilities", () => {
+  const { spec } = buildSpec(input({ user: "1000:1000", capAdd: ["NET_ADMIN"] }));
+  expect(spec.process!.user).toMatchObject({ uid: 1000, gid: 1000 });
+  expect(spec.process!.capabilities!.bounding).toContain("CAP_NET_ADMIN");
+  expect(spec.process!.capabilities!.effective).toEqual([]);
+});
+
+test("a bundle keeps its own config unless a flag changes it", () => {
+  const bundle = {
+    ociVersion: "1.0.2",
+    process: { user: { uid: 0, gid: 0 }, args: ["app"], env: ["A=1"], cwd: "/app", capabilities: { bounding: ["CAP_KILL"] } },
+    root: { path: "rootfs" },
+    linux: { namespaces: [{ type: "pid" as const }, { type: "mount" as const }], uidMappings: [{ containerID: 0, hostID: 1000, size: 1 }], gidMappings: [{ containerID: 0, hostID: 1000, size: 1 }] },
+  };
+  const { spec, notice } = buildSpec(input({}, { bundle, command: [] }));
+  expect(spec.process!.args).toEqual(["app"]);
+  expect(spec.process!.capabilities).toEqual({ bounding: ["CAP_KILL"] });
+  expect(spec.linux!.uidMappings).toEqual(bundle.linux.uidMappings);
+  expect(spec.root!.path).toBe("/nonexistent-rootfs");
+  expect(spec.hostname).toBeUndefined(); // no uts namespace, no host name
+  expect(notice).toBeUndefined();
+  expect(bundle.process.args).toEqual(["app"]); // the input is not changed
+  const replaced = buildSpec(input({ network: "none" }, { bundle, command: ["other", "arg"] })).spec;
+  expect(replaced.process!.args).toEqual(["other", "arg"]);
+  expect(replaced.linux!.namespaces!.map((n) => n.type)).toContain("network");
+});
+
+test("environment: image env, defaults, then --env-file and -e; NAME alone passes the caller's value", () => {
+  const env = buildEnv(["PATH=/x", "KEEP=1", "OVER=image"], {
+    hostname: "h", tty: false, overrides: ["OVER=flag", "FROM_HOST", "UNSET_ON_HOST", "EMPTY="], hostEnv: { FROM_HOST: "h" },
+  });
+  expect(env).toEqual(["PATH=/x", "KEEP=1", "OVER=flag", "HOSTNAME=h", "HOME=/", "FROM_HOST=h", "EMPTY="]);
+  expect(() => buildEnv([], { tty: false, overrides: ["=x"], hostEnv: {} })).toThrow("invalid environment variable");
+  expect(parseEnvFile("# c\n\nA=1\r\nB\n  # indented comment\n")).toEqual(["A=1", "B"]);
+  expect(() => parseEnvFile("BAD NAME=1")).toThrow("invalid line in env file");
+});
+
+test("volumes and tmpfs mounts", () => {
+  expect(parseVolume("/h:/c:ro")).toEqual({ destination: "/c", type: "bind", source: "/h", options: ["rbind", "ro", "rprivate"] });
+  expect(parseVolume("/h:/c:rw,rshared").options).toEqual(["rbind", "rw", "rshared"]);
+  expect(() => parseVolume("name:/c")).toThrow("named volumes are not supported yet");
+  expect(() => parseVolume("/h:c")).toThrow("the destination must be an absolute path");
+  expect(() => parseVolume("/h:/")).toThrow("cannot mount over /");
+  expect(() => parseVolume("/h:/c:rx")).toThrow('unknown option "rx"');
+  expect(() => parseVolume("/h")).toThrow("invalid volume");
+  expect(parseTmpfs("/run:size=1m,mode=700")).toEqual({ destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "noexec", "size=1m", "mode=700"] });
+});
+
+test("-u looks names up in the container's passwd and group files", () => {
+  const files: Record<string, string> = {
+    "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\n",
+    "/etc/group": "root:x:0:\nwww:x:33:\nadm:x:4:www,other\nstaff:x:50:www\n",
+  };
+  const read = (_root: string, p: string) => files[p];
+  expect(resolveUser("www", "/r", read)).toEqual({ uid: 33, gid: 33, home: "/var/www", groups: [4, 50] });
+  expect(resolveUser("33:adm", "/r", read)).toEqual({ uid: 33, gid: 4, home: "/var/www", groups: [50] });
+  expect(resolveUser("1234", "/r", read)).toEqual({ uid: 1234, gid: 0, home: undefined, groups: [] });
+  expect(resolveUser("1234:5", "/r", read).gid).toBe(5);
+  expect(() => resolveUser("nobody", "/r", read)).toThrow("unable to find user nobody");
+  expect(() => resolveUser("www:nogroup", "/r", read)).toThrow("unable to find group nogroup");
+  expect(() => resolveUser(":1", "/r", read)).toThrow('invalid user ":1"');
+});

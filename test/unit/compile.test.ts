@@ -1,0 +1,151 @@
+import { expect, test } from "bun:test";
+import { CLONE, compile, type CompileContext, makedev } from "../../src/linux/compile.ts";
+import { chooseMaps } from "../../src/linux/idmap.ts";
+import { MS } from "../../src/linux/mountopts.ts";
+import { Op, OpFlag, type PlanOp, Supervise } from "../../src/linux/plan.ts";
+import { buildSpec, type RunFlags } from "../../src/spec/build.ts";
+import type { RunOptions, Spec } from "../../src/spec/types.ts";
+
+const who = { uid: 1000, gid: 1000, user: "alice" };
+const ranges = { uids: [{ start: 100000, count: 65536 }], gids: [{ start: 100000, count: 65536 }] };
+const helpers = { newuidmap: "/usr/bin/newuidmap", newgidmap: "/usr/bin/newgidmap" };
+
+function spec(f: Partial<RunFlags> = {}, command = ["sh"]): { spec: Spec; opts: RunOptions } {
+  return buildSpec({
+    flags: { env: [], envFile: [], volume: [], tmpfs: [], readOnly: false, init: false, tty: false, interactive: false, capAdd: [], capDrop: [], ...f },
+    command,
+    rootfs: "/rootfs",
+    id: "abcdefabcdefabcdef",
+    maps: (mode) => chooseMaps(mode, who, ranges, helpers),
+    hostEnv: {},
+    readFile: () => "",
+  });
+}
+
+const ctx = (more: Partial<CompileContext> = {}): CompileContext => ({
+  uid: 1000,
+  gid: 1000,
+  ...helpers,
+  etcFiles: [{ destination: "/etc/hosts", source: "/state/hosts" }],
+  cleanup: ["/state/hosts", "/state/"],
+  kind: (p) => (p.endsWith(".txt") ? "file" : p.startsWith("/missing") ? undefined : "dir"),
+  ...more,
+});
+
+function plan(f: Partial<RunFlags> = {}, c: Partial<CompileContext> = {}, command?: string[]): PlanOp[] {
+  const s = spec(f, command);
+  return compile(s.spec, s.opts, ctx(c)).ops;
+}
+const codes = (ops: PlanOp[]) => ops.map((o) => o.code);
+const find = (ops: PlanOp[], code: number, pred: (o: PlanOp) => boolean = () => true) => ops.filter((o) => o.code === code && pred(o));
+const index = (ops: PlanOp[], code: number, pred?: (o: PlanOp) => boolean) => ops.indexOf(find(ops, code, pred)[0]!);
+
+test("the stage clones every namespace, maps ids with newuidmap/newgidmap, then releases the child", () => {
+  const ops = plan();
+  expect(ops[0]!.code).toBe(Op.CLONE);
+  expect(Number(ops[0]!.ints[0])).toBe(Object.values(CLONE).reduce((a, b) => a | b, 0));
+  expect(ops[1]!.strs).toEqual(["/usr/bin/newuidmap", "{pid}", "0", "1000", "1", "1", "100000", "65536"]);
+  expect(ops[2]!.strs[0]).toBe("/usr/bin/newgidmap");
+  expect(ops[3]!.code).toBe(Op.RELEASE);
+  expect(codes(ops).slice(-2)).toEqual([Op.SUPERVISE, Op.CLEANUP]);
+  expect(ops.at(-1)!.strs).toEqual(["/state/hosts", "/state/"]);
+});
+
+test("a one-id map is written directly, after setgroups deny, and no SETGROUPS op follows", () => {
+  const ops = plan({ userns: "single" });
+  expect(find(ops, Op.WRITE).map((o) => o.strs)).toEqual([
+    ["/proc/{pid}/setgroups", "deny"],
+    ["/proc/{pid}/uid_map", "0 1000 1\n"],
+    ["/proc/{pid}/gid_map", "0 1000 1\n"],
+  ]);
+  expect(find(ops, Op.SPAWN)).toEqual([]);
+  expect(find(ops, Op.SETGROUPS)).toEqual([]);
+});
+
+test("ranges without newuidmap are refused with the package to install", () => {
+  const s = spec();
+  expect(() => compile(s.spec, s.opts, ctx({ newuidmap: undefined }))).toThrow("newuidmap is needed for this id map but was not found: install the uidmap package");
+});
+
+test("mounts go in before pivot_root; masks, read-only paths and the read-only root after", () => {
+  const ops = plan({ readOnly: true });
+  const pivot = index(ops, Op.PIVOT);
+  const root = index(ops, Op.ROOT);
+  expect(root).toBeLessThan(pivot);
+  const mountTargets = find(ops, Op.MOUNT).filter((o) => ops.indexOf(o) > root && ops.indexOf(o) < pivot).map((o) => o.strs[1]);
+  expect(mountTargets.slice(0, 8)).toEqual(["/proc", "/dev", "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]);
+  expect(mountTargets).toContain("/etc/hosts");
+  for (const m of find(ops, Op.MASK)) expect(ops.indexOf(m)).toBeGreaterThan(pivot);
+  expect(find(ops, Op.MASK).map((o) => o.strs[0])).toContain("/proc/kcore");
+  const ro = find(ops, Op.MOUNT, (o) => o.strs[1] === "/proc/sys")[0]!;
+  expect(ops.indexOf(ro)).toBeGreaterThan(pivot);
+  expect(Number(ro.ints[0]) & (MS.BIND | MS.RDONLY)).toBe(MS.BIND | MS.RDONLY);
+  expect(ro.flags & OpFlag.SRC_IN_ROOT).toBeTruthy();
+  expect(find(ops, Op.REMOUNT)[0]!.strs).toEqual(["/"]);
+});
+
+test("devices are bound only if they are the real character devices", () => {
+  const ops = plan();
+  const nul = find(ops, Op.MOUNT, (o) => o.strs[1] === "/dev/null")[0]!;
+  expect(nul.ints[2]).toBe(makedev(1, 3));
+  expect(find(ops, Op.MOUNT, (o) => o.strs[1] === "/dev/tty")[0]!.ints[2]).toBe(makedev(5, 0));
+  expect(makedev(1, 3)).toBe(0x103n);
+  // glibc's layout: minor's high bits go above the major's low 12 bits
+  expect(makedev(259, 300)).toBe(0x11032cn);
+});
+
+test("devpts drops gid=5 when gid 5 is not mapped", () => {
+  const data = (ops: PlanOp[]) => find(ops, Op.MOUNT, (o) => o.strs[2] === "devpts")[0]!.strs[3];
+  expect(data(plan())).toContain("gid=5");
+  expect(data(plan({ userns: "single" }))).not.toContain("gid=");
+});
+
+test("without a network namespace sysfs becomes a recursive read-only bind of the host's", () => {
+  const ops = plan({ network: "host" });
+  const sys = find(ops, Op.MOUNT, (o) => o.strs[1] === "/sys")[0]!;
+  expect(sys.strs[0]).toBe("/sys");
+  expect(sys.flags & OpFlag.RECURSIVE_RO).toBeTruthy();
+  expect(find(ops, Op.LOOPBACK)).toEqual([]);
+  expect(find(plan(), Op.LOOPBACK)).toHaveLength(1);
+});
+
+test("volumes: the target kind follows the source; a missing source is refused", () => {
+  const ops = plan({ volume: ["/src/dir:/data:ro", "/src/f.txt:/etc/f.txt"] });
+  const dir = find(ops, Op.MOUNT, (o) => o.strs[1] === "/data");
+  expect(dir[0]!.ints[1]).toBe(1n); // create a directory
+  expect(Number(dir[0]!.ints[0]) & (MS.BIND | MS.REC | MS.RDONLY)).toBe(MS.BIND | MS.REC | MS.RDONLY);
+  expect(dir[1]!.ints[0]).toBe(BigInt(MS.PRIVATE | MS.REC)); // then rprivate
+  expect(find(ops, Op.MOUNT, (o) => o.strs[1] === "/etc/f.txt")[0]!.ints[1]).toBe(2n); // a file
+  expect(() => plan({ volume: ["/missing:/x"] })).toThrow("bind mount source /missing does not exist");
+});
+
+test("terminal, stdin and init choices", () => {
+  const plain = plan();
+  expect(codes(plain)).toContain(Op.SETSID);
+  expect(codes(plain)).toContain(Op.STDIN_NULL);
+  expect(find(plain, Op.SUPERVISE)[0]!.ints).toEqual([0n]);
+  const tty = plan({ tty: true, interactive: true, init: true });
+  expect(codes(tty)).toContain(Op.CONSOLE);
+  expect(codes(tty)).not.toContain(Op.STDIN_NULL);
+  expect(find(tty, Op.SUPERVISE)[0]!.ints).toEqual([BigInt(Supervise.TTY | Supervise.STDIN)]);
+  expect(find(tty, Op.EXEC)[0]!.flags).toBe(OpFlag.INIT);
+  expect(codes(plan({ interactive: true }))).not.toContain(Op.STDIN_NULL);
+});
+
+test("the process: caps before the user switch, chdir after, exec last of the child ops", () => {
+  const ops = plan({ user: "1000:1000", workdir: "/srv", env: ["A=1"] }, {}, ["app", "--flag"]);
+  const order = [Op.CAPBSET, Op.SETGROUPS, Op.SETGID, Op.SETUID, Op.CAPSET, Op.CHDIR, Op.NO_NEW_PRIVS, Op.CLOSE_FDS, Op.EXEC].map((c) => index(ops, c));
+  expect([...order].sort((a, b) => a - b)).toEqual(order);
+  const exec = find(ops, Op.EXEC)[0]!;
+  expect(exec.ints).toEqual([2n, BigInt(exec.strs.length - 3)]);
+  expect(exec.strs.slice(0, 3)).toEqual(["/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "app", "--flag"]);
+  expect(exec.strs).toContain("A=1");
+  expect(exec.desc).toBe('exec "app"');
+  expect(find(ops, Op.CAPSET)[0]!.ints).toEqual([0n, 0n, 0n, 0n]);
+  expect(find(ops, Op.CAPBSET)[0]!.ints).toEqual([0xa80425fbn]);
+});
+
+test("a user-namespace hint is attached to the steps it explains", () => {
+  const ops = plan({}, { hint: "AppArmor restricts it" });
+  expect(ops[0]!.desc.split("\t")).toEqual(["create namespaces (pid, ipc, uts, mount, user, cgroup, network)", "AppArmor restricts it"]);
+});

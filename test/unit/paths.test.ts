@@ -1,0 +1,18 @@
+import { expect, test } from "bun:test";
+import { dirname, join, resolve } from "../../src/paths.ts";
+
+test("join normalises like node:path", () => {
+  expect(join("/a", "b", "../c")).toBe("/a/c");
+  expect(join("/a/", "/b/")).toBe("/a/b");
+  expect(join("/", "..")).toBe("/");
+  expect(join("a", "..", "..", "b")).toBe("../b");
+  expect(join("a", ".")).toBe("a");
+});
+
+test("resolve and dirname", () => {
+  expect(resolve("x", "/base")).toBe("/base/x");
+  expect(resolve("/abs/../y", "/base")).toBe("/y");
+  expect(dirname("/a/b/")).toBe("/a");
+  expect(dirname("/a")).toBe("/");
+  expect(dirname("a")).toBe(".");
+});
