@@ -1,7 +1,7 @@
 // A small root filesystem made only from what this host has: busybox with
 // its applet links when it is installed (static, or with its libraries),
 // otherwise a handful of the host's own programs and their libraries.
-import { chmodSync, copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 const FALLBACK = ["sh", "ls", "cat", "echo", "id", "hostname", "env", "sleep", "true", "false", "ps", "mkdir", "touch", "rm", "stat", "pwd", "uname", "readlink", "kill", "head", "grep"];
@@ -9,7 +9,9 @@ const FALLBACK = ["sh", "ls", "cat", "echo", "id", "hostname", "env", "sleep", "
 function which(name: string): string | undefined {
   for (const d of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
     const p = join(d, name);
-    if (existsSync(p)) return p;
+    try {
+      if (statSync(p).isFile()) return p;
+    } catch {}
   }
   return undefined;
 }

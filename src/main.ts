@@ -18,6 +18,9 @@ const root = {
 } satisfies CommandDef;
 
 async function usage(cmd: CommandDef<any>, parent?: CommandDef<any>): Promise<void> {
+  // citty colours its help unless told otherwise; a pipe gets plain text
+  const { isatty } = await import("./linux/sys.ts");
+  if (!isatty(1)) process.env.NO_COLOR = "1";
   const { renderUsage } = await import("citty");
   console.log(await renderUsage(cmd, parent));
 }
