@@ -200,8 +200,9 @@ struct ksigaction {
 static int sigprocmask(int how, const ksigset_t *set, ksigset_t *old) {
   return (int)SYS4(__NR_rt_sigprocmask, how, set, old, sizeof(ksigset_t));
 }
-static int sigdefault(int sig) {
-  struct ksigaction sa = { SIG_DFL, 0, NULL, 0 };
+/* SIG_DFL or SIG_IGN: neither needs a restorer */
+static int sigdisposition(int sig, void *handler) {
+  struct ksigaction sa = { handler, 0, NULL, 0 };
   return (int)SYS4(__NR_rt_sigaction, sig, &sa, NULL, sizeof(ksigset_t));
 }
 static int signalfd(const ksigset_t *set, int flags) { return (int)SYS4(__NR_signalfd4, -1, set, sizeof(ksigset_t), flags); }

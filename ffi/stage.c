@@ -473,7 +473,7 @@ static void report(uint32_t index, int err) {
 
 static void reset_signals(void) {
   ksigset_t none = 0;
-  for (int s = 1; s <= NSIG_; s++) sigdefault(s);
+  for (int s = 1; s <= NSIG_; s++) sigdisposition(s, SIG_DFL);
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
@@ -771,7 +771,7 @@ static int supervise(int flags) {
           cfmakeraw(&raw);
           if (tcsetattr_flush(0, &raw) == 0) raw_set = 1;
         }
-        write(sock, "", 1);
+        send(sock, "", 1, MSG_NOSIGNAL);
       } else if (fd >= 0) {
         close(fd);
       }
@@ -824,6 +824,7 @@ int main(int argc, char **argv) {
   int fwd[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
   for (size_t k = 0; k < sizeof fwd / sizeof *fwd; k++) fwdset |= sigbit(fwd[k]);
   sigprocmask(SIG_BLOCK, &fwdset, NULL);
+  sigdisposition(SIGPIPE, SIG_IGN); /* a closed stdout must not kill us before we tidy up */
 
   int code = 0;
   for (uint32_t i = 0; i < nops; i++) {
@@ -855,7 +856,7 @@ int main(int argc, char **argv) {
     case OP_SPAWN: spawn(i, o); break;
     case OP_RELEASE:
       wait_spawned();
-      if (write(sock, "", 1) != 1) fail(i, errno);
+      if (send(sock, "", 1, MSG_NOSIGNAL) != 1) fail(i, errno);
       break;
     case OP_SUPERVISE: code = supervise((int)o->ints[0]); break;
     case OP_CLEANUP: break; /* done once, at exit */

@@ -171,8 +171,13 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   }
   plan.add(Op.SETGID, `set gid ${proc.user.gid}`, { ints: [proc.user.gid] });
   plan.add(Op.SETUID, `set uid ${proc.user.uid}`, { ints: [proc.user.uid] });
+  // the kernel raises an ambient capability only if it is permitted and
+  // inheritable; runc and crun skip the others, and so do we (their own
+  // `spec --rootless` lists ambient capabilities with no inheritable ones)
+  const permitted = capMask(caps.permitted);
+  const inheritable = capMask(caps.inheritable);
   plan.add(Op.CAPSET, "set capabilities", {
-    ints: [capMask(caps.effective), capMask(caps.permitted), capMask(caps.inheritable), capMask(caps.ambient)],
+    ints: [capMask(caps.effective), permitted, inheritable, capMask(caps.ambient) & permitted & inheritable],
   });
   plan.add(Op.CHDIR, `change to the working directory ${proc.cwd}`, { strs: [proc.cwd] });
   if (proc.noNewPrivileges) plan.add(Op.NO_NEW_PRIVS, "set no_new_privs");

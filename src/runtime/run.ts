@@ -9,7 +9,7 @@ import { resolve } from "../paths.ts";
 import { buildSpec, FlagError, type RunFlags } from "../spec/build.ts";
 import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
-import { checkUserNamespaces, findHelper, identity, subIds } from "./host.ts";
+import { checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
 import { ContainerDir, type ContainerState, stateRoot, starttime } from "./state.ts";
 
 function kind(path: string): "dir" | "file" | undefined {
@@ -92,6 +92,8 @@ export async function run(target: string, command: string[], flags: RunFlags): P
     throw e;
   }
   const { spec, opts } = built;
+  // "cgroup where available": a kernel without cgroup namespaces runs without one
+  if (!hasNamespace("cgroup")) spec.linux!.namespaces = spec.linux!.namespaces!.filter((n) => n.type !== "cgroup");
   const ownNetwork = spec.linux!.namespaces!.some((n) => n.type === "network");
   if (!ownNetwork && flags.hostname === undefined && !bundle) spec.hostname = sys.tryRead("/proc/sys/kernel/hostname")?.trim();
 

@@ -352,4 +352,23 @@ describe("bundles", () => {
     const r = bunker(["run", bundle, "echo", "replaced"]);
     expect(r.stdout).toBe("replaced\n");
   });
+
+  for (const rt of ["crun", "runc"]) {
+    const installed = Bun.spawnSync(["sh", "-c", `command -v ${rt}`]).exitCode === 0;
+    test.skipIf(!installed)(`a bundle written by \`${rt} spec --rootless\` runs`, () => {
+      const bundle = mkdtempSync(join(h.dir, `${rt}-`));
+      chmodSync(bundle, 0o777);
+      const made = Bun.spawnSync(asUser(["sh", "-c", `cd ${bundle} && ${rt} spec --rootless`]));
+      expect(made.exitCode).toBe(0);
+      const config = JSON.parse(readFileSync(join(bundle, "config.json"), "utf8"));
+      config.process.terminal = false;
+      config.process.args = ["/bin/sh", "-c", "hostname; id -u; grep CapEff /proc/self/status"];
+      config.root.path = h.main.rootfs;
+      writeFileSync(join(bundle, "config.json"), JSON.stringify(config));
+      const r = bunker(["run", bundle]);
+      expect(r.stderr).toBe("");
+      // its three capabilities: AUDIT_WRITE, KILL, NET_BIND_SERVICE
+      expect(r.stdout.trim().split("\n")).toEqual([rt, "0", "CapEff:\t0000000020000420"]);
+    });
+  }
 });

@@ -149,3 +149,10 @@ test("a user-namespace hint is attached to the steps it explains", () => {
   const ops = plan({}, { hint: "AppArmor restricts it" });
   expect(ops[0]!.desc.split("\t")).toEqual(["create namespaces (pid, ipc, uts, mount, user, cgroup, network)", "AppArmor restricts it"]);
 });
+
+test("ambient capabilities are raised only when permitted and inheritable, as runc does", () => {
+  const s = spec();
+  s.spec.process!.capabilities = { bounding: ["CAP_KILL", "CAP_CHOWN"], permitted: ["CAP_KILL", "CAP_CHOWN"], inheritable: ["CAP_CHOWN"], ambient: ["CAP_KILL", "CAP_CHOWN"] };
+  const capset = compile(s.spec, s.opts, ctx()).ops.find((o) => o.code === Op.CAPSET)!;
+  expect(capset.ints).toEqual([0n, (1n << 5n) | 1n, 1n, 1n]);
+});

@@ -1,0 +1,18 @@
+import { expect, test } from "bun:test";
+import { checkUserNamespaces } from "../../src/runtime/host.ts";
+
+const with_ = (files: Record<string, string>) => (p: string) => files[p];
+
+test("each way a kernel can refuse user namespaces gets its own fix", () => {
+  expect(() => checkUserNamespaces(with_({ "/proc/sys/user/max_user_namespaces": "0\n" }))).toThrow(
+    "unprivileged user namespaces are disabled (user.max_user_namespaces=0): run 'sudo sysctl -w user.max_user_namespaces=15000'",
+  );
+  expect(() => checkUserNamespaces(with_({ "/proc/sys/kernel/unprivileged_userns_clone": "0\n" }))).toThrow(
+    "(kernel.unprivileged_userns_clone=0): run 'sudo sysctl -w kernel.unprivileged_userns_clone=1'",
+  );
+  // AppArmor lets the namespace be made, then denies what is done in it: a hint for the failing step
+  expect(checkUserNamespaces(with_({ "/proc/sys/kernel/apparmor_restrict_unprivileged_userns": "1\n" }))).toContain(
+    "kernel.apparmor_restrict_unprivileged_userns=1",
+  );
+  expect(checkUserNamespaces(with_({ "/proc/sys/user/max_user_namespaces": "15000\n", "/proc/sys/kernel/unprivileged_userns_clone": "1\n" }))).toBeUndefined();
+});
