@@ -13,7 +13,8 @@
  * The plan is a list of ops. Codes below OP_CHILD_BASE run in this process
  * (the parent); the rest run in the child created by OP_CLONE, in order.
  * A failing child op reports (op index, errno) over a socket; the parent
- * prints the op's description from the plan and exits 125 (126/127 for exec).
+ * prints the op's description from the plan and exits 125, or with the
+ * codes the exec op names when the command cannot be run.
  *
  * It is built freestanding on ffi/nolibc.h, so it stays about 30 KB.
  */
@@ -28,7 +29,7 @@ enum {
   OP_WRITE = 2,     /* strs: path ("{pid}" = child pid), data */
   OP_SPAWN = 3,     /* strs: argv ("{pid}" substituted); waited for by OP_RELEASE */
   OP_RELEASE = 4,   /* let the child run its ops */
-  OP_SUPERVISE = 5, /* ints: SV_* flags; proxy, forward signals, reap */
+  OP_SUPERVISE = 5, /* ints: SV_* flags, mask of signals to forward; proxy, reap */
   OP_CLEANUP = 6,   /* strs: paths to unlink ("/" suffix: rmdir); runs at exit, also on failure */
   OP_CHILD_BASE = 32,
   /* child ops */
@@ -55,7 +56,8 @@ enum {
   OP_NO_NEW_PRIVS,
   OP_RLIMIT,         /* ints: resource, soft, hard */
   OP_CLOSE_FDS,      /* mark every fd above 2 close-on-exec */
-  OP_EXEC,           /* ints: argc, envc; strs: PATH, argv..., envp...; F_INIT */
+  OP_EXEC,           /* ints: argc, envc, exit code if not found, if not runnable;
+                        strs: PATH, argv..., envp...; F_INIT */
   OP_UMASK,          /* ints: mask */
 };
 
@@ -100,7 +102,7 @@ static pid_t child = -1;
 static pid_t spawned[8];
 static uint32_t spawned_op[8];
 static int nspawned;
-static ksigset_t fwdset; /* signals the parent forwards, plus SIGCHLD */
+static ksigset_t fwdset; /* signals the parent forwards (from the plan), plus SIGCHLD */
 
 static __attribute__((noreturn)) void die_plan(const char *why) {
   char m[256];
@@ -158,6 +160,11 @@ static void parse_plan(int fd) {
     }
   }
   if (off != len) die_plan("trailing bytes");
+  /* the fixed arity of the ops the parent reads outside their turn */
+  for (uint32_t i = 0; i < nops; i++) {
+    if (ops[i].code == OP_SUPERVISE && ops[i].nint < 2) die_plan("supervise arity");
+    if (ops[i].code == OP_EXEC && (ops[i].nint < 4 || ops[i].nstr < 2)) die_plan("exec arity");
+  }
 #undef NEED
 }
 
@@ -522,6 +529,11 @@ static __attribute__((noreturn)) void init_loop(pid_t cmd) {
   }
 }
 
+/* The exit status for a command that could not be run: the plan's codes. */
+static int exec_status(const struct op *o, int err) {
+  return (int)(err == ENOENT ? o->ints[2] : o->ints[3]);
+}
+
 static int do_exec(uint32_t index, const struct op *o) {
   int argc = (int)o->ints[0];
   if (argc < 1 || 1 + argc + o->ints[1] != o->nstr) { errno = EINVAL; return -1; }
@@ -546,7 +558,7 @@ static int do_exec(uint32_t index, const struct op *o) {
   exec_search(o->strs[0], argv, envp);
   int err = errno;
   report(index, err);
-  _exit(err == ENOENT ? 127 : 126);
+  _exit(exec_status(o, err));
 }
 
 static int run_child_op(uint32_t i, struct op *o) {
@@ -798,7 +810,7 @@ static int supervise(int flags) {
   while (!exited && waitpid(child, &status, 0) < 0 && errno == EINTR) {}
   if (err_index >= 0) {
     print_error((uint32_t)err_index, err, -1);
-    if (ops[err_index].code == OP_EXEC) return err == ENOENT ? 127 : 126;
+    if (ops[err_index].code == OP_EXEC) return exec_status(&ops[err_index], err);
     return 125;
   }
   return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
@@ -821,8 +833,11 @@ int main(int argc, char **argv) {
   }
   close_range(3, ~0u, 0); /* nothing of Bun's may reach the child */
 
-  int fwd[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
-  for (size_t k = 0; k < sizeof fwd / sizeof *fwd; k++) fwdset |= sigbit(fwd[k]);
+  /* block what we forward before the clone, so nothing arriving during the
+   * setup is lost or kills us; supervise() collects it with a signalfd */
+  fwdset = sigbit(SIGCHLD);
+  for (uint32_t i = 0; i < nops; i++)
+    if (ops[i].code == OP_SUPERVISE) fwdset |= (ksigset_t)ops[i].ints[1] & ~(sigbit(SIGKILL) | sigbit(SIGSTOP));
   sigprocmask(SIG_BLOCK, &fwdset, NULL);
   sigdisposition(SIGPIPE, SIG_IGN); /* a closed stdout must not kill us before we tidy up */
 

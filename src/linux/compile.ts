@@ -32,6 +32,14 @@ export const RLIMITS: Record<string, number> = {
   RLIMIT_SIGPENDING: 11, RLIMIT_MSGQUEUE: 12, RLIMIT_NICE: 13, RLIMIT_RTPRIO: 14, RLIMIT_RTTIME: 15,
 };
 
+/** Docker's exit codes for a command that is not found, or cannot be run. */
+export const EXIT_NOT_FOUND = 127;
+export const EXIT_CANNOT_INVOKE = 126;
+
+/** What the stage passes on to the container: SIGINT, SIGTERM, SIGHUP, SIGQUIT,
+ * SIGUSR1, SIGUSR2, SIGWINCH (as a mask of bit N-1 for signal N). */
+export const FORWARDED_SIGNALS = [2, 15, 1, 3, 10, 12, 28].reduce((m, s) => m | (1n << BigInt(s - 1)), 0n);
+
 /** The devices every container gets, bound from the host after checking
  * that each is the real character device (major, minor). */
 export const DEVICES: [string, number, number][] = [
@@ -187,13 +195,13 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   const args = proc.args!;
   plan.add(Op.EXEC, `exec "${args[0]}"`, {
     flags: opts.init ? OpFlag.INIT : 0,
-    ints: [args.length, env.length],
+    ints: [args.length, env.length, EXIT_NOT_FOUND, EXIT_CANNOT_INVOKE],
     strs: [path, ...args, ...env],
   });
 
   // --- the stage again: run it, then tidy up ----------------------------------
   plan.add(Op.SUPERVISE, "supervise the container", {
-    ints: [(proc.terminal ? Supervise.TTY : 0) | (proc.terminal && opts.interactive ? Supervise.STDIN : 0)],
+    ints: [(proc.terminal ? Supervise.TTY : 0) | (proc.terminal && opts.interactive ? Supervise.STDIN : 0), FORWARDED_SIGNALS],
   });
   if (ctx.cleanup.length) plan.add(Op.CLEANUP, "remove the container's runtime files", { strs: ctx.cleanup });
   return plan;

@@ -85,39 +85,34 @@ export class Plan {
    * u16 code, u16 flags, u16 nint, u16 nstr, i64 ints[], then nstr+1
    * strings (the last is desc), each u32 length, bytes, NUL. */
   encode(): Uint8Array {
-    const enc = new TextEncoder();
-    const parts: Uint8Array[] = [];
-    let size = 12;
-    const header = new DataView(new ArrayBuffer(12));
-    header.setUint32(0, MAGIC, true);
-    header.setUint32(4, this.ops.length, true);
-    parts.push(new Uint8Array(header.buffer));
+    let cap = 12; // UTF-8 takes at most 3 bytes per UTF-16 unit
     for (const op of this.ops) {
       if (op.ints.length > 0xffff || op.strs.length > 0xffff) throw new Error(`${op.desc}: too many arguments`);
-      const head = new DataView(new ArrayBuffer(8 + 8 * op.ints.length));
-      head.setUint16(0, op.code, true);
-      head.setUint16(2, op.flags, true);
-      head.setUint16(4, op.ints.length, true);
-      head.setUint16(6, op.strs.length, true);
-      op.ints.forEach((v, i) => head.setBigInt64(8 + 8 * i, v, true));
-      parts.push(new Uint8Array(head.buffer));
-      size += head.byteLength;
-      for (const s of [...op.strs, op.desc]) {
-        const bytes = enc.encode(s);
-        const rec = new Uint8Array(4 + bytes.length + 1);
-        new DataView(rec.buffer).setUint32(0, bytes.length, true);
-        rec.set(bytes, 4);
-        parts.push(rec);
-        size += rec.length;
-      }
+      cap += 8 + 8 * op.ints.length + 5 + 3 * op.desc.length;
+      for (const s of op.strs) cap += 5 + 3 * s.length;
     }
-    const out = new Uint8Array(size);
-    let off = 0;
-    for (const p of parts) {
-      out.set(p, off);
-      off += p.length;
+    const buf = new Uint8Array(cap);
+    const dv = new DataView(buf.buffer);
+    const enc = new TextEncoder();
+    dv.setUint32(0, MAGIC, true);
+    dv.setUint32(4, this.ops.length, true);
+    let off = 12;
+    const str = (s: string) => {
+      const { written } = enc.encodeInto(s, buf.subarray(off + 4));
+      dv.setUint32(off, written, true);
+      off += 4 + written + 1; // the NUL is already there
+    };
+    for (const op of this.ops) {
+      dv.setUint16(off, op.code, true);
+      dv.setUint16(off + 2, op.flags, true);
+      dv.setUint16(off + 4, op.ints.length, true);
+      dv.setUint16(off + 6, op.strs.length, true);
+      off += 8;
+      for (const v of op.ints) (dv.setBigInt64(off, v, true), (off += 8));
+      op.strs.forEach(str);
+      str(op.desc);
     }
-    return out;
+    return buf.subarray(0, off);
   }
 
   /** A readable listing, for `bunker run --dry-run` and for tests. */

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { CLONE, compile, type CompileContext, makedev } from "../../src/linux/compile.ts";
+import { CLONE, compile, type CompileContext, FORWARDED_SIGNALS, makedev } from "../../src/linux/compile.ts";
 import { chooseMaps } from "../../src/linux/idmap.ts";
 import { MS } from "../../src/linux/mountopts.ts";
 import { Op, OpFlag, type PlanOp, Supervise } from "../../src/linux/plan.ts";
@@ -123,11 +123,12 @@ test("terminal, stdin and init choices", () => {
   const plain = plan();
   expect(codes(plain)).toContain(Op.SETSID);
   expect(codes(plain)).toContain(Op.STDIN_NULL);
-  expect(find(plain, Op.SUPERVISE)[0]!.ints).toEqual([0n]);
+  expect(find(plain, Op.SUPERVISE)[0]!.ints).toEqual([0n, FORWARDED_SIGNALS]);
+  expect(FORWARDED_SIGNALS).toBe(0x8004a07n); // bits 0 (HUP) 1 (INT) 2 (QUIT) 9 (USR1) 11 (USR2) 14 (TERM) 27 (WINCH)
   const tty = plan({ tty: true, interactive: true, init: true });
   expect(codes(tty)).toContain(Op.CONSOLE);
   expect(codes(tty)).not.toContain(Op.STDIN_NULL);
-  expect(find(tty, Op.SUPERVISE)[0]!.ints).toEqual([BigInt(Supervise.TTY | Supervise.STDIN)]);
+  expect(find(tty, Op.SUPERVISE)[0]!.ints[0]).toBe(BigInt(Supervise.TTY | Supervise.STDIN));
   expect(find(tty, Op.EXEC)[0]!.flags).toBe(OpFlag.INIT);
   expect(codes(plan({ interactive: true }))).not.toContain(Op.STDIN_NULL);
 });
@@ -137,7 +138,7 @@ test("the process: caps before the user switch, chdir after, exec last of the ch
   const order = [Op.CAPBSET, Op.SETGROUPS, Op.SETGID, Op.SETUID, Op.CAPSET, Op.CHDIR, Op.NO_NEW_PRIVS, Op.CLOSE_FDS, Op.EXEC].map((c) => index(ops, c));
   expect([...order].sort((a, b) => a - b)).toEqual(order);
   const exec = find(ops, Op.EXEC)[0]!;
-  expect(exec.ints).toEqual([2n, BigInt(exec.strs.length - 3)]);
+  expect(exec.ints).toEqual([2n, BigInt(exec.strs.length - 3), 127n, 126n]);
   expect(exec.strs.slice(0, 3)).toEqual(["/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "app", "--flag"]);
   expect(exec.strs).toContain("A=1");
   expect(exec.desc).toBe('exec "app"');
