@@ -280,7 +280,8 @@ static char *strstr(const char *h, const char *n) {
 static char *arena;
 static size_t arena_left;
 static void *xalloc(size_t n) {
-  n = (n + 15) & ~(size_t)15;
+  if (n > (1UL << 40)) n = ~(size_t)0; /* absurd: let mmap fail below */
+  else n = (n + 15) & ~(size_t)15;
   if (n > arena_left) {
     size_t chunk = n > (1 << 20) ? n : (1 << 20);
     arena = mmap_anon(chunk);
@@ -299,14 +300,13 @@ static void *xalloc(size_t n) {
 /* ---- output: a string builder instead of printf ------------------------------ */
 struct buf {
   char *p;
-  size_t cap, len; /* len == cap marks an overflow: nothing more is added */
+  size_t cap, len;  /* len < cap always: p[len] is the terminating NUL */
+  int overflow;     /* something did not fit; what fits was kept */
 };
-#define BUF(array) { array, sizeof array, 0 }
+#define BUF(array) { array, sizeof array, 0, 0 }
 static void put(struct buf *b, const char *s, size_t n) {
-  if (b->len >= b->cap || n >= b->cap - b->len) {
-    b->len = b->cap;
-    return;
-  }
+  size_t room = b->cap - 1 - b->len;
+  if (n > room) n = room, b->overflow = 1;
   memcpy(b->p + b->len, s, n);
   b->len += n;
   b->p[b->len] = 0;
@@ -322,7 +322,7 @@ static void putnum(struct buf *b, long v) {
   if (neg) d[--i] = '-';
   put(b, d + i, sizeof d - (size_t)i);
 }
-static int overflowed(const struct buf *b) { return b->len >= b->cap; }
+static int overflowed(const struct buf *b) { return b->overflow; }
 static void write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
     ssize_t w = write(fd, p, n);
@@ -333,8 +333,7 @@ static void write_all(int fd, const char *p, size_t n) {
 }
 /* Print a message line (truncated if it overflowed) to fd. */
 static void emit(int fd, struct buf *b) {
-  size_t n = b->len < b->cap ? b->len : b->cap - 1;
-  write_all(fd, b->p, n);
+  write_all(fd, b->p, b->len);
   write_all(fd, "\n", 1);
 }
 

@@ -42,7 +42,7 @@ enum {
   OP_MASK,           /* strs: target; dir -> ro tmpfs, else /dev/null */
   OP_MKDIR,          /* strs: path */
   OP_SYMLINK,        /* strs: link target, path */
-  OP_PIVOT,          /* strs: rootfs path on the host */
+  OP_PIVOT,          /* pivot_root into the root of OP_ROOT */
   OP_LOOPBACK,       /* bring lo up */
   OP_CONSOLE,        /* strs: console path ("" none); send pty master to parent */
   OP_SETSID,
@@ -59,11 +59,13 @@ enum {
   OP_EXEC,           /* ints: argc, envc, exit code if not found, if not runnable;
                         strs: PATH, argv..., envp...; F_INIT */
   OP_UMASK,          /* ints: mask */
+  OP_KEEPCAPS,       /* keep permitted capabilities across the next setuid */
+  OP_END
 };
 
 /* op flags */
 #define F_OPTIONAL 0x1       /* ignore any failure */
-#define F_IGNORE_ENOENT 0x2  /* ignore a missing target */
+#define F_IGNORE_ENOENT 0x2  /* skip the op when a path it resolves in the root is missing */
 #define F_SRC_IN_ROOT 0x4    /* mount source resolves inside the root */
 #define F_HOST_TARGET 0x8    /* mount target is a host path, not in the root */
 #define F_RECURSIVE_RO 0x10  /* make a recursive bind read-only all the way down */
@@ -98,6 +100,7 @@ static struct op *ops;
 static uint32_t nops;
 static int sock = -1;   /* sync socket; parent and child each hold one end */
 static int rootfd = -1; /* the container root while the child runs ops */
+static int target_missing; /* the current op's target does not exist (for F_IGNORE_ENOENT) */
 static pid_t child = -1;
 static pid_t spawned[8];
 static uint32_t spawned_op[8];
@@ -114,6 +117,34 @@ static __attribute__((noreturn)) void die_plan(const char *why) {
 }
 
 /* ---- plan parsing ------------------------------------------------------ */
+/* The fewest ints and strings each op reads; every op is checked before any runs. */
+static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
+  [OP_CLONE] = { 1, 0 }, [OP_WRITE] = { 0, 2 }, [OP_SPAWN] = { 0, 1 }, [OP_RELEASE] = { 0, 0 },
+  [OP_SUPERVISE] = { 2, 0 }, [OP_CLEANUP] = { 0, 0 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
+  [OP_SETHOSTNAME] = { 0, 1 }, [OP_ROOT] = { 0, 1 }, [OP_MOUNT] = { 3, 4 }, [OP_REMOUNT] = { 1, 1 },
+  [OP_MASK] = { 0, 1 }, [OP_MKDIR] = { 0, 1 }, [OP_SYMLINK] = { 0, 2 }, [OP_PIVOT] = { 0, 0 },
+  [OP_LOOPBACK] = { 0, 0 }, [OP_CONSOLE] = { 0, 1 }, [OP_SETSID] = { 0, 0 }, [OP_STDIN_NULL] = { 0, 0 },
+  [OP_CHDIR] = { 0, 1 }, [OP_SETGROUPS] = { 0, 0 }, [OP_SETGID] = { 1, 0 }, [OP_SETUID] = { 1, 0 },
+  [OP_CAPBSET] = { 1, 0 }, [OP_CAPSET] = { 4, 0 }, [OP_NO_NEW_PRIVS] = { 0, 0 }, [OP_RLIMIT] = { 3, 0 },
+  [OP_CLOSE_FDS] = { 0, 0 }, [OP_EXEC] = { 4, 2 }, [OP_UMASK] = { 1, 0 }, [OP_KEEPCAPS] = { 0, 0 },
+};
+static const int VALID[OP_END] = {
+  [OP_CLONE] = 1, [OP_WRITE] = 1, [OP_SPAWN] = 1, [OP_RELEASE] = 1, [OP_SUPERVISE] = 1, [OP_CLEANUP] = 1,
+  [OP_PDEATHSIG ... OP_KEEPCAPS] = 1,
+};
+#define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
+
+static __attribute__((noreturn)) void die_plan(const char *why);
+static void check_op(const struct op *o) {
+  if (o->code >= OP_END || !VALID[o->code]) die_plan("unknown op");
+  if (o->nint < ARITY[o->code].ints || o->nstr < ARITY[o->code].strs) die_plan("too few arguments");
+  if (o->code == OP_CLONE && ((uint64_t)o->ints[0] & ~(uint64_t)NS_FLAGS)) die_plan("clone flags");
+  if (o->code == OP_EXEC) { /* argc >= 1, envc >= 0, and PATH + argv + envp are all the strings */
+    int64_t argc = o->ints[0], envc = o->ints[1];
+    if (argc < 1 || envc < 0 || argc > o->nstr || 1 + argc + envc != o->nstr) die_plan("exec counts");
+  }
+}
+
 static void parse_plan(int fd) {
   struct stat st;
   if (fstat(fd, &st) < 0) die_plan("fstat");
@@ -156,15 +187,11 @@ static void parse_plan(int fd) {
       if (buf[off + sl] != 0) die_plan("string not terminated");
       if (s < o->nstr) o->strs[s] = buf + off;
       else o->desc = buf + off;
-      off += sl + 1;
+      off += (size_t)sl + 1;
     }
   }
   if (off != len) die_plan("trailing bytes");
-  /* the fixed arity of the ops the parent reads outside their turn */
-  for (uint32_t i = 0; i < nops; i++) {
-    if (ops[i].code == OP_SUPERVISE && ops[i].nint < 2) die_plan("supervise arity");
-    if (ops[i].code == OP_EXEC && (ops[i].nint < 4 || ops[i].nstr < 2)) die_plan("exec arity");
-  }
+  for (uint32_t i = 0; i < nops; i++) check_op(&ops[i]);
 #undef NEED
 }
 
@@ -181,7 +208,7 @@ static char *subst_pid(const char *s) {
   const char *m = strstr(s, "{pid}");
   if (!m) return (char *)s;
   size_t cap = strlen(s) + 24;
-  struct buf b = { xalloc(cap), cap, 0 };
+  struct buf b = { xalloc(cap), cap, 0, 0 };
   put(&b, s, (size_t)(m - s));
   putnum(&b, child);
   puts_(&b, m + 5);
@@ -189,7 +216,7 @@ static char *subst_pid(const char *s) {
 }
 
 static const char *fdpath(int fd, char out[32]) {
-  struct buf b = { out, 32, 0 };
+  struct buf b = { out, 32, 0, 0 };
   puts_(&b, "/proc/self/fd/");
   putnum(&b, fd);
   return out;
@@ -212,7 +239,9 @@ static int resolve_in_root(const char *path, int create) {
   struct buf c = BUF(cur);
   puts_(&c, path);
   if (overflowed(&c)) { errno = ENAMETOOLONG; return -1; }
-  for (int hops = 0; hops < 40; hops++) {
+  /* each round follows one dangling link (at most 40, as the kernel allows)
+   * or creates one component (at most one per component of the path) */
+  for (int links = 0, made = 0; links <= 40 && made <= PATH_MAX / 2;) {
     int fd = open_in_root(cur, 0);
     if (fd >= 0 || errno != ENOENT || create == CREATE_NONE) return fd;
     /* walk the components of cur to the first one that is missing */
@@ -247,7 +276,7 @@ static int resolve_in_root(const char *path, int create) {
           puts_(&nb, e);
           if (overflowed(&nb)) { errno = ENAMETOOLONG; return -1; }
           memcpy(cur, next, nb.len + 1);
-          progressed = 1;
+          progressed = 1, links++;
           break;
         }
         close(f);
@@ -270,7 +299,7 @@ static int resolve_in_root(const char *path, int create) {
         r = mkdirat(dir, name, 0755);
       }
       if (keep_errno(r, dir) < 0 && errno != EEXIST) return -1;
-      progressed = 1;
+      progressed = 1, made++;
       break;
     }
     if (!progressed) { errno = ENOENT; return -1; }
@@ -279,12 +308,15 @@ static int resolve_in_root(const char *path, int create) {
   return -1;
 }
 
-/* Flags a mount in a user namespace must keep on remount (MNT_LOCK_*);
- * statfs reports them in f_flags with the MS_* values. */
+/* Flags a mount in a user namespace must keep on remount (MNT_LOCK_*),
+ * from statfs's f_flags (ST_*: the same bits as MS_* but for relatime). */
+#define ST_RELATIME_ 0x1000
 #define KEEP_FLAGS (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME)
 static unsigned long locked_flags(const char *path) {
   struct statfs sf;
-  return statfs(path, &sf) < 0 ? 0 : (unsigned long)sf.f_flags & KEEP_FLAGS;
+  if (statfs(path, &sf) < 0) return 0;
+  unsigned long f = (unsigned long)sf.f_flags;
+  return (f & (KEEP_FLAGS & ~(unsigned long)MS_RELATIME)) | ((f & ST_RELATIME_) ? MS_RELATIME : 0);
 }
 
 #define BIND_EXTRA (KEEP_FLAGS | MS_STRICTATIME)
@@ -308,7 +340,10 @@ static int do_mount(const struct op *o) {
 
   if (*src && ((o->flags & F_SRC_IN_ROOT) || rdev >= 0)) {
     sfd = (o->flags & F_SRC_IN_ROOT) ? resolve_in_root(src, CREATE_NONE) : open(src, O_PATH | O_CLOEXEC);
-    if (sfd < 0) goto out;
+    if (sfd < 0) {
+      target_missing = (o->flags & F_SRC_IN_ROOT) && errno == ENOENT;
+      goto out;
+    }
     if (rdev >= 0) { /* only the real character device may be bound */
       struct stat st;
       if (fstat(sfd, &st) < 0) goto out;
@@ -318,7 +353,10 @@ static int do_mount(const struct op *o) {
   }
   if (!(o->flags & F_HOST_TARGET)) {
     tfd = resolve_in_root(target, create);
-    if (tfd < 0) goto out;
+    if (tfd < 0) {
+      target_missing = errno == ENOENT;
+      goto out;
+    }
     target = fdpath(tfd, tbuf);
   }
   if (flags & MS_BIND) {
@@ -343,7 +381,10 @@ out:
 static int do_mask(const struct op *o) {
   char buf[32];
   int fd = resolve_in_root(o->strs[0], CREATE_NONE);
-  if (fd < 0) return -1;
+  if (fd < 0) {
+    target_missing = errno == ENOENT;
+    return -1;
+  }
   struct stat st;
   int rc = fstat(fd, &st);
   if (rc == 0 && S_ISDIR(st.st_mode))
@@ -368,8 +409,8 @@ static int do_symlink(const struct op *o) {
   return keep_errno(rc, dir);
 }
 
-static int do_pivot(const char *root) {
-  if (chdir(root) < 0 || pivot_root(".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) return -1;
+static int do_pivot(void) {
+  if (fchdir(rootfd) < 0 || pivot_root(".", ".") < 0 || umount2(".", MNT_DETACH) < 0 || chdir("/") < 0) return -1;
   close(rootfd);
   rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   return rootfd < 0 ? -1 : 0;
@@ -403,20 +444,17 @@ static int send_fd(int fd) {
 /* Make a pty in the container's devpts, hand the master to the parent and
  * make the slave our controlling terminal and stdio. */
 static int do_console(const char *console) {
-  int master = open("/dev/pts/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  struct open_how how = { O_RDWR | O_NOCTTY | O_CLOEXEC, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+  int master = openat2(rootfd, "/dev/pts/ptmx", &how);
   if (master < 0) return -1;
-  int unlock = 0, n;
-  if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || ioctl(master, TIOCGPTN, &n) < 0) return -1;
-  char name[64];
-  struct buf b = BUF(name);
-  puts_(&b, "/dev/pts/");
-  putnum(&b, n);
-  int slave = open(name, O_RDWR | O_NOCTTY);
-  if (slave < 0) return -1;
+  int unlock = 0, slave = -1;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0 ||
+      (slave = ioctl(master, TIOCGPTPEER, (void *)(long)(O_RDWR | O_NOCTTY))) < 0)
+    return keep_errno(-1, master);
   if (*console) {
-    char buf[32];
+    char tbuf[32], sbuf[32];
     int fd = resolve_in_root(console, CREATE_FILE);
-    if (fd < 0 || keep_errno(mount(name, fdpath(fd, buf), NULL, MS_BIND, NULL), fd) < 0) return -1;
+    if (fd < 0 || keep_errno(mount(fdpath(slave, sbuf), fdpath(fd, tbuf), NULL, MS_BIND, NULL), fd) < 0) return -1;
   }
   if (send_fd(master) < 0) return -1;
   close(master);
@@ -465,11 +503,14 @@ static int do_capbset(uint64_t keep) {
   return 0;
 }
 
-static int close_fds(void) {
-  if (close_range(3, ~0u, 4 /* CLOSE_RANGE_CLOEXEC, Linux 5.11 */) == 0) return 0;
-  struct rlimit rl;
+/* Close (or with cloexec, mark close-on-exec) every fd from 3 up. */
+static int close_from3(int cloexec) {
+  if (close_range(3, ~0u, cloexec ? 4 /* CLOSE_RANGE_CLOEXEC */ : 0) == 0) return 0;
+  struct rlimit rl; /* kernels before 5.9 (5.11 for cloexec): one at a time */
   if (prlimit(0, RLIMIT_NOFILE, NULL, &rl) < 0) return -1;
-  for (unsigned long fd = 3; fd < rl.rlim_cur && fd < 1 << 20; fd++) fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+  for (unsigned long fd = 3; fd < rl.rlim_cur; fd++)
+    if (cloexec) fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    else close((int)fd);
   return 0;
 }
 
@@ -535,8 +576,7 @@ static int exec_status(const struct op *o, int err) {
 }
 
 static int do_exec(uint32_t index, const struct op *o) {
-  int argc = (int)o->ints[0];
-  if (argc < 1 || 1 + argc + o->ints[1] != o->nstr) { errno = EINVAL; return -1; }
+  int argc = (int)o->ints[0]; /* counts checked by check_op */
   char **argv = xalloc(((size_t)argc + 1) * sizeof *argv), **envp = o->strs + 1 + argc;
   memcpy(argv, o->strs + 1, (size_t)argc * sizeof *argv); /* envp is already NULL-ended */
   if (o->flags & F_INIT) {
@@ -566,7 +606,15 @@ static int run_child_op(uint32_t i, struct op *o) {
   char buf[32];
   int fd;
   switch (o->code) {
-  case OP_PDEATHSIG: return prctl(PR_SET_PDEATHSIG, (unsigned long)v[0], 0, 0, 0);
+  case OP_PDEATHSIG: {
+    /* set again after a uid change, which clears it; then make sure the
+     * parent did not die in between (its end of the socket would be closed) */
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)v[0], 0, 0, 0) < 0) return -1;
+    struct pollfd p = { sock, 0, 0 };
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR))) _exit(125);
+    return 0;
+  }
+  case OP_KEEPCAPS: return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
   case OP_DUMPABLE: return prctl(PR_SET_DUMPABLE, (unsigned long)v[0], 0, 0, 0);
   case OP_SETHOSTNAME: return sethostname(o->strs[0], strlen(o->strs[0]));
   case OP_ROOT:
@@ -582,7 +630,7 @@ static int run_child_op(uint32_t i, struct op *o) {
     if ((fd = resolve_in_root(o->strs[0], CREATE_DIR)) < 0) return -1;
     return keep_errno(0, fd);
   case OP_SYMLINK: return do_symlink(o);
-  case OP_PIVOT: return do_pivot(o->strs[0]);
+  case OP_PIVOT: return do_pivot();
   case OP_LOOPBACK: return do_loopback();
   case OP_CONSOLE: return do_console(o->strs[0]);
   case OP_SETSID: return setsid() < 0 ? -1 : 0;
@@ -606,7 +654,7 @@ static int run_child_op(uint32_t i, struct op *o) {
     struct rlimit rl = { (unsigned long)v[1], (unsigned long)v[2] };
     return prlimit(0, (int)v[0], &rl, NULL);
   }
-  case OP_CLOSE_FDS: return close_fds();
+  case OP_CLOSE_FDS: return close_from3(1);
   case OP_EXEC: return do_exec(i, o);
   case OP_UMASK: umask((int)v[0]); return 0;
   }
@@ -621,8 +669,9 @@ static __attribute__((noreturn)) void child_main(uint32_t start) {
   for (uint32_t i = start; i < nops; i++) {
     struct op *o = &ops[i];
     if (o->code < OP_CHILD_BASE) continue;
+    target_missing = 0;
     if (run_child_op(i, o) == 0) continue;
-    if ((o->flags & F_OPTIONAL) || ((o->flags & F_IGNORE_ENOENT) && errno == ENOENT)) continue;
+    if ((o->flags & F_OPTIONAL) || ((o->flags & F_IGNORE_ENOENT) && target_missing)) continue;
     report(i, errno);
     _exit(125);
   }
@@ -676,9 +725,19 @@ static void cleanup(void) {
   }
 }
 
-/* Print what failed (UINT32_MAX: already printed), undo, exit 125. */
+/* Print what failed (UINT32_MAX: already printed; UINT32_MAX-1: the stage
+ * itself), undo, exit 125. */
 static __attribute__((noreturn)) void fail(uint32_t index, int err) {
-  if (index != UINT32_MAX) print_error(index, err, -1);
+  if (index == UINT32_MAX - 1) {
+    char m[128];
+    struct buf b = BUF(m);
+    puts_(&b, "bunker: the stage failed: ");
+    puterr(&b, err);
+    emit(2, &b);
+  } else if (index != UINT32_MAX) {
+    print_error(index, err, -1);
+  }
+  for (int k = 0; k < nspawned; k++) kill(spawned[k], SIGKILL);
   if (child > 0) {
     kill(child, SIGKILL);
     while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
@@ -735,7 +794,7 @@ static int receive(struct msg *m, int *fd) {
 /* Proxy the pty, forward signals, and wait for the child. Returns the exit code. */
 static int supervise(int flags) {
   int sfd = signalfd(&fwdset, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sfd < 0) return 125;
+  if (sfd < 0) fail(UINT32_MAX - 1, errno);
   int master = -1, status = 0, exited = 0, err_index = -1, err = 0, sock_open = 1;
   int in_open = (flags & SV_TTY) && (flags & SV_STDIN);
   char inbuf[4096];
@@ -762,7 +821,7 @@ static int supervise(int flags) {
           if (!exited && waitpid(child, &st, WNOHANG) == child) exited = 1, status = st;
         } else if (s == SIGWINCH && master >= 0) {
           copy_winsize(master);
-        } else {
+        } else if (!exited) {
           kill(child, s);
         }
       }
@@ -772,7 +831,7 @@ static int supervise(int flags) {
       int fd;
       if (!receive(&m, &fd)) {
         sock_open = 0; /* the child exec'd (or died): no more reports */
-      } else if (m.type == MSG_ERROR && err_index < 0) {
+      } else if (m.type == MSG_ERROR && err_index < 0 && m.index >= 0 && (uint32_t)m.index < nops) {
         err_index = m.index, err = m.err;
       } else if (m.type == MSG_MASTER && fd >= 0 && master < 0) {
         master = fd;
@@ -823,7 +882,9 @@ int main(int argc, char **argv) {
     return 125;
   }
   int planfd = 0;
-  for (const char *p = argv[1]; *p >= '0' && *p <= '9'; p++) planfd = planfd * 10 + (*p - '0');
+  const char *p = argv[1];
+  for (; *p >= '0' && *p <= '9' && planfd < 1 << 20; p++) planfd = planfd * 10 + (*p - '0');
+  if (*p || p == argv[1]) die_plan("plan fd");
   parse_plan(planfd);
   prctl(PR_SET_NAME, (unsigned long)"bunker", 0, 0, 0); /* not the memfd's number */
   /* Bun may leave stdio non-blocking; the container must not inherit that. */
@@ -831,7 +892,10 @@ int main(int argc, char **argv) {
     int fl = fcntl(fd, F_GETFL, 0);
     if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
   }
-  close_range(3, ~0u, 0); /* nothing of Bun's may reach the child */
+  if (close_from3(0) < 0) fail(UINT32_MAX - 1, errno); /* nothing of Bun's may reach the child */
+  /* and fds 0-2 must be open, or the sync socket could land on one of them */
+  for (int fd = 0; fd < 3; fd++)
+    if (fcntl(fd, F_GETFD, 0) < 0 && open("/dev/null", O_RDWR) < 0) fail(UINT32_MAX - 1, errno);
 
   /* block what we forward before the clone, so nothing arriving during the
    * setup is lost or kills us; supervise() collects it with a signalfd */

@@ -20,8 +20,3 @@ export function join(...parts: string[]): string {
 export function resolve(p: string, base = process.cwd()): string {
   return p.startsWith("/") ? join(p) : join(base, p);
 }
-
-export function dirname(p: string): string {
-  const i = p.replace(/\/+$/, "").lastIndexOf("/");
-  return i < 0 ? "." : i === 0 ? "/" : p.slice(0, i);
-}

@@ -6,16 +6,19 @@ import { BunkerError } from "../errors.ts";
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
-export interface ParseOptions {
+/** Thrown when --help comes among the options: the caller prints the usage. */
+export class HelpRequest extends Error {}
+
+export interface ParseOptions<D extends ArgsDef> {
   /** Stop reading options at the first positional (run's COMMAND [ARG...]). */
   stopAtPositional?: boolean;
   /** String flags that may repeat and collect into a list. */
-  repeatable?: readonly string[];
+  repeatable?: readonly (keyof D & string)[];
   /** The verb, for "see 'bunker VERB --help'". */
   verb: string;
 }
 
-export function parseCli(defs: ArgsDef, raw: readonly string[], opts: ParseOptions): { values: Values; positionals: string[] } {
+export function parseCli<D extends ArgsDef>(defs: D, raw: readonly string[], opts: ParseOptions<D>): { values: Values; positionals: string[] } {
   const byName = new Map<string, string>();
   for (const [key, def] of Object.entries(defs)) {
     if (def.type === "positional") continue;
@@ -23,7 +26,7 @@ export function parseCli(defs: ArgsDef, raw: readonly string[], opts: ParseOptio
     const aliases = "alias" in def && def.alias ? (Array.isArray(def.alias) ? def.alias : [def.alias]) : [];
     for (const a of aliases) byName.set(a, key);
   }
-  const repeatable = new Set(opts.repeatable ?? []);
+  const repeatable = new Set<string>(opts.repeatable ?? []);
   const values: Values = {};
   for (const [key, def] of Object.entries(defs)) {
     if (def.type === "boolean") values[key] = def.default ?? false;
@@ -35,6 +38,7 @@ export function parseCli(defs: ArgsDef, raw: readonly string[], opts: ParseOptio
 
   const set = (flag: string, key: string, value: string | undefined, next: () => string | undefined) => {
     const def = defs[key]!;
+    if (def.type === "positional") throw usage(`unknown flag: ${flag}`);
     if (def.type === "boolean") {
       if (value === undefined) values[key] = true;
       else if (value === "true" || value === "false") values[key] = value === "true";
@@ -57,6 +61,7 @@ export function parseCli(defs: ArgsDef, raw: readonly string[], opts: ParseOptio
       positionals.push(...raw.slice(i + 1));
       break;
     }
+    if (arg === "--help") throw new HelpRequest();
     if (arg.startsWith("--") && arg.length > 2) {
       const eq = arg.indexOf("=");
       const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);

@@ -1,7 +1,7 @@
-import type { CommandDef } from "citty";
 import { BunkerError } from "../errors.ts";
 import type { RunFlags } from "../spec/build.ts";
 import { parseCli } from "./args.ts";
+import type { Command } from "./command.ts";
 
 export const runArgs = {
   target: { type: "positional", description: "A root filesystem directory, or an OCI bundle (a directory with config.json)", valueHint: "ROOTFS|BUNDLE" },
@@ -24,16 +24,15 @@ export const runArgs = {
   userns: { type: "string", description: "auto: subordinate id ranges when configured (default); single: map only your own id", valueHint: "auto|single" },
 } as const;
 
-const REPEATABLE = ["env", "env-file", "volume", "tmpfs", "cap-add", "cap-drop"];
+const REPEATABLE = ["env", "env-file", "volume", "tmpfs", "cap-add", "cap-drop"] as const;
 
 export default {
-  meta: { name: "run", description: "Run a command in a new container" },
-  args: runArgs,
-  async run({ rawArgs }) {
+  def: { meta: { name: "run", description: "Run a command in a new container" }, args: runArgs },
+  async run(rawArgs) {
     const { values: v, positionals } = parseCli(runArgs, rawArgs, { verb: "run", stopAtPositional: true, repeatable: REPEATABLE });
     const [target, ...command] = positionals;
     if (!target) throw new BunkerError("run needs a root filesystem or a bundle: bunker run [OPTIONS] ROOTFS|BUNDLE [COMMAND [ARG...]]");
-    const list = (k: string) => v[k] as string[];
+    const list = (k: (typeof REPEATABLE)[number]) => v[k] as string[];
     const str = (k: string) => v[k] as string | undefined;
     const flags: RunFlags = {
       env: list("env"),
@@ -56,4 +55,4 @@ export default {
     const { run } = await import("../runtime/run.ts");
     await run(target, command, flags);
   },
-} satisfies CommandDef<any>;
+} satisfies Command<typeof runArgs>;

@@ -1,9 +1,9 @@
-import type { CommandDef } from "citty";
 import { BunkerError } from "../errors.ts";
 import { singleMap } from "../linux/idmap.ts";
 import * as sys from "../linux/sys.ts";
 import { defaultSpec } from "../spec/defaults.ts";
 import { parseCli } from "./args.ts";
+import type { Command } from "./command.ts";
 
 const specArgs = {
   rootless: { type: "boolean", description: "Write a config for running without root: a user namespace mapping your ids, no network namespace" },
@@ -11,9 +11,8 @@ const specArgs = {
 } as const;
 
 export default {
-  meta: { name: "spec", description: "Write a default OCI runtime config.json, as `runc spec` does" },
-  args: specArgs,
-  run({ rawArgs }) {
+  def: { meta: { name: "spec", description: "Write a default OCI runtime config.json, as `runc spec` does" }, args: specArgs },
+  run(rawArgs) {
     const { values, positionals } = parseCli(specArgs, rawArgs, { verb: "spec" });
     if (positionals.length) throw new BunkerError(`spec takes no arguments, got "${positionals[0]}"`);
     const dir = (values.bundle as string | undefined) ?? ".";
@@ -31,4 +30,4 @@ export default {
       throw new BunkerError(`cannot write ${path}: ${e instanceof sys.SysError ? e.reason : e}`);
     }
   },
-} satisfies CommandDef<any>;
+} satisfies Command<typeof specArgs>;

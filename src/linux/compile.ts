@@ -1,10 +1,15 @@
 // A validated runtime spec -> the plan the C stage runs. Every decision about
 // order, flags and paths is made here, so that it can be read and tested.
-import type { Mount, RunOptions, Spec } from "../spec/types.ts";
+import { BunkerError } from "../errors.ts";
+import { join } from "../paths.ts";
+import { DEFAULT_PATH } from "../spec/defaults.ts";
+import type { IdMapping, Mount, RunOptions, Spec } from "../spec/types.ts";
 import { capMask } from "./caps.ts";
 import { formatMap, isSelfMap, mapsContain, newidmapArgs } from "./idmap.ts";
-import { MS, parseMountOptions } from "./mountopts.ts";
+import { MS, type ParsedMountOptions, parseMountOptions } from "./mountopts.ts";
 import { Create, Op, OpFlag, Plan, Supervise } from "./plan.ts";
+
+const SIGKILL = 9;
 
 export const CLONE = {
   NEWNS: 0x20000,
@@ -70,8 +75,8 @@ export interface CompileContext {
   /** The caller on the host. */
   uid: number;
   gid: number;
-  newuidmap?: string;
-  newgidmap?: string;
+  /** The path of newuidmap or newgidmap, or undefined; asked only for range maps. */
+  helper: (name: "newuidmap" | "newgidmap") => string | undefined;
   /** Where relative bind sources of a bundle resolve. */
   bundleDir?: string;
   /** Generated files bound into /etc unless a mount already covers them. */
@@ -84,10 +89,18 @@ export interface CompileContext {
   kind: (hostPath: string) => "dir" | "file" | undefined;
 }
 
-export class CompileError extends Error {}
-
 const withHint = (desc: string, hint?: string) => (hint ? `${desc}\t${hint}` : desc);
 
+/**
+ * The order, and why:
+ * - stage: clone; write the id maps (or run newuidmap/newgidmap); release.
+ * - child, on the host's /proc: every mount, /dev, the generated /etc files,
+ *   masks, read-only paths, the working directory and the read-only root are
+ *   done before pivot_root, through /proc/self/fd of files resolved inside
+ *   the root, so nothing depends on the container having a /proc of its own.
+ * - child, after pivot_root: the process: session, limits, capabilities,
+ *   groups and user, working directory, no_new_privs, fds, exec.
+ */
 export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan {
   const plan = new Plan();
   const proc = spec.process!;
@@ -107,19 +120,19 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
     plan.add(Op.WRITE, withHint("write the uid map", ctx.hint), { strs: ["/proc/{pid}/uid_map", formatMap(uidMaps)] });
     plan.add(Op.WRITE, withHint("write the gid map", ctx.hint), { strs: ["/proc/{pid}/gid_map", formatMap(gidMaps)] });
   } else {
-    for (const [tool, maps, file] of [
-      [ctx.newuidmap, uidMaps, "/etc/subuid"],
-      [ctx.newgidmap, gidMaps, "/etc/subgid"],
+    for (const [name, maps, file] of [
+      ["newuidmap", uidMaps, "/etc/subuid"],
+      ["newgidmap", gidMaps, "/etc/subgid"],
     ] as const) {
-      const name = file === "/etc/subuid" ? "newuidmap" : "newgidmap";
-      if (!tool) throw new CompileError(`${name} is needed for this id map but was not found: install the uidmap package`);
+      const tool = ctx.helper(name);
+      if (!tool) throw new BunkerError(`${name} is needed for this id map but was not found: install the uidmap package`);
       plan.add(Op.SPAWN, `map ids with ${name}\tcheck your ranges in ${file}`, { strs: [tool, "{pid}", ...newidmapArgs(maps)] });
     }
   }
   plan.add(Op.RELEASE, "start the container process");
 
-  // --- the child: namespaces are ready --------------------------------------
-  plan.add(Op.PDEATHSIG, "die with the stage", { ints: [9] });
+  // --- the child: the file system, on the host's /proc ---------------------
+  plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
   plan.add(Op.DUMPABLE, "make the setup process non-dumpable", { ints: [0] });
   plan.add(Op.MOUNT, withHint("make the mount namespace private", ctx.hint), {
     flags: OpFlag.HOST_TARGET,
@@ -131,16 +144,12 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   plan.add(Op.ROOT, `bind the root filesystem ${rootfs}`, { strs: [rootfs] });
 
   const mounts = spec.mounts ?? [];
-  const mounted = new Set(mounts.map((m) => clean(m.destination)));
-  let devicesDone = false;
+  const mounted = new Set(mounts.map((m) => join(m.destination)));
   for (const m of mounts) {
     compileMount(plan, m, { ns, gidMaps, uidMaps, ctx });
-    if (clean(m.destination) === "/dev") {
-      addDevices(plan);
-      devicesDone = true;
-    }
+    if (join(m.destination) === "/dev") addDevices(plan);
   }
-  if (!devicesDone) addDevices(plan);
+  if (!mounted.has("/dev")) addDevices(plan);
   for (const f of ctx.etcFiles) {
     if (mounted.has(f.destination)) continue;
     // optional: a root filesystem the user cannot write may lack the file
@@ -150,8 +159,6 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
       ints: [MS.BIND, Create.FILE, -1],
     });
   }
-  plan.add(Op.PIVOT, `pivot_root into ${rootfs}`, { strs: [rootfs] });
-
   for (const p of linux.maskedPaths ?? []) plan.add(Op.MASK, `mask ${p}`, { flags: OpFlag.IGNORE_ENOENT, strs: [p] });
   for (const p of linux.readonlyPaths ?? []) {
     plan.add(Op.MOUNT, `make ${p} read-only`, {
@@ -160,13 +167,15 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
       ints: [MS.BIND | MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, Create.NONE, -1],
     });
   }
+  // Docker creates a missing working directory; it must exist before the root turns read-only
+  plan.add(Op.MKDIR, `create the working directory ${proc.cwd}`, { flags: OpFlag.OPTIONAL, strs: [proc.cwd] });
   if (spec.root!.readonly) plan.add(Op.REMOUNT, "make the root filesystem read-only", { strs: ["/"], ints: [MS.RDONLY] });
-
-  // --- the process ----------------------------------------------------------
   if (proc.terminal) plan.add(Op.CONSOLE, "set up the terminal", { strs: ["/dev/console"] });
-  else plan.add(Op.SETSID, "start a new session");
+  plan.add(Op.PIVOT, `pivot_root into ${rootfs}`);
+
+  // --- the child: the process ------------------------------------------------
+  if (!proc.terminal) plan.add(Op.SETSID, "start a new session");
   if (!proc.terminal && !opts.interactive) plan.add(Op.STDIN_NULL, "connect stdin to /dev/null");
-  plan.add(Op.MKDIR, `create the working directory ${proc.cwd}`, { flags: OpFlag.OPTIONAL, strs: [proc.cwd], ints: [0o755] });
   plan.add(Op.UMASK, "set the umask", { ints: [proc.user.umask ?? 0o022] });
   for (const r of proc.rlimits ?? []) {
     plan.add(Op.RLIMIT, `set ${r.type} to ${r.soft}:${r.hard}`, { ints: [RLIMITS[r.type]!, BigInt(r.soft), BigInt(r.hard)] });
@@ -178,7 +187,11 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
     plan.add(Op.SETGROUPS, `set supplementary groups ${groups.join(",") || "(none)"}`, { ints: groups });
   }
   plan.add(Op.SETGID, `set gid ${proc.user.gid}`, { ints: [proc.user.gid] });
+  // a user other than root keeps its permitted set through setuid; CAPSET then sets it exactly
+  if (proc.user.uid !== 0) plan.add(Op.KEEPCAPS, "keep capabilities across setuid");
   plan.add(Op.SETUID, `set uid ${proc.user.uid}`, { ints: [proc.user.uid] });
+  // changing the uid or gid clears the parent-death signal: set it again
+  plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
   // the kernel raises an ambient capability only if it is permitted and
   // inheritable; runc and crun skip the others, and so do we (their own
   // `spec --rootless` lists ambient capabilities with no inheritable ones)
@@ -191,7 +204,8 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   if (proc.noNewPrivileges) plan.add(Op.NO_NEW_PRIVS, "set no_new_privs");
   plan.add(Op.CLOSE_FDS, "close inherited file descriptors");
   const env = proc.env ?? [];
-  const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? "";
+  // Docker looks the command up with its default PATH when the env has none
+  const path = env.find((e) => e.startsWith("PATH="))?.slice(5) ?? DEFAULT_PATH;
   const args = proc.args!;
   plan.add(Op.EXEC, `exec "${args[0]}"`, {
     flags: opts.init ? OpFlag.INIT : 0,
@@ -207,10 +221,6 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   return plan;
 }
 
-function clean(p: string): string {
-  return "/" + p.split("/").filter((c) => c && c !== ".").join("/");
-}
-
 function addDevices(plan: Plan): void {
   for (const [name, major, minor] of DEVICES) {
     plan.add(Op.MOUNT, `bind /dev/${name}`, {
@@ -223,30 +233,27 @@ function addDevices(plan: Plan): void {
 
 interface MountEnv {
   ns: Set<string>;
-  uidMaps: NonNullable<Spec["linux"]>["uidMappings"] & {};
-  gidMaps: NonNullable<Spec["linux"]>["gidMappings"] & {};
+  uidMaps: IdMapping[];
+  gidMaps: IdMapping[];
   ctx: CompileContext;
 }
 
 function compileMount(plan: Plan, m: Mount, env: MountEnv): void {
-  const dest = m.destination;
-  let o = parseMountOptions(m.options);
-  let type = m.type ?? "";
+  const dest = join(m.destination);
+  const o = parseMountOptions(m.options);
+  const type = m.type ?? "";
   let source = m.source ?? "";
-  const bind = type === "bind" || (o.flags & MS.BIND) !== 0;
 
   if (type === "sysfs" && !env.ns.has("network")) {
     // only the owner of a network namespace may mount sysfs: bind the host's, read-only
-    o = parseMountOptions(["rbind", "nosuid", "noexec", "nodev", "rro"]);
-    source = "/sys";
-    return addBind(plan, dest, "/sys", o, env.ctx);
+    return addBind(plan, "/sys", dest, parseMountOptions(["rbind", "nosuid", "noexec", "nodev", "rro"]), env.ctx);
   }
-  if (bind) {
+  if (type === "bind" || (o.flags & MS.BIND) !== 0) {
     if (!source.startsWith("/")) {
-      if (!env.ctx.bundleDir) throw new CompileError(`bind mount source "${source}" for ${dest} is not an absolute path`);
+      if (!env.ctx.bundleDir) throw new BunkerError(`bind mount source "${source}" for ${dest} is not an absolute path`);
       source = `${env.ctx.bundleDir}/${source}`;
     }
-    return addBind(plan, dest, source, o, env.ctx);
+    return addBind(plan, join(source), dest, o, env.ctx);
   }
   if (type === "cgroup" || type === "cgroup2") {
     // cgroup2 only mounts inside a cgroup namespace of our own; on a host
@@ -279,9 +286,9 @@ function compileMount(plan: Plan, m: Mount, env: MountEnv): void {
   if (o.propagation) addPropagation(plan, dest, o.propagation);
 }
 
-function addBind(plan: Plan, dest: string, source: string, o: ReturnType<typeof parseMountOptions>, ctx: CompileContext): void {
+function addBind(plan: Plan, source: string, dest: string, o: ParsedMountOptions, ctx: CompileContext): void {
   const kind = ctx.kind(source);
-  if (!kind) throw new CompileError(`bind mount source ${source} does not exist`);
+  if (!kind) throw new BunkerError(`bind mount source ${source} does not exist`);
   plan.add(Op.MOUNT, `bind ${source} on ${dest}`, {
     flags: o.recursiveReadonly ? OpFlag.RECURSIVE_RO : 0,
     strs: [source, dest, "", ""],

@@ -1,4 +1,5 @@
 // User-namespace id maps: /etc/subuid parsing and the arithmetic of maps.
+import { records } from "../etcfile.ts";
 import type { IdMapping } from "../spec/types.ts";
 
 export interface SubRange {
@@ -10,10 +11,7 @@ export interface SubRange {
  * or "uid:start:count" per line). */
 export function parseSubids(text: string, user: string, id: number): SubRange[] {
   const out: SubRange[] = [];
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (!line || line.startsWith("#")) continue;
-    const [who, start, count] = line.split(":");
+  for (const [who, start, count] of records(text)) {
     if (who !== user && who !== String(id)) continue;
     const s = Number(start);
     const c = Number(count);
@@ -40,12 +38,6 @@ export function singleMap(hostId: number): IdMapping[] {
 /** Is container id `id` mapped? */
 export function mapsContain(maps: readonly IdMapping[], id: number): boolean {
   return maps.some((m) => id >= m.containerID && id < m.containerID + m.size);
-}
-
-/** The host id behind container id `id`, or undefined. */
-export function toHost(maps: readonly IdMapping[], id: number): number | undefined {
-  const m = maps.find((m) => id >= m.containerID && id < m.containerID + m.size);
-  return m ? m.hostID + (id - m.containerID) : undefined;
 }
 
 /** Problems with a map, in words; an empty list means it is usable. */
@@ -96,18 +88,19 @@ export interface MapChoice {
 export function chooseMaps(
   mode: "auto" | "single",
   who: { uid: number; gid: number; user: string },
-  sub: { uids: SubRange[]; gids: SubRange[] },
-  helpers: { newuidmap?: string; newgidmap?: string },
+  subIds: () => { uids: SubRange[]; gids: SubRange[] },
+  helper: (name: "newuidmap" | "newgidmap") => string | undefined,
 ): MapChoice {
   const single = { uidMappings: singleMap(who.uid), gidMappings: singleMap(who.gid) };
   if (mode === "single") return single;
+  const sub = subIds();
   if (sub.uids.length === 0 || sub.gids.length === 0) {
     return {
       ...single,
       notice: `no subordinate ids for ${who.user} in /etc/subuid and /etc/subgid: using a one-id map (only root exists in the container; 'sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${who.user}' adds a range)`,
     };
   }
-  if (!helpers.newuidmap || !helpers.newgidmap) {
+  if (!helper("newuidmap") || !helper("newgidmap")) {
     return {
       ...single,
       notice: "newuidmap/newgidmap not found: using a one-id map (install the uidmap package for subordinate id ranges)",

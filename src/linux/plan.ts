@@ -1,3 +1,5 @@
+import { BunkerError } from "../errors.ts";
+
 // The plan: a flat list of primitive operations that the C stage
 // (ffi/stage.c) carries out in order. TypeScript makes every decision;
 // the plan only says what to do. Keep the codes in step with stage.c.
@@ -36,6 +38,7 @@ export const Op = {
   CLOSE_FDS: 54,
   EXEC: 55,
   UMASK: 56,
+  KEEPCAPS: 57,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 const opName = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k])) as Record<number, string>;
@@ -69,7 +72,7 @@ export class Plan {
 
   add(code: OpCode, desc: string, opts: { flags?: number; ints?: (number | bigint)[]; strs?: string[] } = {}): this {
     for (const s of opts.strs ?? []) {
-      if (s.includes("\0")) throw new Error(`${desc}: a string holds a NUL byte`);
+      if (s.includes("\0")) throw new BunkerError(`${desc.split("\t")[0]}: a string holds a NUL byte`);
     }
     this.ops.push({
       code,
@@ -115,7 +118,7 @@ export class Plan {
     return buf.subarray(0, off);
   }
 
-  /** A readable listing, for `bunker run --dry-run` and for tests. */
+  /** A readable listing, for BUNKER_PLAN=1 and for tests. */
   describe(): string {
     return this.ops
       .map((op, i) => {

@@ -31,13 +31,21 @@ function sealedStage(bytes: Uint8Array): number {
   return fd;
 }
 
-/** Where vm.memfd_noexec=2 forbids executing memfds: a private copy in the state dir. */
+/** Where vm.memfd_noexec=2 forbids executing memfds: a private copy in the
+ * state dir, named by its content so that an upgrade never runs an old one. */
 function stageFile(bytes: Uint8Array, stateDir: string): string {
-  const path = `${stateDir}/bunker-stage`;
+  const path = `${stateDir}/bunker-stage-${Bun.hash(bytes).toString(16)}`;
   if (sys.stat(path)?.size !== bytes.length) {
     const tmp = `${path}.${process.pid}`;
-    sys.writeFile(tmp, bytes, 0o500, true);
-    sys.rename(tmp, path);
+    try {
+      sys.writeFile(tmp, bytes, 0o500, true);
+      sys.rename(tmp, path);
+    } catch (e) {
+      try {
+        sys.unlink(tmp);
+      } catch {}
+      throw e;
+    }
   }
   return path;
 }

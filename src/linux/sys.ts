@@ -10,6 +10,8 @@ type Ffi = typeof import("bun:ffi");
 function defs(T: Ffi["FFIType"]) {
   return {
     open: { args: [T.ptr, T.i32, T.u32], returns: T.i32 },
+    syscall: { args: [T.i64, T.i64, T.ptr, T.ptr, T.u64], returns: T.i64 },
+    fchmod: { args: [T.i32, T.u32], returns: T.i32 },
     read: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
     write: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
     close: { args: [T.i32], returns: T.i32 },
@@ -93,9 +95,9 @@ function check(rc: number | bigint, call: string, path?: string): number {
 const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000;
 const O_NOFOLLOW = 0o400000, O_CLOEXEC = 0o2000000;
 
-export function readFile(path: string): string {
+/** Read an open fd to its end (at most max bytes, or throw EFBIG), and close it. */
+function readFd(fd: number, what: string, max = Number.MAX_SAFE_INTEGER): string {
   const { c } = libc();
-  const fd = check(c.open(p(cstr(path)), O_RDONLY | O_CLOEXEC, 0), "open", path);
   try {
     const chunks: Uint8Array[] = [];
     let total = 0;
@@ -104,17 +106,51 @@ export function readFile(path: string): string {
       const n = Number(c.read(fd, p(buf), buf.length));
       if (n < 0) {
         if (errno() === 4) continue;
-        throw new SysError("read", errno(), path);
+        throw new SysError("read", errno(), what);
       }
       if (n === 0) break;
       chunks.push(buf.subarray(0, n));
       total += n;
+      if (total > max) throw new SysError("read", 27 /* EFBIG */, what);
     }
     const all = new Uint8Array(total);
     chunks.reduce((off, ch) => (all.set(ch, off), off + ch.length), 0);
     return new TextDecoder().decode(all);
   } finally {
     c.close(fd);
+  }
+}
+
+export function readFile(path: string): string {
+  return readFd(check(libc().c.open(p(cstr(path)), O_RDONLY | O_CLOEXEC, 0), "open", path), path);
+}
+
+const O_PATH = 0o10000000, O_DIRECTORY = 0o200000, O_NONBLOCK = 0o4000, O_NOCTTY = 0o400;
+const SYS_OPENAT2 = 437, SYS_GETDENTS64 = 217, RESOLVE_NO_MAGICLINKS = 0x02, RESOLVE_IN_ROOT = 0x10;
+
+/**
+ * A regular file of a root filesystem, read from the host as the kernel
+ * would resolve it after chroot (openat2 RESOLVE_IN_ROOT: links and ".."
+ * stay inside). Undefined when it is missing, not a regular file (a FIFO
+ * would block us), or larger than max bytes.
+ */
+export function readInRoot(root: string, path: string, max = 4 << 20): string | undefined {
+  const { c } = libc();
+  const rootfd = c.open(p(cstr(root)), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (rootfd < 0) return undefined;
+  const how = new BigUint64Array([BigInt(O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), 0n, BigInt(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)]);
+  const fd = Number(c.syscall(SYS_OPENAT2, rootfd, p(cstr(path)), p(new Uint8Array(how.buffer)), 24));
+  c.close(rootfd);
+  if (fd < 0) return undefined;
+  const st = fstat(fd);
+  if (st?.kind !== "file" || st.size > max) {
+    c.close(fd);
+    return undefined;
+  }
+  try {
+    return readFd(fd, path, max);
+  } catch {
+    return undefined;
   }
 }
 
@@ -145,6 +181,7 @@ export function writeFile(path: string, data: string | Uint8Array, mode = 0o644,
   const flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (replace ? O_TRUNC : O_EXCL);
   const fd = check(c.open(p(cstr(path)), flags, mode), "create", path);
   try {
+    check(c.fchmod(fd, mode), "chmod", path); // whatever the caller's umask
     writeAll(fd, typeof data === "string" ? enc.encode(data) : data, `write ${path}`);
   } finally {
     c.close(fd);
@@ -197,22 +234,54 @@ export interface Stat {
   size: number;
 }
 
-const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, STATX_BASIC = 0x7ff;
+const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000, STATX_BASIC = 0x7ff;
 
-/** statx(2); lstat semantics with follow = false. Undefined when missing. */
-export function stat(path: string, follow = true): Stat | undefined {
+function statx(dirfd: number, path: string, flags: number, what: string): Stat | undefined {
   const buf = new Uint8Array(256);
-  const rc = libc().c.statx(AT_FDCWD, p(cstr(path)), follow ? 0 : AT_SYMLINK_NOFOLLOW, STATX_BASIC, p(buf));
+  const rc = libc().c.statx(dirfd, p(cstr(path)), flags, STATX_BASIC, p(buf));
   if (rc < 0) {
     const e = errno();
     if (e === 2 || e === 20) return undefined; // ENOENT, ENOTDIR
-    throw new SysError("stat", e, path);
+    throw new SysError("stat", e, what);
   }
   const dv = new DataView(buf.buffer);
   const mode = dv.getUint16(28, true);
   const type = mode & 0o170000;
   const kind: Kind = type === 0o040000 ? "dir" : type === 0o100000 ? "file" : type === 0o120000 ? "link" : "other";
   return { kind, mode: mode & 0o7777, uid: dv.getUint32(20, true), size: Number(dv.getBigUint64(40, true)) };
+}
+
+/** statx(2); lstat semantics with follow = false. Undefined when missing. */
+export function stat(path: string, follow = true): Stat | undefined {
+  return statx(AT_FDCWD, path, follow ? 0 : AT_SYMLINK_NOFOLLOW, path);
+}
+
+function fstat(fd: number): Stat | undefined {
+  return statx(fd, "", AT_EMPTY_PATH, `fd ${fd}`);
+}
+
+/** The names in a directory (getdents64), without "." and "..". */
+export function readdir(path: string): string[] {
+  const { c } = libc();
+  const fd = check(c.open(p(cstr(path)), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), "open", path);
+  const names: string[] = [];
+  const dec = new TextDecoder();
+  try {
+    const buf = new Uint8Array(32768);
+    const dv = new DataView(buf.buffer);
+    for (;;) {
+      // syscall(nr, a1, a2, a3, a4): a3 is typed as a pointer but takes a plain number
+      const n = check(c.syscall(SYS_GETDENTS64, fd, p(buf), buf.length as unknown as Pointer, 0), "getdents64", path);
+      if (n === 0) return names;
+      for (let off = 0; off < n; off += dv.getUint16(off + 16, true)) {
+        const start = off + 19; // d_ino u64, d_off u64, d_reclen u16, d_type u8, d_name
+        const name = dec.decode(buf.subarray(start, buf.indexOf(0, start)));
+        if (name !== "." && name !== "..") names.push(name);
+      }
+    }
+  } finally {
+    c.close(fd);
+  }
 }
 
 export function randomHex(bytes: number): string {

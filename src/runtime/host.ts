@@ -1,37 +1,38 @@
 // What this host offers a rootless runtime, read cheaply and only when needed.
+import { records } from "../etcfile.ts";
 import { BunkerError } from "../errors.ts";
 import { parseSubids, type SubRange } from "../linux/idmap.ts";
-import { executable, stat, tryRead as readText } from "../linux/sys.ts";
+import { executable, stat, tryRead } from "../linux/sys.ts";
 
 export interface Identity {
   uid: number;
   gid: number;
-  user: string;
+  /** The login name, looked up in /etc/passwd on first use (the uid if none). */
+  readonly user: string;
 }
 
 export function identity(): Identity {
   const uid = process.getuid!();
-  const gid = process.getgid!();
-  let user = String(uid);
-  for (const line of (readText("/etc/passwd") ?? "").split("\n")) {
-    const f = line.split(":");
-    if (f[2] === String(uid) && f[0]) {
-      user = f[0];
-      break;
-    }
-  }
-  return { uid, gid, user };
+  let user: string | undefined;
+  return {
+    uid,
+    gid: process.getgid!(),
+    get user() {
+      user ??= records(tryRead("/etc/passwd")).find((f) => f[2] === String(uid) && f[0])?.[0] ?? String(uid);
+      return user;
+    },
+  };
 }
 
-/** The path of a setuid helper such as newuidmap, or undefined. */
+const helpers = new Map<string, string | undefined>();
+
+/** The path of a setuid helper such as newuidmap, or undefined; looked up once. */
 export function findHelper(name: string): string | undefined {
-  const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/bin", "/usr/sbin", "/bin", "/sbin"]);
-  for (const d of dirs) {
-    if (!d.startsWith("/")) continue;
-    const p = `${d}/${name}`;
-    if (executable(p)) return p;
+  if (!helpers.has(name)) {
+    const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/bin", "/usr/sbin", "/bin", "/sbin"]);
+    helpers.set(name, dirs.filter((d) => d.startsWith("/")).map((d) => `${d}/${name}`).find(executable));
   }
-  return undefined;
+  return helpers.get(name);
 }
 
 export interface SubIds {
@@ -41,14 +42,14 @@ export interface SubIds {
 
 export function subIds(id: Identity): SubIds {
   return {
-    uids: parseSubids(readText("/etc/subuid") ?? "", id.user, id.uid),
-    gids: parseSubids(readText("/etc/subgid") ?? "", id.user, id.gid),
+    uids: parseSubids(tryRead("/etc/subuid") ?? "", id.user, id.uid),
+    gids: parseSubids(tryRead("/etc/subgid") ?? "", id.user, id.gid),
   };
 }
 
 /** Refuse early, with the fix, when this kernel will not give an unprivileged
  * user a user namespace. Returns a hint for later failures, if any. */
-export function checkUserNamespaces(read: (path: string) => string | undefined = readText): string | undefined {
+export function checkUserNamespaces(read: (path: string) => string | undefined = tryRead): string | undefined {
   if (read("/proc/sys/user/max_user_namespaces")?.trim() === "0") {
     throw new BunkerError(
       "unprivileged user namespaces are disabled (user.max_user_namespaces=0): run 'sudo sysctl -w user.max_user_namespaces=15000'",
@@ -63,6 +64,14 @@ export function checkUserNamespaces(read: (path: string) => string | undefined =
     return "AppArmor restricts unprivileged user namespaces here (kernel.apparmor_restrict_unprivileged_userns=1): run 'sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0' or give bunker an AppArmor profile with 'userns,'";
   }
   return undefined;
+}
+
+/** bunker needs openat2 (Linux 5.6) to resolve paths inside a root safely. */
+export function checkKernel(release = tryRead("/proc/sys/kernel/osrelease")): void {
+  const m = /^(\d+)\.(\d+)/.exec(release ?? "");
+  if (m && (Number(m[1]) < 5 || (Number(m[1]) === 5 && Number(m[2]) < 6))) {
+    throw new BunkerError(`Linux ${m[1]}.${m[2]} is too old: bunker needs Linux 5.6 or later (openat2)`);
+  }
 }
 
 /** Namespaces this kernel has: cgroup namespaces need Linux 4.6. */

@@ -2,19 +2,27 @@
 import { BunkerError } from "../errors.ts";
 import { log, say } from "../log.ts";
 import { chooseMaps } from "../linux/idmap.ts";
-import { compile, CompileError } from "../linux/compile.ts";
+import { compile } from "../linux/compile.ts";
 import { execStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import { resolve } from "../paths.ts";
-import { buildSpec, FlagError, type RunFlags } from "../spec/build.ts";
+import { buildSpec, type RunFlags } from "../spec/build.ts";
+import { checkShape, unsupported } from "../spec/shape.ts";
 import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
-import { checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
+import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
 import { ContainerDir, type ContainerState, stateRoot, starttime } from "./state.ts";
 
 function kind(path: string): "dir" | "file" | undefined {
   const st = sys.stat(path);
   return st === undefined ? undefined : st.kind === "dir" ? "dir" : "file";
+}
+
+const why = (e: unknown) => (e instanceof sys.SysError ? e.reason : String(e));
+
+/** Many problems in one line: the first, and how many more. */
+function firstOf(errs: string[]): string {
+  return errs[0]! + (errs.length > 1 ? ` (and ${errs.length - 1} more problems)` : "");
 }
 
 /** ROOTFS or BUNDLE: a bundle is a directory holding config.json. */
@@ -23,18 +31,21 @@ export function loadTarget(target: string): { rootfs: string; bundle?: Spec; bun
   if (kind(dir) !== "dir") {
     throw new BunkerError(`${target}: no such directory: give a root filesystem directory or an OCI bundle`);
   }
-  const configText = sys.tryRead(`${dir}/config.json`);
-  if (configText === undefined) return { rootfs: dir };
-  let bundle: Spec;
+  const configPath = `${dir}/config.json`;
+  if (!sys.stat(configPath, false)) return { rootfs: dir };
+  let config: unknown;
   try {
-    bundle = JSON.parse(configText) as Spec;
+    config = JSON.parse(sys.readFile(configPath));
   } catch (e) {
-    throw new BunkerError(`${dir}/config.json is not valid JSON: ${(e as Error).message}`);
+    if (e instanceof SyntaxError) throw new BunkerError(`${configPath} is not valid JSON: ${e.message}`);
+    throw new BunkerError(`cannot read ${configPath}: ${why(e)}`);
   }
-  if (typeof bundle !== "object" || bundle === null || typeof bundle.root?.path !== "string") {
-    throw new BunkerError(`${dir}/config.json has no root.path: it is not an OCI runtime config`);
-  }
-  const rootfs = resolve(bundle.root.path, dir);
+  const errs = checkShape(config);
+  if (errs.length) throw new BunkerError(`${configPath} is not an OCI runtime config: ${firstOf(errs)}`);
+  const ignored = unsupported(config);
+  if (ignored.length) log().warn(`config.json: ${ignored.join(", ")} ${ignored.length > 1 ? "are" : "is"} not supported yet and ignored`);
+  const bundle = config as Spec;
+  const rootfs = resolve(bundle.root!.path, dir);
   if (kind(rootfs) !== "dir") throw new BunkerError(`the bundle's root ${rootfs} is not a directory`);
   return { rootfs, bundle, bundleDir: dir };
 }
@@ -42,9 +53,7 @@ export function loadTarget(target: string): { rootfs: string; bundle?: Spec; bun
 function hostsFile(hostname: string | undefined, name: string | undefined, network: boolean): string {
   if (!network) return sys.tryRead("/etc/hosts") ?? "127.0.0.1\tlocalhost\n";
   const names = [hostname, name].filter(Boolean).join(" ");
-  return (
-    "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + (names ? `127.0.1.1\t${names}\n` : "")
-  );
+  return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + (names ? `127.0.1.1\t${names}\n` : "");
 }
 
 /** The host's resolv.conf; in a network namespace of its own the host's
@@ -62,48 +71,39 @@ export async function run(target: string, command: string[], flags: RunFlags): P
   if (flags.tty && flags.interactive && !sys.isatty(0)) {
     throw new BunkerError("the input device is not a TTY: drop -t, or run from a terminal");
   }
+  checkKernel();
   const hint = checkUserNamespaces();
   const { rootfs, bundle, bundleDir } = loadTarget(target);
   const who = identity();
   const id = sys.randomHex(32);
-  let helpers: { newuidmap?: string; newgidmap?: string } | undefined;
-  const idHelpers = () => (helpers ??= { newuidmap: findHelper("newuidmap"), newgidmap: findHelper("newgidmap") });
 
-  let built;
-  try {
-    built = buildSpec({
-      flags,
-      command,
-      rootfs,
-      bundle,
-      id,
-      maps: (mode) => chooseMaps(mode, who, subIds(who), idHelpers()),
-      hostEnv: process.env,
-      readFile: (f) => {
-        try {
-          return sys.readFile(f);
-        } catch (e) {
-          throw new FlagError(`cannot read env file ${f}: ${e instanceof sys.SysError ? e.reason : e}`);
-        }
-      },
-    });
-  } catch (e) {
-    if (e instanceof FlagError) throw new BunkerError(e.message);
-    throw e;
-  }
+  const built = buildSpec({
+    flags,
+    command,
+    rootfs,
+    bundle,
+    id,
+    hostHostname: () => sys.tryRead("/proc/sys/kernel/hostname")?.trim(),
+    maps: (mode) => chooseMaps(mode, who, () => subIds(who), findHelper),
+    hostEnv: process.env,
+    readFile: (f) => {
+      try {
+        return sys.readFile(f);
+      } catch (e) {
+        throw new BunkerError(`cannot read env file ${f}: ${why(e)}`);
+      }
+    },
+  });
   const { spec, opts } = built;
   // "cgroup where available": a kernel without cgroup namespaces runs without one
   if (!hasNamespace("cgroup")) spec.linux!.namespaces = spec.linux!.namespaces!.filter((n) => n.type !== "cgroup");
   const ownNetwork = spec.linux!.namespaces!.some((n) => n.type === "network");
-  if (!ownNetwork && flags.hostname === undefined && !bundle) spec.hostname = sys.tryRead("/proc/sys/kernel/hostname")?.trim();
 
   const errs = validateSpec(spec);
-  if (errs.length) {
-    throw new BunkerError(errs[0]! + (errs.length > 1 ? ` (and ${errs.length - 1} more problems)` : ""));
-  }
+  if (errs.length) throw new BunkerError(firstOf(errs));
   if (built.notice) log().info(built.notice);
-  const root = stateRoot();
-  const state = new ContainerDir(root, id);
+
+  const state = new ContainerDir(stateRoot(), id);
   try {
     if (opts.name) state.claimName(opts.name);
     const etcFiles = [
@@ -111,12 +111,19 @@ export async function run(target: string, command: string[], flags: RunFlags): P
       { destination: "/etc/resolv.conf", source: state.write("resolv.conf", resolvConf(ownNetwork)) },
     ];
     if (spec.hostname) etcFiles.push({ destination: "/etc/hostname", source: state.write("hostname", `${spec.hostname}\n`) });
-    const record: ContainerState = { id, name: opts.name, pid: process.pid, starttime: starttime(process.pid), rootfs, created: new Date().toISOString() };
+    const record: ContainerState = {
+      id,
+      name: opts.name,
+      pid: process.pid, // the stage keeps bunker's pid
+      starttime: starttime(process.pid),
+      rootfs,
+      created: new Date().toISOString(),
+    };
     state.write("state.json", JSON.stringify(record));
     const plan = compile(spec, opts, {
       uid: who.uid,
       gid: who.gid,
-      ...idHelpers(),
+      helper: findHelper,
       bundleDir,
       etcFiles,
       cleanup: state.cleanupList(),
@@ -124,10 +131,9 @@ export async function run(target: string, command: string[], flags: RunFlags): P
       kind,
     });
     if (process.env.BUNKER_PLAN) say(plan.describe());
-    return await execStage(plan, root);
+    return await execStage(plan, state.root);
   } catch (e) {
     state.remove();
-    if (e instanceof CompileError) throw new BunkerError(e.message);
     throw e;
   }
 }

@@ -135,12 +135,8 @@ export class ContainerDir {
 
 /** A container directory holds only flat files. */
 function removeContainerDir(dir: string): void {
-  for (const f of ["hosts", "resolv.conf", "hostname", "state.json"]) {
-    try {
-      sys.unlink(`${dir}/${f}`);
-    } catch {}
-  }
   try {
+    for (const f of sys.readdir(dir)) sys.unlink(`${dir}/${f}`);
     sys.rmdir(dir);
   } catch {}
 }

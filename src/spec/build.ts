@@ -1,11 +1,12 @@
 // `bunker run` flags (Docker's meanings) -> an OCI runtime spec.
+import { records } from "../etcfile.ts";
+import { BunkerError } from "../errors.ts";
 import { adjustCaps, DEFAULT_CAPS } from "../linux/caps.ts";
-import { readInRoot } from "../linux/rootpath.ts";
 import { mapsContain, type MapChoice } from "../linux/idmap.ts";
+import { readInRoot } from "../linux/sys.ts";
+import { join } from "../paths.ts";
 import { DEFAULT_PATH, defaultMounts, defaultNamespaces, MASKED_PATHS, OCI_VERSION, READONLY_PATHS } from "./defaults.ts";
-import type { Mount, Process, RunOptions, Spec } from "./types.ts";
-
-export class FlagError extends Error {}
+import type { Capabilities, Mount, Process, RunOptions, Spec } from "./types.ts";
 
 export interface RunFlags {
   env: string[];
@@ -32,10 +33,12 @@ export interface BuildInput {
   command: string[];
   /** The rootfs directory on the host (for a bundle: its root.path, resolved). */
   rootfs: string;
-  /** The bundle's config.json, when running a bundle. */
+  /** The bundle's config.json, when running a bundle (already shape-checked). */
   bundle?: Spec;
   /** The container's id; its first 12 characters are the default hostname. */
   id: string;
+  /** The host's own name, which --network host shares as Docker does. */
+  hostHostname?: () => string | undefined;
   /** The id maps to use when neither the bundle nor --userns decides. */
   maps: (mode: "auto" | "single") => MapChoice;
   /** The caller's environment, for "-e NAME" and env-file lines without "=". */
@@ -53,17 +56,17 @@ export interface Built {
 const NETWORKS = ["none", "host"];
 
 export function buildSpec(input: BuildInput): Built {
-  const { flags } = input;
+  const { flags, bundle } = input;
   if (flags.network !== undefined && !NETWORKS.includes(flags.network)) {
-    throw new FlagError(`network mode "${flags.network}" is not supported yet: use --network none or --network host`);
+    throw new BunkerError(`network mode "${flags.network}" is not supported yet: use --network none or --network host`);
   }
   if (flags.userns !== undefined && flags.userns !== "auto" && flags.userns !== "single") {
-    throw new FlagError(`--userns must be auto or single, not "${flags.userns}"`);
+    throw new BunkerError(`--userns must be auto or single, not "${flags.userns}"`);
   }
-  const spec: Spec = input.bundle ? structuredClone(input.bundle) : baseSpec(flags.network !== "host");
+  const spec: Spec = bundle ? structuredClone(bundle) : baseSpec(flags.network !== "host");
   spec.root = { ...spec.root, path: input.rootfs };
   spec.linux ??= {};
-  const process: Process = (spec.process ??= { user: { uid: 0, gid: 0 }, cwd: "/" });
+  const proc: Process = (spec.process ??= { user: { uid: 0, gid: 0 }, cwd: "/" });
 
   // namespaces: user and mount always; --network picks the network namespace
   const ns = new Set((spec.linux.namespaces ?? []).map((n) => n.type));
@@ -81,72 +84,71 @@ export function buildSpec(input: BuildInput): Built {
     notice = choice.notice;
   }
 
-  if (input.command.length > 0) process.args = [...input.command];
+  if (input.command.length > 0) proc.args = [...input.command];
   if (flags.workdir !== undefined) {
-    if (!flags.workdir.startsWith("/")) throw new FlagError(`--workdir must be an absolute path, not "${flags.workdir}"`);
-    process.cwd = flags.workdir;
+    if (!flags.workdir.startsWith("/")) throw new BunkerError(`--workdir must be an absolute path, not "${flags.workdir}"`);
+    proc.cwd = join(flags.workdir);
   }
-  if (flags.tty) process.terminal = true;
-  if (!input.bundle) process.terminal = flags.tty;
+  if (!bundle || flags.tty) proc.terminal = flags.tty;
 
   const gidMapped = (g: number) => mapsContain(spec.linux!.gidMappings!, g);
   let home: string | undefined;
-  if (flags.user !== undefined) {
-    const u = resolveUser(flags.user, input.rootfs);
-    process.user = { ...process.user, uid: u.uid, gid: u.gid, additionalGids: u.groups.filter(gidMapped) };
-    home = u.home;
-  } else if (!input.bundle) {
-    const u = resolveUser("0", input.rootfs);
-    process.user = { uid: 0, gid: u.gid, additionalGids: u.groups.filter(gidMapped) };
+  if (flags.user !== undefined || !bundle) {
+    const u = resolveUser(flags.user ?? "0", input.rootfs);
+    proc.user = { ...proc.user, uid: u.uid, gid: u.gid, additionalGids: u.groups.filter(gidMapped) };
     home = u.home;
   }
 
-  // capabilities: Docker's arithmetic; a user other than root gets none in effect
-  if (!input.bundle || flags.capAdd.length || flags.capDrop.length || flags.user !== undefined) {
-    const base = process.capabilities?.bounding ?? DEFAULT_CAPS;
-    let caps: string[];
-    try {
-      caps = adjustCaps(base, flags.capAdd, flags.capDrop);
-    } catch (e) {
-      throw new FlagError((e as Error).message);
-    }
-    const root = process.user.uid === 0;
-    process.capabilities = {
-      bounding: caps,
-      effective: root ? caps : [],
-      permitted: root ? caps : [],
-      inheritable: [],
-      ambient: [],
-    };
-  }
+  if (!bundle) proc.capabilities = dockerCaps(DEFAULT_CAPS, flags, proc.user.uid === 0);
+  else if (flags.capAdd.length || flags.capDrop.length) proc.capabilities = bundleCaps(proc.capabilities ?? {}, flags);
 
   if (flags.hostname !== undefined) spec.hostname = flags.hostname;
-  if (!spec.hostname && ns.has("uts")) spec.hostname = input.id.slice(0, 12);
+  else if (!bundle && !ns.has("network")) spec.hostname = input.hostHostname?.(); // Docker's --network host
+  if (!spec.hostname && ns.has("uts") && !bundle) spec.hostname = input.id.slice(0, 12);
   if (flags.readOnly) spec.root.readonly = true;
 
-  spec.mounts = [...(spec.mounts ?? []), ...flags.volume.map(parseVolume), ...flags.tmpfs.map(parseTmpfs)];
+  spec.mounts = [...(spec.mounts ?? []), ...userMounts(flags)];
 
-  process.env = buildEnv(process.env ?? [], {
+  proc.env = buildEnv(proc.env ?? [], {
     hostname: spec.hostname,
     home,
-    tty: process.terminal === true,
-    overrides: [...flags.envFile.flatMap((f) => parseEnvFile(input.readFile(f))), ...flags.env],
+    tty: proc.terminal === true,
+    overrides: [...flags.envFile.flatMap((f) => envFileLines(parseEnvFile(input.readFile(f)), input.hostEnv)), ...flags.env],
     hostEnv: input.hostEnv,
   });
 
-  return { spec, opts: { interactive: flags.interactive, init: flags.init, name: flags.name }, notice };
+  // runc forwards stdin to a bundle's terminal; `run -t` wants -i for that, as Docker does
+  const interactive = flags.interactive || (bundle !== undefined && proc.terminal === true);
+  return { spec, opts: { interactive, init: flags.init, name: flags.name }, notice };
+}
+
+function adjusted(base: readonly string[], flags: RunFlags): string[] {
+  try {
+    return adjustCaps(base, flags.capAdd, flags.capDrop);
+  } catch (e) {
+    throw new BunkerError((e as Error).message);
+  }
+}
+
+/** Docker: root gets the set in effect, any other user only in the bounding set. */
+function dockerCaps(base: readonly string[], flags: RunFlags, root: boolean): Capabilities {
+  const caps = adjusted(base, flags);
+  return { bounding: caps, effective: root ? caps : [], permitted: root ? caps : [], inheritable: [], ambient: [] };
+}
+
+/** A bundle's sets with --cap-add/--cap-drop applied to each; nothing it did not have otherwise. */
+function bundleCaps(caps: Capabilities, flags: RunFlags): Capabilities {
+  const out: Capabilities = {};
+  for (const set of ["bounding", "effective", "permitted", "inheritable", "ambient"] as const) {
+    out[set] = adjusted(caps[set] ?? [], flags);
+  }
+  return out;
 }
 
 function baseSpec(network: boolean): Spec {
   return {
     ociVersion: OCI_VERSION,
-    process: {
-      user: { uid: 0, gid: 0 },
-      args: ["sh"],
-      env: [],
-      cwd: "/",
-      noNewPrivileges: true,
-    },
+    process: { user: { uid: 0, gid: 0 }, args: ["sh"], env: [], cwd: "/", noNewPrivileges: true },
     mounts: defaultMounts({ network, gid5: true }),
     linux: {
       namespaces: defaultNamespaces(network),
@@ -154,6 +156,17 @@ function baseSpec(network: boolean): Spec {
       readonlyPaths: [...READONLY_PATHS],
     },
   };
+}
+
+/** -v and --tmpfs, with Docker's rule that no two may share a destination. */
+function userMounts(flags: RunFlags): Mount[] {
+  const mounts = [...flags.volume.map(parseVolume), ...flags.tmpfs.map(parseTmpfs)];
+  const seen = new Set<string>();
+  for (const m of mounts) {
+    if (seen.has(m.destination)) throw new BunkerError(`duplicate mount point: ${m.destination}`);
+    seen.add(m.destination);
+  }
+  return mounts;
 }
 
 /** Docker's environment: image/bundle env, then defaults where unset, then -e and --env-file. */
@@ -173,11 +186,11 @@ export function buildEnv(
   if (o.tty && !env.has("TERM")) env.set("TERM", "xterm");
   for (const kv of o.overrides) {
     const i = kv.indexOf("=");
-    if (i === 0) throw new FlagError(`invalid environment variable "${kv}"`);
+    if (i === 0) throw new BunkerError(`invalid environment variable "${kv}"`);
     if (i > 0) {
       set(kv);
     } else {
-      const v = o.hostEnv[kv]; // "-e NAME" passes the caller's value through
+      const v = o.hostEnv[kv]; // "-e NAME" passes the caller's value through, or unsets
       if (v === undefined) env.delete(kv);
       else env.set(kv, v);
     }
@@ -188,14 +201,28 @@ export function buildEnv(
 /** Lines of a Docker env file: NAME=VALUE, or NAME to pass the caller's value. */
 export function parseEnvFile(text: string): string[] {
   return text
+    .replace(/^\uFEFF/, "")
     .split("\n")
-    .map((l) => l.replace(/\r$/, ""))
-    .filter((l) => l.trim() !== "" && !l.trimStart().startsWith("#"))
+    .map((l) => l.replace(/\r$/, "").trimStart())
+    .filter((l) => l !== "" && !l.startsWith("#"))
     .map((l) => {
       const name = l.split("=", 1)[0]!;
-      if (/\s/.test(name) || name === "") throw new FlagError(`invalid line in env file: "${l}"`);
+      if (/\s/.test(name) || name === "") throw new BunkerError(`invalid line in env file: "${l}"`);
       return l;
     });
+}
+
+/** Docker skips an env-file NAME the caller has not set (where -e NAME would unset it). */
+function envFileLines(lines: string[], hostEnv: Record<string, string | undefined>): string[] {
+  return lines.filter((l) => l.includes("=") || hostEnv[l] !== undefined);
+}
+
+/** An absolute destination, normalised; never the root itself. */
+function destination(d: string, what: string): string {
+  if (!d.startsWith("/")) throw new BunkerError(`invalid ${what}: the destination must be an absolute path`);
+  const dst = join(d);
+  if (dst === "/") throw new BunkerError(`invalid ${what}: cannot mount over /`);
+  return dst;
 }
 
 const VOLUME_OPTIONS = new Set(["ro", "rw", "z", "Z", "shared", "rshared", "slave", "rslave", "private", "rprivate", "nocopy"]);
@@ -204,31 +231,35 @@ const VOLUME_OPTIONS = new Set(["ro", "rw", "z", "Z", "shared", "rshared", "slav
 export function parseVolume(v: string): Mount {
   const parts = v.split(":");
   if (parts.length < 2 || parts.length > 3) {
-    throw new FlagError(`invalid volume "${v}": use -v /host/path:/container/path[:ro]`);
+    throw new BunkerError(`invalid volume "${v}": use -v /host/path:/container/path[:ro]`);
   }
   const [src, dst, opts = ""] = parts as [string, string, string?];
   if (!src.startsWith("/")) {
-    throw new FlagError(`invalid volume "${v}": the source must be an absolute host path (named volumes are not supported yet)`);
+    throw new BunkerError(`invalid volume "${v}": the source must be an absolute host path (named volumes are not supported yet)`);
   }
-  if (!dst.startsWith("/")) throw new FlagError(`invalid volume "${v}": the destination must be an absolute path`);
-  if (dst.split("/").filter(Boolean).length === 0) throw new FlagError(`invalid volume "${v}": cannot mount over /`);
   const options = ["rbind"];
   let prop = "rprivate";
   for (const o of opts ? opts.split(",") : []) {
-    if (!VOLUME_OPTIONS.has(o)) throw new FlagError(`invalid volume "${v}": unknown option "${o}"`);
+    if (!VOLUME_OPTIONS.has(o)) throw new BunkerError(`invalid volume "${v}": unknown option "${o}"`);
     if (o === "ro" || o === "rw") options.push(o);
     else if (/^r?(shared|slave|private)$/.test(o)) prop = o;
   }
   options.push(prop);
-  return { destination: dst, type: "bind", source: src, options };
+  return { destination: destination(dst, `volume "${v}"`), type: "bind", source: join(src), options };
 }
+
+// Docker's --tmpfs options: mount(8) flags and tmpfs's own size/mode/uid/gid/nr_inodes
+const TMPFS_FLAGS = new Set(["ro", "rw", "exec", "noexec", "suid", "nosuid", "dev", "nodev", "sync", "async", "dirsync", "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "private", "rprivate", "shared", "rshared", "slave", "rslave"]);
+const TMPFS_VALUES = /^(size=\d+[kmgKMG%]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|nr_inodes=\d+[kmgKMG]?|nr_blocks=\d+[kmgKMG]?|huge=(never|always|within_size|advise))$/;
 
 /** --tmpfs DST[:OPTS]; Docker's defaults are noexec, nosuid, nodev. */
 export function parseTmpfs(v: string): Mount {
   const i = v.indexOf(":");
-  const dst = i < 0 ? v : v.slice(0, i);
+  const dst = destination(i < 0 ? v : v.slice(0, i), `--tmpfs "${v}"`);
   const opts = i < 0 ? [] : v.slice(i + 1).split(",").filter(Boolean);
-  if (!dst.startsWith("/")) throw new FlagError(`invalid --tmpfs "${v}": the destination must be an absolute path`);
+  for (const o of opts) {
+    if (!TMPFS_FLAGS.has(o) && !TMPFS_VALUES.test(o)) throw new BunkerError(`invalid --tmpfs "${v}": unknown option "${o}"`);
+  }
   return { destination: dst, type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "noexec", ...opts] };
 }
 
@@ -239,38 +270,37 @@ export interface ResolvedUser {
   groups: number[];
 }
 
+const ID = /^\d{1,10}$/;
+
 /** -u USER[:GROUP] with names looked up in the container's /etc/passwd and /etc/group. */
 export function resolveUser(spec: string, rootfs: string, read = readInRoot): ResolvedUser {
-  const [userPart, groupPart] = spec.split(":", 2) as [string, string?];
-  if (userPart === "") throw new FlagError(`invalid user "${spec}"`);
-  const passwd = parseColonFile(read(rootfs, "/etc/passwd"));
-  const groupFile = parseColonFile(read(rootfs, "/etc/group"));
-  const numeric = /^\d+$/.test(userPart);
+  const parts = spec.split(":");
+  const [userPart, groupPart] = parts as [string, string?];
+  if (parts.length > 2 || userPart === "" || groupPart === "") throw new BunkerError(`invalid user "${spec}": use NAME|UID[:GROUP|GID]`);
+  const passwd = records(read(rootfs, "/etc/passwd"));
+  const numeric = ID.test(userPart);
   const entry = passwd.find((f) => (numeric ? f[2] === userPart : f[0] === userPart));
-  if (!numeric && !entry) throw new FlagError(`unable to find user ${userPart}: no matching entries in the container's /etc/passwd`);
+  if (!numeric && !entry) throw new BunkerError(`unable to find user ${userPart}: no matching entries in the container's /etc/passwd`);
   const uid = numeric ? Number(userPart) : Number(entry![2]);
   let gid = entry ? Number(entry[3]) : 0;
+  const groupFile = records(read(rootfs, "/etc/group"));
   if (groupPart !== undefined) {
-    if (/^\d+$/.test(groupPart)) gid = Number(groupPart);
+    if (ID.test(groupPart)) gid = Number(groupPart);
     else {
       const g = groupFile.find((f) => f[0] === groupPart);
-      if (!g) throw new FlagError(`unable to find group ${groupPart}: no matching entries in the container's /etc/group`);
+      if (!g) throw new BunkerError(`unable to find group ${groupPart}: no matching entries in the container's /etc/group`);
       gid = Number(g[2]);
     }
   }
   for (const n of [uid, gid]) {
-    if (!Number.isSafeInteger(n) || n < 0 || n > 2 ** 32 - 2) throw new FlagError(`invalid user "${spec}"`);
+    if (!Number.isSafeInteger(n) || n < 0 || n > 2 ** 32 - 2) throw new BunkerError(`invalid user "${spec}"`);
   }
   const name = entry?.[0];
   const groups = name
-    ? groupFile.filter((f) => (f[3] ?? "").split(",").includes(name)).map((f) => Number(f[2])).filter((g) => Number.isSafeInteger(g) && g !== gid)
+    ? groupFile
+        .filter((f) => (f[3] ?? "").split(",").includes(name))
+        .map((f) => Number(f[2]))
+        .filter((g) => Number.isSafeInteger(g) && g !== gid)
     : [];
   return { uid, gid, home: entry?.[5] || undefined, groups };
-}
-
-function parseColonFile(text: string | undefined): string[][] {
-  return (text ?? "")
-    .split("\n")
-    .filter((l) => l && !l.startsWith("#"))
-    .map((l) => l.split(":"));
 }

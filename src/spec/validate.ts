@@ -25,7 +25,8 @@ export function validateSpec(spec: Spec): string[] {
       if (typeof e !== "string" || e.indexOf("=") <= 0) errs.push(`process.env entry "${e}" is not NAME=VALUE`);
     }
     for (const k of ["uid", "gid"] as const) {
-      if (!Number.isSafeInteger(p.user?.[k]) || p.user[k] < 0) errs.push(`process.user.${k} is not a valid id`);
+      const id = p.user?.[k];
+      if (!Number.isSafeInteger(id) || id! < 0 || id! > 2 ** 32 - 2) errs.push(`process.user.${k} is not a valid id`);
     }
     const caps = p.capabilities ?? {};
     for (const [set, list] of Object.entries(caps)) {
@@ -34,7 +35,7 @@ export function validateSpec(spec: Spec): string[] {
       }
     }
     for (const r of p.rlimits ?? []) {
-      if (!(r.type in RLIMITS)) errs.push(`process.rlimits: unknown type "${r.type}"`);
+      if (!Object.hasOwn(RLIMITS, r.type)) errs.push(`process.rlimits: unknown type "${r.type}"`);
       else if (!(r.soft <= r.hard)) errs.push(`process.rlimits: ${r.type} soft limit is above the hard limit`);
     }
   }
@@ -47,6 +48,17 @@ export function validateSpec(spec: Spec): string[] {
       errs.push(`mount destination "${m.destination}" is not an absolute path`);
     }
   }
+  const uids = spec.linux?.uidMappings ?? [];
+  const gids = spec.linux?.gidMappings ?? [];
+  // uid=/gid= name ids inside the user namespace (devpts's gid=5 is dropped by the compiler instead)
+  for (const m of spec.mounts ?? []) {
+    if (m.type === "devpts") continue;
+    for (const o of m.options ?? []) {
+      const [k, v] = o.split("=");
+      const maps = k === "uid" ? uids : k === "gid" ? gids : undefined;
+      if (maps?.length && !mapsContain(maps, Number(v))) errs.push(`mount ${m.destination}: ${o} is not mapped into the container`);
+    }
+  }
   const linux = spec.linux ?? {};
   const ns = new Set<string>();
   for (const n of linux.namespaces ?? []) {
@@ -55,10 +67,8 @@ export function validateSpec(spec: Spec): string[] {
     ns.add(n.type);
   }
   if (spec.hostname && !ns.has("uts")) errs.push("a hostname needs a uts namespace");
-  const uids = linux.uidMappings ?? [];
-  const gids = linux.gidMappings ?? [];
   errs.push(...checkMaps(uids, "uidMappings"), ...checkMaps(gids, "gidMappings"));
-  if (p && uids.length && gids.length) {
+  if (p?.user && uids.length && gids.length) {
     if (!mapsContain(uids, p.user.uid)) {
       errs.push(`user ${p.user.uid} is not mapped into the container (the uid map covers ${describe(uids)}): add subordinate ids to /etc/subuid or run as root`);
     }

@@ -372,3 +372,95 @@ describe("bundles", () => {
     });
   }
 });
+
+describe("bad input and odd hosts", () => {
+  const bundleWith = (config: unknown) => {
+    const bundle = mkdtempSync(join(h.dir, "bad-"));
+    chmodSync(bundle, 0o755);
+    writeFileSync(join(bundle, "config.json"), typeof config === "string" ? config : JSON.stringify(config));
+    chmodSync(join(bundle, "config.json"), 0o644);
+    return bundle;
+  };
+
+  test("a malformed config.json is one line naming the field, exit 125", () => {
+    const r = bunker(["run", bundleWith({ ociVersion: "1.0.2", root: { path: h.main.rootfs }, process: { cwd: "/", env: ["A=1", 7] } })]);
+    expect(r.code).toBe(125);
+    expect(r.stderr.trim()).toMatch(/^bunker: \S+\/config.json is not an OCI runtime config: config.json.process.user is missing \(and 1 more problems\)$/);
+    const notJson = bunker(["run", bundleWith("{ not json")]);
+    expect(notJson.code).toBe(125);
+    expect(notJson.stderr).toContain("is not valid JSON");
+    expect(notJson.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  test("a config.json that cannot be read is an error, not a plain root filesystem", () => {
+    const bundle = mkdtempSync(join(h.dir, "unreadable-"));
+    chmodSync(bundle, 0o755);
+    Bun.spawnSync(["mkdir", join(bundle, "config.json")]);
+    const r = bunker(["run", bundle, "true"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr.trim()).toBe(`bunker: cannot read ${bundle}/config.json: is a directory`);
+  });
+
+  test("a FIFO for /etc/group in the image does not hang bunker", () => {
+    const rootfs = mkdtempSync(join(h.dir, "fifo-"));
+    Bun.spawnSync(["cp", "-a", `${h.main.rootfs}/.`, rootfs]);
+    rmSync(join(rootfs, "etc/group"));
+    Bun.spawnSync(["mkfifo", join(rootfs, "etc/group")]);
+    if (asRoot) Bun.spawnSync(["chown", "-R", `${h.main.uid}:${h.main.gid}`, rootfs]);
+    const r = bunker(["run", rootfs, "/bin/echo", "ran"], { timeout: 10000 });
+    expect(r.stdout).toBe("ran\n");
+  });
+
+  test("generated /etc files are readable by any user, whatever the caller's umask", () => {
+    if (!h.main.subuid) return;
+    const r = Bun.spawnSync(asUser(["sh", "-c", `umask 077; exec ${h.bin} run -u 1000 ${h.main.rootfs} /bin/sh -c 'cat /etc/hosts /etc/hostname >/dev/null && echo readable'`]), {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(r.stderr.toString()).toBe("");
+    expect(r.stdout.toString()).toBe("readable\n");
+  });
+
+  test("--read-only with a -w that does not exist yet", () => {
+    const r = runSh("pwd", ["--read-only", "-w", `/new-${process.pid}/dir`]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe(`/new-${process.pid}/dir\n`);
+  });
+
+  test("masks and read-only paths hold in a bundle that mounts no /proc", () => {
+    const bundle = bundleWith({
+      ociVersion: "1.0.2",
+      process: { user: { uid: 0, gid: 0 }, args: ["/bin/sh", "-c", "touch /etc/x 2>&1; ls -A /sys/firmware | wc -l"], cwd: "/", env: ["PATH=/bin"] },
+      root: { path: h.main.rootfs },
+      mounts: [{ destination: "/sys", type: "sysfs", source: "sysfs", options: ["ro"] }],
+      linux: { namespaces: [{ type: "mount" }, { type: "network" }, { type: "pid" }], maskedPaths: ["/sys/firmware"], readonlyPaths: ["/etc"] },
+    });
+    const r = bunker(["run", bundle]);
+    expect(r.stdout.trim().split("\n")).toEqual(["touch: /etc/x: Read-only file system", "0"]);
+  });
+
+  test("the container dies with bunker, also after it switched to another user", async () => {
+    if (!h.main.subuid) return;
+    const p = Bun.spawn(asUser([h.bin, "run", "-u", "1000", h.main.rootfs, "/bin/sh", "-c", "echo up; sleep 30"]), { stdout: "pipe" });
+    await p.stdout.getReader().read();
+    const child = Number(readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, "utf8").trim());
+    expect(child).toBeGreaterThan(0);
+    p.kill("SIGKILL");
+    await p.exited;
+    // gone, or a zombie waiting for the host's init to reap it
+    const alive = () => {
+      const stat = existsSync(`/proc/${child}/stat`) ? readFileSync(`/proc/${child}/stat`, "utf8") : "";
+      return stat !== "" && stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+    };
+    for (let i = 0; i < 100 && alive(); i++) await Bun.sleep(20);
+    expect(alive()).toBe(false);
+  });
+
+  test("closed stdin, stdout and stderr do not confuse the stage", () => {
+    const r = Bun.spawnSync(["sh", "-c", `exec "$@" 0<&- 2>&-`, "sh", ...asUser([h.bin, "run", h.main.rootfs, "/bin/sh", "-c", "echo out; ls /proc/self/fd | wc -l"])], {
+      stdout: "pipe",
+    });
+    expect(r.stdout.toString().trim().split("\n")).toEqual(["out", "4"]); // 0, 1, 2 and ls's own
+  });
+});
+

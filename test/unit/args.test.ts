@@ -1,8 +1,8 @@
 import { expect, test } from "bun:test";
-import { parseCli } from "../../src/cli/args.ts";
+import { HelpRequest, parseCli } from "../../src/cli/args.ts";
 import { runArgs } from "../../src/cli/run.ts";
 
-const REPEAT = ["env", "volume"];
+const REPEAT = ["env", "volume"] as const;
 const parse = (raw: string[]) => parseCli(runArgs, raw, { verb: "run", stopAtPositional: true, repeatable: REPEAT });
 
 test("options end at the first positional, so the command keeps its own flags", () => {
@@ -21,10 +21,16 @@ test("-- ends options; --flag=false turns a boolean off", () => {
   expect(parse(["-w=/srv", "r"]).values.workdir).toBe("/srv");
 });
 
+test("--help among the options asks for the usage; after the rootfs it is the command's", () => {
+  expect(() => parse(["-w", "/x", "--help"])).toThrow(HelpRequest);
+  expect(parse(["r", "ls", "--help"]).positionals).toEqual(["r", "ls", "--help"]);
+});
+
 test("bad flags are errors that say where to look", () => {
   expect(() => parse(["--nope", "r"])).toThrow("unknown flag: --nope (see 'bunker run --help')");
   expect(() => parse(["-X", "r"])).toThrow("unknown shorthand flag: 'X' in -X");
   expect(() => parse(["-e"])).toThrow("flag needs an argument: -e");
   expect(() => parse(["--init=maybe", "r"])).toThrow('invalid value "maybe" for --init');
   expect(() => parse(["--e", "x"])).toThrow("unknown flag: --e");
+  expect(() => parse(["--target", "x"])).toThrow("unknown flag: --target");
 });

@@ -15,7 +15,7 @@ const input = (f: Partial<RunFlags> = {}, more: Partial<BuildInput> = {}): Build
   command: ["sh"],
   rootfs: "/nonexistent-rootfs",
   id: "0123456789abcdef0123",
-  maps: (mode) => chooseMaps(mode, who, ranges, helpers),
+  maps: (mode) => chooseMaps(mode, who, () => ranges, (n) => helpers[n]),
   hostEnv: { FROM_HOST: "h" },
   readFile: () => "",
   ...more,
@@ -79,13 +79,57 @@ test("a bundle keeps its own config unless a flag changes it", () => {
   expect(replaced.linux!.namespaces!.map((n) => n.type)).toContain("network");
 });
 
+test("--network host shares the host's name, and $HOSTNAME agrees", () => {
+  const { spec } = buildSpec(input({ network: "host" }, { hostHostname: () => "myhost" }));
+  expect(spec.hostname).toBe("myhost");
+  expect(spec.process!.env).toContain("HOSTNAME=myhost");
+});
+
+test("a bundle's capabilities: -u alone keeps them, --cap-add/--cap-drop change each set, nothing is granted from Docker's", () => {
+  const bundle = {
+    ociVersion: "1.0.2",
+    process: { user: { uid: 0, gid: 0 }, args: ["app"], cwd: "/", capabilities: { bounding: ["CAP_KILL"], permitted: ["CAP_KILL"], ambient: ["CAP_KILL"] } },
+    root: { path: "rootfs" },
+    linux: {},
+  };
+  expect(buildSpec(input({ user: "0" }, { bundle, command: [] })).spec.process!.capabilities).toEqual(bundle.process.capabilities);
+  const bare = { ...bundle, process: { ...bundle.process, capabilities: undefined } };
+  expect(buildSpec(input({ user: "0" }, { bundle: bare, command: [] })).spec.process!.capabilities).toBeUndefined();
+  expect(buildSpec(input({ capAdd: ["CHOWN"] }, { bundle, command: [] })).spec.process!.capabilities).toEqual({
+    bounding: ["CAP_CHOWN", "CAP_KILL"],
+    effective: ["CAP_CHOWN"],
+    permitted: ["CAP_CHOWN", "CAP_KILL"],
+    inheritable: ["CAP_CHOWN"],
+    ambient: ["CAP_CHOWN", "CAP_KILL"],
+  });
+});
+
+test("a bundle with a terminal gets stdin, as runc gives it", () => {
+  const bundle = { ociVersion: "1.0.2", process: { user: { uid: 0, gid: 0 }, args: ["sh"], cwd: "/", terminal: true }, root: { path: "r" } };
+  expect(buildSpec(input({}, { bundle, command: [] })).opts.interactive).toBe(true);
+  expect(buildSpec(input({ tty: true })).opts.interactive).toBe(false);
+});
+
+test("mount destinations are normalised; / and duplicates are refused", () => {
+  const { spec } = buildSpec(input({ volume: ["/h/../h2:/data/./x/"], tmpfs: ["/run//t"] }));
+  expect(spec.mounts!.slice(-2).map((m) => [m.source, m.destination])).toEqual([["/h2", "/data/x"], ["tmpfs", "/run/t"]]);
+  expect(() => buildSpec(input({ volume: ["/x:/.."] }))).toThrow("cannot mount over /");
+  expect(() => buildSpec(input({ tmpfs: ["/"] }))).toThrow("cannot mount over /");
+  expect(() => buildSpec(input({ volume: ["/a:/d"], tmpfs: ["/d/"] }))).toThrow("duplicate mount point: /d");
+});
+
+test("--tmpfs takes Docker's options only", () => {
+  expect(parseTmpfs("/t:size=64m,mode=1777,uid=33,exec").options).toEqual(["nosuid", "nodev", "noexec", "size=64m", "mode=1777", "uid=33", "exec"]);
+  expect(() => parseTmpfs("/t:sizee=1m")).toThrow('invalid --tmpfs "/t:sizee=1m": unknown option "sizee=1m"');
+});
+
 test("environment: image env, defaults, then --env-file and -e; NAME alone passes the caller's value", () => {
   const env = buildEnv(["PATH=/x", "KEEP=1", "OVER=image"], {
     hostname: "h", tty: false, overrides: ["OVER=flag", "FROM_HOST", "UNSET_ON_HOST", "EMPTY="], hostEnv: { FROM_HOST: "h" },
   });
   expect(env).toEqual(["PATH=/x", "KEEP=1", "OVER=flag", "HOSTNAME=h", "HOME=/", "FROM_HOST=h", "EMPTY="]);
   expect(() => buildEnv([], { tty: false, overrides: ["=x"], hostEnv: {} })).toThrow("invalid environment variable");
-  expect(parseEnvFile("# c\n\nA=1\r\nB\n  # indented comment\n")).toEqual(["A=1", "B"]);
+  expect(parseEnvFile("\uFEFF# c\n\nA=1\r\nB\n  # indented comment\n  C=3\n")).toEqual(["A=1", "B", "C=3"]);
   expect(() => parseEnvFile("BAD NAME=1")).toThrow("invalid line in env file");
 });
 
@@ -98,6 +142,15 @@ test("volumes and tmpfs mounts", () => {
   expect(() => parseVolume("/h:/c:rx")).toThrow('unknown option "rx"');
   expect(() => parseVolume("/h")).toThrow("invalid volume");
   expect(parseTmpfs("/run:size=1m,mode=700")).toEqual({ destination: "/run", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "noexec", "size=1m", "mode=700"] });
+});
+
+test("an env-file NAME the caller has not set is skipped; -e NAME unsets it", () => {
+  const bundle = { ociVersion: "1.0.2", process: { user: { uid: 0, gid: 0 }, args: ["sh"], cwd: "/", env: ["KEEP=image"] }, root: { path: "r" } };
+  const fromFile = buildSpec(input({ envFile: ["f"] }, { bundle, command: [], readFile: () => "KEEP\nFROM_HOST\n", hostEnv: { FROM_HOST: "h" } })).spec.process!.env!;
+  expect(fromFile).toContain("KEEP=image");
+  expect(fromFile).toContain("FROM_HOST=h");
+  const fromFlag = buildSpec(input({ env: ["KEEP"] }, { bundle, command: [] })).spec.process!.env!;
+  expect(fromFlag.some((e) => e.startsWith("KEEP="))).toBe(false);
 });
 
 test("-u looks names up in the container's passwd and group files", () => {
@@ -113,4 +166,6 @@ test("-u looks names up in the container's passwd and group files", () => {
   expect(() => resolveUser("nobody", "/r", read)).toThrow("unable to find user nobody");
   expect(() => resolveUser("www:nogroup", "/r", read)).toThrow("unable to find group nogroup");
   expect(() => resolveUser(":1", "/r", read)).toThrow('invalid user ":1"');
+  expect(() => resolveUser("1000:", "/r", read)).toThrow('invalid user "1000:"');
+  expect(() => resolveUser("a:b:c", "/r", read)).toThrow('invalid user "a:b:c"');
 });

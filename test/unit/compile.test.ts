@@ -16,7 +16,7 @@ function spec(f: Partial<RunFlags> = {}, command = ["sh"]): { spec: Spec; opts: 
     command,
     rootfs: "/rootfs",
     id: "abcdefabcdefabcdef",
-    maps: (mode) => chooseMaps(mode, who, ranges, helpers),
+    maps: (mode) => chooseMaps(mode, who, () => ranges, (n) => helpers[n]),
     hostEnv: {},
     readFile: () => "",
   });
@@ -25,7 +25,7 @@ function spec(f: Partial<RunFlags> = {}, command = ["sh"]): { spec: Spec; opts: 
 const ctx = (more: Partial<CompileContext> = {}): CompileContext => ({
   uid: 1000,
   gid: 1000,
-  ...helpers,
+  helper: (n) => helpers[n],
   etcFiles: [{ destination: "/etc/hosts", source: "/state/hosts" }],
   cleanup: ["/state/hosts", "/state/"],
   kind: (p) => (p.endsWith(".txt") ? "file" : p.startsWith("/missing") ? undefined : "dir"),
@@ -64,24 +64,26 @@ test("a one-id map is written directly, after setgroups deny, and no SETGROUPS o
 
 test("ranges without newuidmap are refused with the package to install", () => {
   const s = spec();
-  expect(() => compile(s.spec, s.opts, ctx({ newuidmap: undefined }))).toThrow("newuidmap is needed for this id map but was not found: install the uidmap package");
+  expect(() => compile(s.spec, s.opts, ctx({ helper: () => undefined }))).toThrow("newuidmap is needed for this id map but was not found: install the uidmap package");
 });
 
-test("mounts go in before pivot_root; masks, read-only paths and the read-only root after", () => {
-  const ops = plan({ readOnly: true });
+test("the whole file system is set up before pivot_root, on the host's /proc; the process after", () => {
+  const ops = plan({ readOnly: true, workdir: "/srv" });
   const pivot = index(ops, Op.PIVOT);
   const root = index(ops, Op.ROOT);
   expect(root).toBeLessThan(pivot);
-  const mountTargets = find(ops, Op.MOUNT).filter((o) => ops.indexOf(o) > root && ops.indexOf(o) < pivot).map((o) => o.strs[1]);
+  const before = ops.slice(root, pivot);
+  const mountTargets = find(before, Op.MOUNT).map((o) => o.strs[1]);
   expect(mountTargets.slice(0, 8)).toEqual(["/proc", "/dev", "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]);
   expect(mountTargets).toContain("/etc/hosts");
-  for (const m of find(ops, Op.MASK)) expect(ops.indexOf(m)).toBeGreaterThan(pivot);
-  expect(find(ops, Op.MASK).map((o) => o.strs[0])).toContain("/proc/kcore");
-  const ro = find(ops, Op.MOUNT, (o) => o.strs[1] === "/proc/sys")[0]!;
-  expect(ops.indexOf(ro)).toBeGreaterThan(pivot);
+  expect(find(before, Op.MASK).map((o) => o.strs[0])).toContain("/proc/kcore");
+  const ro = find(before, Op.MOUNT, (o) => o.strs[1] === "/proc/sys")[0]!;
   expect(Number(ro.ints[0]) & (MS.BIND | MS.RDONLY)).toBe(MS.BIND | MS.RDONLY);
   expect(ro.flags & OpFlag.SRC_IN_ROOT).toBeTruthy();
-  expect(find(ops, Op.REMOUNT)[0]!.strs).toEqual(["/"]);
+  // the working directory is made before the root turns read-only (Docker makes a missing one)
+  expect(index(ops, Op.MKDIR)).toBeLessThan(index(ops, Op.REMOUNT));
+  expect(index(ops, Op.REMOUNT)).toBeLessThan(pivot);
+  for (const code of [Op.SETSID, Op.CAPBSET, Op.SETUID, Op.CAPSET, Op.CHDIR, Op.EXEC]) expect(index(ops, code)).toBeGreaterThan(pivot);
 });
 
 test("devices are bound only if they are the real character devices", () => {
@@ -135,7 +137,7 @@ test("terminal, stdin and init choices", () => {
 
 test("the process: caps before the user switch, chdir after, exec last of the child ops", () => {
   const ops = plan({ user: "1000:1000", workdir: "/srv", env: ["A=1"] }, {}, ["app", "--flag"]);
-  const order = [Op.CAPBSET, Op.SETGROUPS, Op.SETGID, Op.SETUID, Op.CAPSET, Op.CHDIR, Op.NO_NEW_PRIVS, Op.CLOSE_FDS, Op.EXEC].map((c) => index(ops, c));
+  const order = [Op.CAPBSET, Op.SETGROUPS, Op.SETGID, Op.KEEPCAPS, Op.SETUID, Op.CAPSET, Op.CHDIR, Op.NO_NEW_PRIVS, Op.CLOSE_FDS, Op.EXEC].map((c) => index(ops, c));
   expect([...order].sort((a, b) => a - b)).toEqual(order);
   const exec = find(ops, Op.EXEC)[0]!;
   expect(exec.ints).toEqual([2n, BigInt(exec.strs.length - 3), 127n, 126n]);
@@ -156,4 +158,19 @@ test("ambient capabilities are raised only when permitted and inheritable, as ru
   s.spec.process!.capabilities = { bounding: ["CAP_KILL", "CAP_CHOWN"], permitted: ["CAP_KILL", "CAP_CHOWN"], inheritable: ["CAP_CHOWN"], ambient: ["CAP_KILL", "CAP_CHOWN"] };
   const capset = compile(s.spec, s.opts, ctx()).ops.find((o) => o.code === Op.CAPSET)!;
   expect(capset.ints).toEqual([0n, (1n << 5n) | 1n, 1n, 1n]);
+});
+
+test("the parent-death signal is set again after the user switch, which clears it", () => {
+  const ops = plan({ user: "1000:1000" });
+  const deaths = find(ops, Op.PDEATHSIG).map((o) => ops.indexOf(o));
+  expect(deaths).toHaveLength(2);
+  expect(deaths[1]).toBeGreaterThan(index(ops, Op.SETUID));
+  expect(find(plan(), Op.KEEPCAPS)).toEqual([]); // root needs no keepcaps
+});
+
+test("a bundle without PATH still finds its command with Docker's default", () => {
+  const s = spec();
+  s.spec.process!.env = ["A=1"];
+  const exec = compile(s.spec, s.opts, ctx()).ops.find((o) => o.code === Op.EXEC)!;
+  expect(exec.strs[0]).toBe("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 });

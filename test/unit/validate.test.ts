@@ -54,3 +54,9 @@ test("a hostname needs a uts namespace", () => {
   s.linux!.namespaces = s.linux!.namespaces!.filter((n) => n.type !== "uts");
   expect(validateSpec(s)).toEqual(["a hostname needs a uts namespace"]);
 });
+
+test("uid= and gid= mount options must name mapped ids; devpts is left to the compiler", () => {
+  const s = good();
+  s.mounts!.push({ destination: "/t", type: "tmpfs", source: "tmpfs", options: ["uid=33", "gid=0"] });
+  expect(validateSpec(s)).toEqual(["mount /t: uid=33 is not mapped into the container"]);
+});
