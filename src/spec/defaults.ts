@@ -2,7 +2,8 @@
 import { DEFAULT_CAPS } from "../linux/caps.ts";
 import type { IdMapping, Mount, NamespaceType, Spec } from "./types.ts";
 
-export const OCI_VERSION = "1.2.0";
+// what crun 1.8 and runc 1.1 both accept
+export const OCI_VERSION = "1.0.2";
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** runc's default masked paths. */
