@@ -46,10 +46,7 @@ describe("the runtime executable (runc CVE-2019-5736 class)", () => {
   });
 });
 
-describe.skipIf(!asRoot)("a host that lacks something", () => {
-  const sh = (script: string) => Bun.spawnSync(["sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
-  const user = asUser([h.bin, "run", h.main.rootfs, "cat", "/proc/self/uid_map"]).map((a) => `'${a}'`).join(" ");
-
+describe("a host without user namespaces", () => {
   test("unprivileged user namespaces disabled: the sysctl to set", () => {
     // user.max_user_namespaces is per user namespace: set it to 0 in one of our own
     const r = Bun.spawnSync(asUser(["unshare", "-U", "-r", "sh", "-c", `echo 0 > /proc/sys/user/max_user_namespaces && exec ${h.bin} run ${h.main.rootfs} true`]), {
@@ -61,6 +58,11 @@ describe.skipIf(!asRoot)("a host that lacks something", () => {
       "bunker: unprivileged user namespaces are disabled (user.max_user_namespaces=0): run 'sudo sysctl -w user.max_user_namespaces=15000'",
     );
   });
+});
+
+describe.skipIf(!asRoot)("a host that lacks something else", () => {
+  const sh = (script: string) => Bun.spawnSync(["sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
+  const user = asUser([h.bin, "run", h.main.rootfs, "cat", "/proc/self/uid_map"]).map((a) => `'${a}'`).join(" ");
 
   test("newuidmap missing: a one-id map and the package to install", () => {
     const r = sh(`unshare -m sh -c "mount --bind /dev/null /usr/bin/newuidmap && exec ${user.replaceAll('"', '\\"')}"`);
