@@ -109,6 +109,11 @@ describe("the container process", () => {
     expect(p.stdout.toString().trim().split(/\s+/)).toEqual(["0", "1", "2"]);
   });
 
+  test("without a tty the container gets a session of its own (no TIOCSTI into the caller's terminal)", () => {
+    // field 6 of /proc/PID/stat is the session id: PID 1 leads its own
+    expect(runSh("cut -d' ' -f6 /proc/$$/stat").stdout.trim()).toBe("1");
+  });
+
   test("the working directory is inside the new root", () => {
     const r = runSh("readlink /proc/self/cwd; cd /tmp && readlink /proc/self/cwd", ["-w", "/"]);
     expect(r.stdout.trim().split("\n")).toEqual(["/", "/tmp"]);

@@ -1,7 +1,7 @@
 // DESIGN.md §3: the runtime executable out of reach, and hosts that lack
 // something told what is missing.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, asUser, runSh, setup } from "./harness.ts";
 
@@ -97,5 +97,14 @@ describe.skipIf(!asRoot)("a host that lacks something else", () => {
     expect(r.stderr.toString().trim()).toBe(
       `bunker: cannot execute the C stage: this kernel forbids executing memfds (vm.memfd_noexec) and ${dir}/bunker is mounted noexec; set XDG_RUNTIME_DIR to a directory on a file system that allows exec`,
     );
+  });
+
+  test("a /dev/null that is not the real device is refused, not bound", () => {
+    const fake = join(h.dir, "fake-null");
+    writeFileSync(fake, "not a device\n");
+    const cmd = asUser([h.bin, "run", h.main.rootfs, "true"]).map((a) => `'${a}'`).join(" ");
+    const r = sh(`unshare -m sh -c "mount --bind ${fake} /dev/null && exec ${cmd.replaceAll('"', '\\"')}"`);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr.toString().trim()).toBe("bunker: bind /dev/null: ENODEV (No such device)");
   });
 });
