@@ -109,6 +109,18 @@ static int mkdirat(int dir, const char *p, int mode) { return (int)SYS3(__NR_mkd
 static int symlinkat(const char *target, int dir, const char *p) { return (int)SYS3(__NR_symlinkat, target, dir, p); }
 static ssize_t readlinkat(int dir, const char *p, char *b, size_t n) { return SYS4(__NR_readlinkat, dir, p, b, n); }
 static int unlink(const char *p) { return (int)SYS3(__NR_unlinkat, AT_FDCWD, p, 0); }
+static int unlinkat(int dir, const char *p, int flags) { return (int)SYS3(__NR_unlinkat, dir, p, flags); }
+static int mknodat(int dir, const char *p, unsigned mode, unsigned dev) { return (int)SYS4(__NR_mknodat, dir, p, mode, dev); }
+static int fchownat(int dir, const char *p, uid_t u, gid_t g, int flags) { return (int)SYS5(__NR_fchownat, dir, p, u, g, flags); }
+static int fchown(int fd, uid_t u, gid_t g) { return (int)SYS3(__NR_fchown, fd, u, g); }
+static int fchmod(int fd, unsigned mode) { return (int)SYS2(__NR_fchmod, fd, mode); }
+static int fchmodat(int dir, const char *p, unsigned mode) { return (int)SYS3(__NR_fchmodat, dir, p, mode); }
+static int linkat(int od, const char *op, int nd, const char *np, int flags) { return (int)SYS5(__NR_linkat, od, op, nd, np, flags); }
+struct timespec_ { long sec, nsec; };
+static int utimensat(int dir, const char *p, const struct timespec_ t[2], int flags) { return (int)SYS4(__NR_utimensat, dir, p, t, flags); }
+static long getdents64(int fd, void *buf, size_t n) { return SYS3(__NR_getdents64, fd, buf, n); }
+static long lseek(int fd, long off, int whence) { return SYS3(__NR_lseek, fd, off, whence); }
+static int fsetxattr(int fd, const char *name, const void *v, size_t n, int flags) { return (int)SYS5(__NR_fsetxattr, fd, name, v, n, flags); }
 static int rmdir(const char *p) { return (int)SYS3(__NR_unlinkat, AT_FDCWD, p, AT_REMOVEDIR); }
 static int openat2(int dir, const char *p, struct open_how *how) { return (int)SYS4(__NR_openat2, dir, p, how, sizeof *how); }
 static int mount_setattr(int dir, const char *p, unsigned flags, struct mount_attr *a) {
@@ -254,6 +266,10 @@ static size_t strlen(const char *s) {
   const char *p = s;
   while (*p) p++;
   return (size_t)(p - s);
+}
+static int strcmp(const char *a, const char *b) {
+  while (*a && *a == *b) a++, b++;
+  return (unsigned char)*a - (unsigned char)*b;
 }
 static char *strchrnul(const char *s, int c) {
   while (*s && *s != (char)c) s++;

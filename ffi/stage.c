@@ -31,6 +31,7 @@ enum {
   OP_RELEASE = 4,   /* let the child run its ops */
   OP_SUPERVISE = 5, /* ints: SV_* flags, mask of signals to forward; proxy, reap */
   OP_CLEANUP = 6,   /* strs: paths to unlink ("/" suffix: rmdir); runs at exit, also on failure */
+  OP_STATUS = 7,    /* strs: a file to write the exit status to */
   OP_CHILD_BASE = 32,
   /* child ops */
   OP_PDEATHSIG = 32, /* ints: signal */
@@ -60,6 +61,8 @@ enum {
                         strs: PATH, argv..., envp...; F_INIT */
   OP_UMASK,          /* ints: mask */
   OP_KEEPCAPS,       /* keep permitted capabilities across the next setuid */
+  OP_UNPACK,         /* strs: a directory on the host; apply the records on stdin (unpack.c) */
+  OP_RMTREE,         /* strs: paths on the host to remove with all they hold (unpack.c) */
   OP_END
 };
 
@@ -74,6 +77,7 @@ enum {
 /* OP_SUPERVISE flags */
 #define SV_TTY 0x1   /* the child sends a pty master: proxy it */
 #define SV_STDIN 0x2 /* forward our stdin to the pty, in raw mode */
+#define SV_AFTER 0x4 /* a later child (tidying up): its status does not replace the container's */
 
 /* mount target creation */
 enum { CREATE_NONE = 0, CREATE_DIR = 1, CREATE_FILE = 2 };
@@ -120,17 +124,18 @@ static __attribute__((noreturn)) void die_plan(const char *why) {
 /* The fewest ints and strings each op reads; every op is checked before any runs. */
 static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CLONE] = { 1, 0 }, [OP_WRITE] = { 0, 2 }, [OP_SPAWN] = { 0, 1 }, [OP_RELEASE] = { 0, 0 },
-  [OP_SUPERVISE] = { 2, 0 }, [OP_CLEANUP] = { 0, 0 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
+  [OP_SUPERVISE] = { 2, 0 }, [OP_CLEANUP] = { 0, 0 }, [OP_STATUS] = { 0, 1 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
   [OP_SETHOSTNAME] = { 0, 1 }, [OP_ROOT] = { 0, 1 }, [OP_MOUNT] = { 3, 4 }, [OP_REMOUNT] = { 1, 1 },
   [OP_MASK] = { 0, 1 }, [OP_MKDIR] = { 0, 1 }, [OP_SYMLINK] = { 0, 2 }, [OP_PIVOT] = { 0, 0 },
   [OP_LOOPBACK] = { 0, 0 }, [OP_CONSOLE] = { 0, 1 }, [OP_SETSID] = { 0, 0 }, [OP_STDIN_NULL] = { 0, 0 },
   [OP_CHDIR] = { 0, 1 }, [OP_SETGROUPS] = { 0, 0 }, [OP_SETGID] = { 1, 0 }, [OP_SETUID] = { 1, 0 },
   [OP_CAPBSET] = { 1, 0 }, [OP_CAPSET] = { 4, 0 }, [OP_NO_NEW_PRIVS] = { 0, 0 }, [OP_RLIMIT] = { 3, 0 },
   [OP_CLOSE_FDS] = { 0, 0 }, [OP_EXEC] = { 4, 2 }, [OP_UMASK] = { 1, 0 }, [OP_KEEPCAPS] = { 0, 0 },
+  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 },
 };
 static const int VALID[OP_END] = {
-  [OP_CLONE] = 1, [OP_WRITE] = 1, [OP_SPAWN] = 1, [OP_RELEASE] = 1, [OP_SUPERVISE] = 1, [OP_CLEANUP] = 1,
-  [OP_PDEATHSIG ... OP_KEEPCAPS] = 1,
+  [OP_CLONE] = 1, [OP_WRITE] = 1, [OP_SPAWN] = 1, [OP_RELEASE] = 1, [OP_SUPERVISE] = 1, [OP_CLEANUP] = 1, [OP_STATUS] = 1,
+  [OP_PDEATHSIG ... OP_RMTREE] = 1,
 };
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
@@ -601,6 +606,8 @@ static int do_exec(uint32_t index, const struct op *o) {
   _exit(exec_status(o, err));
 }
 
+#include "unpack.c"
+
 static int run_child_op(uint32_t i, struct op *o) {
   const int64_t *v = o->ints;
   char buf[32];
@@ -615,6 +622,11 @@ static int run_child_op(uint32_t i, struct op *o) {
     return 0;
   }
   case OP_KEEPCAPS: return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+  case OP_UNPACK: do_unpack(o->strs[0]);
+  case OP_RMTREE:
+    for (int k = 0; k < o->nstr; k++)
+      if (do_rmtree(o->strs[k]) < 0) return -1;
+    return 0;
   case OP_DUMPABLE: return prctl(PR_SET_DUMPABLE, (unsigned long)v[0], 0, 0, 0);
   case OP_SETHOSTNAME: return sethostname(o->strs[0], strlen(o->strs[0]));
   case OP_ROOT:
@@ -675,7 +687,7 @@ static __attribute__((noreturn)) void child_main(uint32_t start) {
     report(i, errno);
     _exit(125);
   }
-  _exit(125); /* a plan ends in OP_EXEC */
+  _exit(0); /* a plan without OP_EXEC (removing files, say) is done */
 }
 
 /* ---- parent ------------------------------------------------------------- */
@@ -912,6 +924,7 @@ int main(int argc, char **argv) {
     switch (o->code) {
     case OP_CLONE: {
       int sp[2];
+      if (sock >= 0) close(sock); /* a plan may clone again, after the container (to tidy up) */
       if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) fail(i, errno);
       child = clone_((unsigned long)o->ints[0] | SIGCHLD);
       if (child < 0) fail(i, errno);
@@ -937,7 +950,19 @@ int main(int argc, char **argv) {
       wait_spawned();
       if (send(sock, "", 1, MSG_NOSIGNAL) != 1) fail(i, errno);
       break;
-    case OP_SUPERVISE: code = supervise((int)o->ints[0]); break;
+    case OP_SUPERVISE:
+      if (o->ints[0] & SV_AFTER) supervise((int)o->ints[0]); /* it prints its own failure */
+      else code = supervise((int)o->ints[0]);
+      break;
+    case OP_STATUS: {
+      char m[16];
+      struct buf b = BUF(m);
+      putnum(&b, code);
+      put(&b, "\n", 1);
+      int fd = openat(AT_FDCWD, o->strs[0], O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+      if (fd >= 0) write_all(fd, b.p, b.len), close(fd);
+      break;
+    }
     case OP_CLEANUP: break; /* done once, at exit */
     default: fail(i, ENOSYS);
     }

@@ -4,7 +4,7 @@ import { parseCli } from "./args.ts";
 import type { Command } from "./command.ts";
 
 export const runArgs = {
-  target: { type: "positional", description: "A root filesystem directory, or an OCI bundle (a directory with config.json)", valueHint: "ROOTFS|BUNDLE" },
+  target: { type: "positional", description: "A root filesystem directory, an OCI bundle (a directory with config.json), or an image of the store", valueHint: "ROOTFS|BUNDLE|IMAGE" },
   command: { type: "positional", required: false, description: "The command and its arguments (default: the bundle's, or sh)", valueHint: "COMMAND [ARG...]" },
   env: { type: "string", alias: "e", description: "Set an environment variable (NAME=VALUE, or NAME to pass yours)", valueHint: "NAME=VALUE" },
   "env-file": { type: "string", description: "Read environment variables from a file", valueHint: "FILE" },
@@ -21,6 +21,7 @@ export const runArgs = {
   "cap-add": { type: "string", description: "Add a capability (repeatable; ALL for all)", valueHint: "CAP" },
   "cap-drop": { type: "string", description: "Drop a capability (repeatable; ALL for all)", valueHint: "CAP" },
   name: { type: "string", description: "Name the container", valueHint: "NAME" },
+  rm: { type: "boolean", description: "Remove the container (made from an image) when it exits" },
   userns: { type: "string", description: "auto: subordinate id ranges when configured (default); single: map only your own id", valueHint: "auto|single" },
 } as const;
 
@@ -31,7 +32,7 @@ export default {
   async run(rawArgs) {
     const { values: v, positionals } = parseCli(runArgs, rawArgs, { verb: "run", stopAtPositional: true, repeatable: REPEATABLE });
     const [target, ...command] = positionals;
-    if (!target) throw new BunkerError("run needs a root filesystem or a bundle: bunker run [OPTIONS] ROOTFS|BUNDLE [COMMAND [ARG...]]");
+    if (!target) throw new BunkerError("run needs a root filesystem, a bundle or an image: bunker run [OPTIONS] ROOTFS|BUNDLE|IMAGE [COMMAND [ARG...]]");
     const list = (k: (typeof REPEATABLE)[number]) => v[k] as string[];
     const str = (k: string) => v[k] as string | undefined;
     const flags: RunFlags = {
@@ -51,6 +52,7 @@ export default {
       capDrop: list("cap-drop"),
       name: str("name"),
       userns: str("userns"),
+      rm: v.rm as boolean,
     };
     const { run } = await import("../runtime/run.ts");
     await run(target, command, flags);

@@ -7,7 +7,7 @@ import type { IdMapping, Mount, RunOptions, Spec } from "../spec/types.ts";
 import { capMask } from "./caps.ts";
 import { formatMap, isSelfMap, mapsContain, newidmapArgs } from "./idmap.ts";
 import { MS, type ParsedMountOptions, parseMountOptions } from "./mountopts.ts";
-import { Create, Op, OpFlag, Plan, Supervise } from "./plan.ts";
+import { Create, Op, type OpCode, OpFlag, Plan, Supervise } from "./plan.ts";
 
 const SIGKILL = 9;
 
@@ -87,6 +87,10 @@ export interface CompileContext {
   hint?: string;
   /** Kind of a host path, for bind targets: a directory, a file, or missing. */
   kind: (hostPath: string) => "dir" | "file" | undefined;
+  /** The root is an overlay of image layers (top first) mounted on spec.root.path. */
+  overlay?: { lower: string[]; upper: string; work: string };
+  /** After the container: where to write its exit status, and trees to remove (--rm). */
+  after?: { status?: string; remove?: string[] };
 }
 
 const withHint = (desc: string, hint?: string) => (hint ? `${desc}\t${hint}` : desc);
@@ -111,25 +115,7 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   const rootfs = spec.root!.path;
 
   // --- the stage: clone, id maps, release --------------------------------
-  let flags = 0;
-  for (const t of ns) flags |= NS_FLAGS[t] ?? 0;
-  plan.add(Op.CLONE, withHint(`create namespaces (${[...ns].join(", ")})`, ctx.hint), { ints: [flags] });
-  const direct = isSelfMap(uidMaps, ctx.uid) && isSelfMap(gidMaps, ctx.gid);
-  if (direct) {
-    plan.add(Op.WRITE, "deny setgroups in the user namespace", { strs: ["/proc/{pid}/setgroups", "deny"] });
-    plan.add(Op.WRITE, withHint("write the uid map", ctx.hint), { strs: ["/proc/{pid}/uid_map", formatMap(uidMaps)] });
-    plan.add(Op.WRITE, withHint("write the gid map", ctx.hint), { strs: ["/proc/{pid}/gid_map", formatMap(gidMaps)] });
-  } else {
-    for (const [name, maps, file] of [
-      ["newuidmap", uidMaps, "/etc/subuid"],
-      ["newgidmap", gidMaps, "/etc/subgid"],
-    ] as const) {
-      const tool = ctx.helper(name);
-      if (!tool) throw new BunkerError(`${name} is needed for this id map but was not found: install the uidmap package`);
-      plan.add(Op.SPAWN, `map ids with ${name}\tcheck your ranges in ${file}`, { strs: [tool, "{pid}", ...newidmapArgs(maps)] });
-    }
-  }
-  plan.add(Op.RELEASE, "start the container process");
+  const direct = addNamespaces(plan, [...ns], uidMaps, gidMaps, ctx);
 
   // --- the child: the file system, on the host's /proc ---------------------
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
@@ -141,6 +127,18 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   });
   if (ns.has("uts") && spec.hostname) plan.add(Op.SETHOSTNAME, `set hostname ${spec.hostname}`, { strs: [spec.hostname] });
   if (ns.has("network")) plan.add(Op.LOOPBACK, "bring up the loopback interface");
+  if (ctx.overlay) {
+    const o = ctx.overlay;
+    const paths = [...o.lower, o.upper, o.work];
+    if (paths.some((p) => /[:,\\]/.test(p))) throw new BunkerError(`the store's path holds ':' or ',', which overlayfs cannot take: set XDG_DATA_HOME elsewhere`);
+    const data = `lowerdir=${o.lower.join(":")},upperdir=${o.upper},workdir=${o.work},userxattr`;
+    if (data.length > 4000) throw new BunkerError(`the image has too many layers (${o.lower.length}) for one overlay mount`);
+    plan.add(Op.MOUNT, withHint(`mount the image's layers (overlayfs) on ${rootfs}`, "overlayfs in a user namespace needs Linux 5.11"), {
+      flags: OpFlag.HOST_TARGET,
+      strs: ["overlay", rootfs, "overlay", data],
+      ints: [0, Create.NONE, -1],
+    });
+  }
   plan.add(Op.ROOT, `bind the root filesystem ${rootfs}`, { strs: [rootfs] });
 
   const mounts = spec.mounts ?? [];
@@ -217,8 +215,69 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   plan.add(Op.SUPERVISE, "supervise the container", {
     ints: [(proc.terminal ? Supervise.TTY : 0) | (proc.terminal && opts.interactive ? Supervise.STDIN : 0), FORWARDED_SIGNALS],
   });
+  if (ctx.after?.status) plan.add(Op.STATUS, "record the exit status", { strs: [ctx.after.status] });
+  if (ctx.after?.remove?.length) {
+    // --rm: the container's files belong to its ids; remove them from a user namespace with its maps
+    addNamespaces(plan, ["user"], uidMaps, gidMaps, ctx);
+    plan.add(Op.RMTREE, `remove the container's files`, { strs: ctx.after.remove });
+    plan.add(Op.SUPERVISE, "wait for the removal", { ints: [Supervise.AFTER, FORWARDED_SIGNALS] });
+  }
   if (ctx.cleanup.length) plan.add(Op.CLEANUP, "remove the container's runtime files", { strs: ctx.cleanup });
   return plan;
+}
+
+/** Clone into the namespaces, map the ids, release the child. Returns
+ * whether the maps were written directly (one id: setgroups is denied). */
+function addNamespaces(
+  plan: Plan,
+  ns: string[],
+  uidMaps: IdMapping[],
+  gidMaps: IdMapping[],
+  ctx: Pick<CompileContext, "uid" | "gid" | "helper" | "hint">,
+): boolean {
+  let flags = 0;
+  for (const t of ns) flags |= NS_FLAGS[t] ?? 0;
+  plan.add(Op.CLONE, withHint(`create namespaces (${ns.join(", ")})`, ctx.hint), { ints: [flags] });
+  const direct = isSelfMap(uidMaps, ctx.uid) && isSelfMap(gidMaps, ctx.gid);
+  if (direct) {
+    plan.add(Op.WRITE, "deny setgroups in the user namespace", { strs: ["/proc/{pid}/setgroups", "deny"] });
+    plan.add(Op.WRITE, withHint("write the uid map", ctx.hint), { strs: ["/proc/{pid}/uid_map", formatMap(uidMaps)] });
+    plan.add(Op.WRITE, withHint("write the gid map", ctx.hint), { strs: ["/proc/{pid}/gid_map", formatMap(gidMaps)] });
+  } else {
+    for (const [name, maps, file] of [
+      ["newuidmap", uidMaps, "/etc/subuid"],
+      ["newgidmap", gidMaps, "/etc/subgid"],
+    ] as const) {
+      const tool = ctx.helper(name);
+      if (!tool) throw new BunkerError(`${name} is needed for this id map but was not found: install the uidmap package`);
+      plan.add(Op.SPAWN, `map ids with ${name}\tcheck your ranges in ${file}`, { strs: [tool, "{pid}", ...newidmapArgs(maps)] });
+    }
+  }
+  plan.add(Op.RELEASE, "start the container process");
+  return direct;
+}
+
+type UserNsContext = Pick<CompileContext, "uid" | "gid" | "helper" | "hint">;
+type Maps = { uidMappings: IdMapping[]; gidMappings: IdMapping[] };
+
+/** One op run as root of a user namespace with the store's maps, and waited for. */
+function inUserNamespace(code: OpCode, desc: string, strs: string[], maps: Maps, ctx: UserNsContext): Plan {
+  const plan = new Plan();
+  addNamespaces(plan, ["user"], maps.uidMappings, maps.gidMappings, ctx);
+  plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
+  plan.add(code, desc, { strs });
+  plan.add(Op.SUPERVISE, "wait for it", { ints: [0, FORWARDED_SIGNALS] });
+  return plan;
+}
+
+/** Unpack records from stdin into dir, so that files get the container's own owners (ffi/unpack.c). */
+export function compileUnpack(dir: string, maps: Maps, ctx: UserNsContext): Plan {
+  return inUserNamespace(Op.UNPACK, `unpack into ${dir}`, [dir], maps, ctx);
+}
+
+/** Remove trees made by compileUnpack: outside the user namespace, files owned by subordinate ids cannot be. */
+export function compileRmtree(paths: string[], maps: Maps, ctx: UserNsContext): Plan {
+  return inUserNamespace(Op.RMTREE, `remove ${paths.join(", ")}`, paths, maps, ctx);
 }
 
 function addDevices(plan: Plan): void {

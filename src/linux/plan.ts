@@ -12,6 +12,7 @@ export const Op = {
   RELEASE: 4,
   SUPERVISE: 5,
   CLEANUP: 6,
+  STATUS: 7,
   // run by the child, inside the new namespaces
   PDEATHSIG: 32,
   DUMPABLE: 33,
@@ -39,6 +40,8 @@ export const Op = {
   EXEC: 55,
   UMASK: 56,
   KEEPCAPS: 57,
+  UNPACK: 58,
+  RMTREE: 59,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 const opName = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k])) as Record<number, string>;
@@ -52,7 +55,7 @@ export const OpFlag = {
   INIT: 0x20,
 } as const;
 
-export const Supervise = { TTY: 0x1, STDIN: 0x2 } as const;
+export const Supervise = { TTY: 0x1, STDIN: 0x2, AFTER: 0x4 } as const;
 export const Create = { NONE: 0, DIR: 1, FILE: 2 } as const;
 
 export interface PlanOp {

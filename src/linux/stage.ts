@@ -52,6 +52,24 @@ function stageFile(bytes: Uint8Array, stateDir: string): string {
 
 const refused = (e: unknown) => e instanceof sys.SysError && (e.code === "EACCES" || e.code === "EPERM");
 
+/**
+ * Run the stage as a child of this process, for plans that Bun feeds or
+ * reads while they run (unpacking an image). stdin and stdout are pipes;
+ * the plan is fd 3 of the child.
+ */
+export async function spawnStage(plan: Plan): Promise<Bun.Subprocess<"pipe", "pipe", "inherit">> {
+  const bytes = await stageBytes();
+  const planFd = sys.memfd("bunker-plan", sys.MFD_CLOEXEC);
+  const stage = sealedStage(bytes);
+  try {
+    sys.writeAll(planFd, plan.encode());
+    return Bun.spawn([`/proc/self/fd/4`, "3"], { stdio: ["pipe", "pipe", "inherit", planFd, stage], env: {} });
+  } finally {
+    sys.close(planFd);
+    sys.close(stage);
+  }
+}
+
 export async function execStage(plan: Plan, stateDir: string): Promise<never> {
   const bytes = await stageBytes();
   const planFd = sys.memfd("bunker-plan", 0); // no CLOEXEC: the stage reads it

@@ -23,6 +23,7 @@ function defs(T: Ffi["FFIType"]) {
     readlink: { args: [T.ptr, T.ptr, T.u64], returns: T.i64 },
     access: { args: [T.ptr, T.i32], returns: T.i32 },
     isatty: { args: [T.i32], returns: T.i32 },
+    flock: { args: [T.i32, T.i32], returns: T.i32 },
     statx: { args: [T.i32, T.ptr, T.i32, T.u32, T.ptr], returns: T.i32 },
     getrandom: { args: [T.ptr, T.u64, T.u32], returns: T.i64 },
     memfd_create: { args: [T.ptr, T.u32], returns: T.i32 },
@@ -216,6 +217,22 @@ export function readlink(path: string): string {
   const buf = new Uint8Array(4096);
   const n = check(libc().c.readlink(p(cstr(path)), p(buf), buf.length), "readlink", path);
   return new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/** An open fd holding an exclusive flock on path (created if missing), or
+ * undefined when another process holds it and wait is false. */
+export function lockFile(path: string, wait: boolean): number | undefined {
+  const { c } = libc();
+  const fd = check(c.open(p(cstr(path)), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600), "open", path);
+  const LOCK_EX = 2, LOCK_NB = 4;
+  for (;;) {
+    if (c.flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) === 0) return fd;
+    const e = errno();
+    if (e === 4) continue; // EINTR
+    c.close(fd);
+    if (e === 11) return undefined; // EWOULDBLOCK
+    throw new SysError("flock", e, path);
+  }
 }
 
 export function isatty(fd: number): boolean {

@@ -10,6 +10,7 @@ import { buildSpec, type RunFlags } from "../spec/build.ts";
 import { checkShape, unsupported } from "../spec/shape.ts";
 import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
+import { type ImageRecord, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
 import { ContainerDir, type ContainerState, stateRoot, starttime } from "./state.ts";
 
@@ -25,12 +26,16 @@ function firstOf(errs: string[]): string {
   return errs[0]! + (errs.length > 1 ? ` (and ${errs.length - 1} more problems)` : "");
 }
 
-/** ROOTFS or BUNDLE: a bundle is a directory holding config.json. */
-export function loadTarget(target: string): { rootfs: string; bundle?: Spec; bundleDir?: string } {
+interface Target {
+  rootfs: string;
+  bundle?: Spec;
+  bundleDir?: string;
+}
+
+/** ROOTFS or BUNDLE: a bundle is a directory holding config.json. Undefined if no directory. */
+export function loadTarget(target: string): Target | undefined {
   const dir = resolve(target);
-  if (kind(dir) !== "dir") {
-    throw new BunkerError(`${target}: no such directory: give a root filesystem directory or an OCI bundle`);
-  }
+  if (kind(dir) !== "dir") return undefined;
   const configPath = `${dir}/config.json`;
   if (!sys.stat(configPath, false)) return { rootfs: dir };
   let config: unknown;
@@ -73,9 +78,21 @@ export async function run(target: string, command: string[], flags: RunFlags): P
   }
   checkKernel();
   const hint = checkUserNamespaces();
-  const { rootfs, bundle, bundleDir } = loadTarget(target);
   const who = identity();
   const id = sys.randomHex(32);
+  // a name is an image first, as in Docker; "/..." and "./..." are always directories
+  const imageFirst = !target.startsWith("/") && !target.startsWith(".");
+  const stored = imageFirst && sys.stat(`${Store.dataRoot()}/images.json`) ? new Store().find(target) : undefined;
+  const local = stored ? undefined : loadTarget(target);
+  if (!stored && !local) {
+    throw new BunkerError(
+      imageFirst
+        ? `${target}: no such image in the store, and no such directory (see 'bunker images'; 'bunker import' adds one)`
+        : `${target}: no such directory: give a root filesystem directory or an OCI bundle`,
+    );
+  }
+  const img = stored ? openImage(new Store(), stored, id, flags) : undefined;
+  const { rootfs, bundle, bundleDir } = local ?? { rootfs: img!.rootfs };
 
   const built = buildSpec({
     flags,
@@ -84,7 +101,9 @@ export async function run(target: string, command: string[], flags: RunFlags): P
     bundle,
     id,
     hostHostname: () => sys.tryRead("/proc/sys/kernel/hostname")?.trim(),
-    maps: (mode) => chooseMaps(mode, who, () => subIds(who), findHelper),
+    maps: img ? () => img.maps : (mode) => chooseMaps(mode, who, () => subIds(who), findHelper),
+    image: img?.record.config.config,
+    readRoot: img?.readRoot,
     hostEnv: process.env,
     readFile: (f) => {
       try {
@@ -105,7 +124,12 @@ export async function run(target: string, command: string[], flags: RunFlags): P
 
   const state = new ContainerDir(stateRoot(), id);
   try {
-    if (opts.name) state.claimName(opts.name);
+    if (opts.name) {
+      img?.claimName(opts.name);
+      if (!img) refuseStoredName(opts.name);
+      state.claimName(opts.name);
+    }
+    img?.record_(spec, opts.name);
     const etcFiles = [
       { destination: "/etc/hosts", source: state.write("hosts", hostsFile(spec.hostname, opts.name, ownNetwork)) },
       { destination: "/etc/resolv.conf", source: state.write("resolv.conf", resolvConf(ownNetwork)) },
@@ -126,14 +150,56 @@ export async function run(target: string, command: string[], flags: RunFlags): P
       helper: findHelper,
       bundleDir,
       etcFiles,
-      cleanup: state.cleanupList(),
+      cleanup: [...state.cleanupList(), ...(img && flags.rm && opts.name ? [img.nameLink(opts.name)] : [])],
       hint,
       kind,
+      overlay: img?.overlay,
+      after: img ? { status: `${img.dir}/exit`, remove: flags.rm ? [img.dir] : undefined } : undefined,
     });
     if (process.env.BUNKER_PLAN) say(plan.describe());
     return await execStage(plan, state.root);
   } catch (e) {
     state.remove();
+    await img?.discard(opts.name);
     throw e;
   }
+}
+
+/** A name held by a stopped container of the store is taken too, as in Docker. */
+function refuseStoredName(name: string): void {
+  const owner = Store.nameOwner(name);
+  if (owner) throw new BunkerError(`the container name "${name}" is already in use by container ${owner.slice(0, 12)}: remove it with 'bunker rm ${name}' or choose another --name`);
+}
+
+/** An image from the store, and the container it gets: its own upper layer
+ * and work directory, and a mount point for the overlay. */
+function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlags) {
+  const maps = store.maps();
+  if (flags.userns === "single" && store.ranges) {
+    throw new BunkerError("this store's images were unpacked with subordinate id ranges: --userns=single cannot run them");
+  }
+  const layers = record.layers.map((d) => `${store.layerDir(d)}/diff`);
+  const dir = store.containerDir(id);
+  return {
+    rootfs: `${dir}/rootfs`,
+    dir,
+    maps,
+    record,
+    overlay: { lower: [...layers].reverse(), upper: `${dir}/upper`, work: `${dir}/work` },
+    /** A file of the image: from the topmost layer that has it. */
+    readRoot: (path: string) => {
+      for (const l of [...layers].reverse()) {
+        const text = sys.readInRoot(l, path);
+        if (text !== undefined) return text;
+      }
+      return undefined;
+    },
+    claimName: (name: string) => store.claimName(name, id),
+    nameLink: (name: string) => store.nameLink(name),
+    record_: (spec: Spec, name?: string) => store.createContainer(id, { image: record, name, spec }),
+    discard: async (name?: string) => {
+      if (name && Store.nameOwner(name) === id) sys.unlink(store.nameLink(name));
+      await store.remove([dir]).catch(() => {});
+    },
+  };
 }

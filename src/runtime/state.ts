@@ -56,6 +56,19 @@ export function readState(root: string, id: string): ContainerState | undefined 
   }
 }
 
+/** Containers whose bunker is running, from the runtime state directory. */
+export function running(): ContainerState[] {
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  const root = xdg?.startsWith("/") ? `${xdg}/bunker` : `/tmp/bunker-${process.getuid!()}`;
+  let ids: string[];
+  try {
+    ids = sys.readdir(`${root}/containers`);
+  } catch {
+    return [];
+  }
+  return ids.map((id) => readState(root, id)).filter((s): s is ContainerState => s !== undefined && starttime(s.pid) === s.starttime);
+}
+
 export class ContainerDir {
   readonly dir: string;
   private readonly files: string[] = [];

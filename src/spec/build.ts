@@ -25,6 +25,8 @@ export interface RunFlags {
   capDrop: string[];
   name?: string;
   userns?: string;
+  /** Remove the container when it exits (for a container made from an image). */
+  rm?: boolean;
 }
 
 export interface BuildInput {
@@ -35,6 +37,11 @@ export interface BuildInput {
   rootfs: string;
   /** The bundle's config.json, when running a bundle (already shape-checked). */
   bundle?: Spec;
+  /** The image's config ("config" of the OCI image config), when running an image. */
+  image?: ImageProcess;
+  /** Reads a file of the container's file system (its /etc/passwd and /etc/group);
+   * by default from the rootfs directory. */
+  readRoot?: (path: string) => string | undefined;
   /** The container's id; its first 12 characters are the default hostname. */
   id: string;
   /** The host's own name, which --network host shares as Docker does. */
@@ -45,6 +52,15 @@ export interface BuildInput {
   hostEnv: Record<string, string | undefined>;
   /** Reads an --env-file. */
   readFile: (path: string) => string;
+}
+
+/** What an image says about its process (Docker's and OCI's image config). */
+export interface ImageProcess {
+  User?: string;
+  Env?: string[];
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  WorkingDir?: string;
 }
 
 export interface Built {
@@ -84,7 +100,16 @@ export function buildSpec(input: BuildInput): Built {
     notice = choice.notice;
   }
 
-  if (input.command.length > 0) proc.args = [...input.command];
+  if (input.image) {
+    // Docker: ENTRYPOINT, then the command line's arguments or else CMD
+    const img = input.image;
+    proc.args = [...(img.Entrypoint ?? []), ...(input.command.length ? input.command : (img.Cmd ?? []))];
+    if (proc.args.length === 0) throw new BunkerError("the image has no command (no Entrypoint or Cmd): give one after the image name");
+    proc.env = img.Env ?? [];
+    if (img.WorkingDir) proc.cwd = img.WorkingDir.startsWith("/") ? join(img.WorkingDir) : join("/", img.WorkingDir);
+  } else if (input.command.length > 0) {
+    proc.args = [...input.command];
+  }
   if (flags.workdir !== undefined) {
     if (!flags.workdir.startsWith("/")) throw new BunkerError(`--workdir must be an absolute path, not "${flags.workdir}"`);
     proc.cwd = join(flags.workdir);
@@ -94,7 +119,7 @@ export function buildSpec(input: BuildInput): Built {
   const gidMapped = (g: number) => mapsContain(spec.linux!.gidMappings!, g);
   let home: string | undefined;
   if (flags.user !== undefined || !bundle) {
-    const u = resolveUser(flags.user ?? "0", input.rootfs);
+    const u = resolveUser(flags.user ?? (input.image?.User || "0"), input.readRoot ?? ((p) => readInRoot(input.rootfs, p)));
     proc.user = { ...proc.user, uid: u.uid, gid: u.gid, additionalGids: u.groups.filter(gidMapped) };
     home = u.home;
   }
@@ -273,17 +298,17 @@ export interface ResolvedUser {
 const ID = /^\d{1,10}$/;
 
 /** -u USER[:GROUP] with names looked up in the container's /etc/passwd and /etc/group. */
-export function resolveUser(spec: string, rootfs: string, read = readInRoot): ResolvedUser {
+export function resolveUser(spec: string, read: (path: string) => string | undefined): ResolvedUser {
   const parts = spec.split(":");
   const [userPart, groupPart] = parts as [string, string?];
   if (parts.length > 2 || userPart === "" || groupPart === "") throw new BunkerError(`invalid user "${spec}": use NAME|UID[:GROUP|GID]`);
-  const passwd = records(read(rootfs, "/etc/passwd"));
+  const passwd = records(read("/etc/passwd"));
   const numeric = ID.test(userPart);
   const entry = passwd.find((f) => (numeric ? f[2] === userPart : f[0] === userPart));
   if (!numeric && !entry) throw new BunkerError(`unable to find user ${userPart}: no matching entries in the container's /etc/passwd`);
   const uid = numeric ? Number(userPart) : Number(entry![2]);
   let gid = entry ? Number(entry[3]) : 0;
-  const groupFile = records(read(rootfs, "/etc/group"));
+  const groupFile = records(read("/etc/group"));
   if (groupPart !== undefined) {
     if (ID.test(groupPart)) gid = Number(groupPart);
     else {

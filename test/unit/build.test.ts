@@ -158,14 +158,14 @@ test("-u looks names up in the container's passwd and group files", () => {
     "/etc/passwd": "root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/var/www:/bin/false\n",
     "/etc/group": "root:x:0:\nwww:x:33:\nadm:x:4:www,other\nstaff:x:50:www\n",
   };
-  const read = (_root: string, p: string) => files[p];
-  expect(resolveUser("www", "/r", read)).toEqual({ uid: 33, gid: 33, home: "/var/www", groups: [4, 50] });
-  expect(resolveUser("33:adm", "/r", read)).toEqual({ uid: 33, gid: 4, home: "/var/www", groups: [50] });
-  expect(resolveUser("1234", "/r", read)).toEqual({ uid: 1234, gid: 0, home: undefined, groups: [] });
-  expect(resolveUser("1234:5", "/r", read).gid).toBe(5);
-  expect(() => resolveUser("nobody", "/r", read)).toThrow("unable to find user nobody");
-  expect(() => resolveUser("www:nogroup", "/r", read)).toThrow("unable to find group nogroup");
-  expect(() => resolveUser(":1", "/r", read)).toThrow('invalid user ":1"');
-  expect(() => resolveUser("1000:", "/r", read)).toThrow('invalid user "1000:"');
-  expect(() => resolveUser("a:b:c", "/r", read)).toThrow('invalid user "a:b:c"');
+  const read = (p: string) => files[p];
+  expect(resolveUser("www", read)).toEqual({ uid: 33, gid: 33, home: "/var/www", groups: [4, 50] });
+  expect(resolveUser("33:adm", read)).toEqual({ uid: 33, gid: 4, home: "/var/www", groups: [50] });
+  expect(resolveUser("1234", read)).toEqual({ uid: 1234, gid: 0, home: undefined, groups: [] });
+  expect(resolveUser("1234:5", read).gid).toBe(5);
+  expect(() => resolveUser("nobody", read)).toThrow("unable to find user nobody");
+  expect(() => resolveUser("www:nogroup", read)).toThrow("unable to find group nogroup");
+  expect(() => resolveUser(":1", read)).toThrow('invalid user ":1"');
+  expect(() => resolveUser("1000:", read)).toThrow('invalid user "1000:"');
+  expect(() => resolveUser("a:b:c", read)).toThrow('invalid user "a:b:c"');
 });

@@ -1,0 +1,249 @@
+/*
+ * OP_UNPACK, included by stage.c: apply a stream of file-system records
+ * (written by src/image/unpack.ts) beneath one directory, from inside the
+ * user namespace, so that owners are the container's own ids.
+ *
+ * The TypeScript side decides everything (which entries, names, owners,
+ * modes, whiteouts); this only carries records out, and it can neither
+ * leave the directory nor follow a symlink: every parent is opened with
+ * openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS), every last component
+ * with O_NOFOLLOW or an *at call that does not follow.
+ *
+ * Record: a 40-byte header, then path, link (or xattr name), then size bytes.
+ *   0 u8 type  1 u8 flags  2 u16 pathlen  4 u32 mode  8 u32 uid  12 u32 gid
+ *   16 u32 linklen  20 u32 nsec  24 i64 sec  32 u64 size
+ * Result on stdout: "ok N" (records applied) or "fail N ERRNO" (the
+ * record that failed, counting from 0).
+ *
+ * OP_RMTREE removes what OP_UNPACK made: inside the user namespace, files
+ * owned by subordinate ids can be removed; outside, they cannot.
+ */
+
+enum { U_END, U_DIR, U_FILE, U_SYMLINK, U_HARDLINK, U_WHITEOUT, U_OPAQUE, U_XATTR, U_TIMES, U_UNLINK, U_FIFO };
+#define UF_CHOWN 0x1 /* give the entry the record's uid and gid */
+#define UF_DIR 0x2   /* U_UNLINK: the entry is a directory */
+
+static int uroot = -1;
+static char ubuf[1 << 16];
+static size_t ubuf_off, ubuf_len;
+
+/* Refill the buffer from stdin when it is empty; -1 (EPIPE at the end). */
+static int ufill(void) {
+  while (ubuf_off == ubuf_len) {
+    ssize_t r = read(0, ubuf, sizeof ubuf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) { errno = r == 0 ? EPIPE : errno; return -1; }
+    ubuf_off = 0, ubuf_len = (size_t)r;
+  }
+  return 0;
+}
+
+/* Exactly n bytes from stdin into dst, or into fd when dst is NULL. */
+static int uread_to(void *dst, int fd, uint64_t n) {
+  char *d = dst;
+  while (n > 0) {
+    if (ufill() < 0) return -1;
+    size_t take = ubuf_len - ubuf_off < n ? ubuf_len - ubuf_off : (size_t)n;
+    if (d) {
+      memcpy(d, ubuf + ubuf_off, take);
+      d += take;
+    } else {
+      const char *p = ubuf + ubuf_off;
+      for (size_t left = take; left > 0;) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w, left -= (size_t)w;
+      }
+    }
+    ubuf_off += take, n -= take;
+  }
+  return 0;
+}
+#define uread(dst, n) uread_to(dst, -1, n)
+#define ucopy(fd, n) uread_to(NULL, fd, n)
+
+/* The directory that holds path (opened beneath the root, no symlinks) and
+ * the last component. The last parent is kept open: archives go dir by dir. */
+static char parent_path[PATH_MAX];
+static int parent_fd = -1;
+static int uparent(char *path, const char **name) {
+  char *slash = strrchr(path, '/');
+  if (!slash) {
+    *name = path;
+    return uroot;
+  }
+  *slash = 0;
+  *name = slash + 1;
+  if (parent_fd >= 0 && strcmp(parent_path, path) == 0) {
+    *slash = '/';
+    return parent_fd;
+  }
+  struct open_how how = { O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                          RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
+  int fd = openat2(uroot, path, &how);
+  if (fd >= 0) {
+    if (parent_fd >= 0) close(parent_fd);
+    parent_fd = fd;
+    memcpy(parent_path, path, (size_t)(slash - path) + 1);
+  }
+  *slash = '/';
+  return fd;
+}
+
+/* A directory was removed or replaced: forget the cached parent. */
+static void uforget(void) {
+  if (parent_fd >= 0) close(parent_fd);
+  parent_fd = -1;
+}
+
+static int uowner(int fd, const char *name, uint8_t flags, uint32_t uid, uint32_t gid) {
+  if (!(flags & UF_CHOWN)) return 0;
+  return name ? fchownat(fd, name, uid, gid, AT_SYMLINK_NOFOLLOW) : fchown(fd, uid, gid);
+}
+
+static int uapply(uint8_t type, uint8_t flags, char *path, char *link, uint32_t mode, uint32_t uid, uint32_t gid,
+                  const struct timespec_ t[2], uint64_t size) {
+  const char *name;
+  int dir = uparent(path, &name), fd = -1, rc = -1;
+  if (dir < 0) return -1;
+  switch (type) {
+  case U_DIR:
+    if (mkdirat(dir, name, 0700) < 0 && errno != EEXIST) return -1;
+    if ((fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0) return -1;
+    rc = uowner(fd, NULL, flags, uid, gid) < 0 || fchmod(fd, mode) < 0 ? -1 : 0;
+    break;
+  case U_FILE:
+    if ((fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) return -1;
+    /* owner before mode: chown clears the setuid and setgid bits */
+    rc = ucopy(fd, size) < 0 || uowner(fd, NULL, flags, uid, gid) < 0 || fchmod(fd, mode) < 0 || utimensat(fd, NULL, t, 0) < 0 ? -1 : 0;
+    break;
+  case U_SYMLINK:
+    if (symlinkat(link, dir, name) < 0) return -1;
+    return uowner(dir, name, flags, uid, gid) < 0 || utimensat(dir, name, t, AT_SYMLINK_NOFOLLOW) < 0 ? -1 : 0;
+  case U_HARDLINK: { /* the target's parent, opened apart from the cached one */
+    char *slash = strrchr(link, '/');
+    const char *tname = slash ? slash + 1 : link;
+    int tdir = uroot;
+    if (slash) {
+      struct open_how how = { O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                              RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
+      *slash = 0;
+      tdir = openat2(uroot, link, &how);
+      *slash = '/';
+      if (tdir < 0) return -1;
+    }
+    rc = linkat(tdir, tname, dir, name, 0);
+    return tdir == uroot ? rc : keep_errno(rc, tdir);
+  }
+  case U_WHITEOUT: /* overlayfs's whiteout: a 0:0 character device (unprivileged since Linux 5.8) */
+    return mknodat(dir, name, S_IFCHR, 0);
+  case U_FIFO:
+    if (mknodat(dir, name, S_IFIFO | 0600, 0) < 0) return -1;
+    return uowner(dir, name, flags, uid, gid) < 0 || fchmodat(dir, name, mode) < 0 ? -1 : 0;
+  case U_OPAQUE:
+  case U_XATTR: {
+    if ((fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0)) < 0) return -1;
+    if (type == U_OPAQUE) {
+      rc = fsetxattr(fd, "user.overlay.opaque", "y", 1, 0);
+      break;
+    }
+    char value[4096];
+    if (size > sizeof value) { errno = E2BIG; break; }
+    rc = uread(value, (size_t)size) < 0 ? -1 : fsetxattr(fd, link, value, (size_t)size, 0);
+    break;
+  }
+  case U_TIMES:
+    return utimensat(dir, name, t, AT_SYMLINK_NOFOLLOW);
+  case U_UNLINK:
+    uforget();
+    return unlinkat(dir, name, (flags & UF_DIR) ? AT_REMOVEDIR : 0);
+  default:
+    errno = EINVAL;
+    return -1;
+  }
+  return keep_errno(rc, fd);
+}
+
+static void uresult(const char *what, uint32_t n, int err) {
+  char m[64];
+  struct buf b = BUF(m);
+  puts_(&b, what);
+  puts_(&b, " ");
+  putnum(&b, n);
+  if (err) puts_(&b, " "), putnum(&b, err);
+  emit(1, &b);
+}
+
+static __attribute__((noreturn)) void do_unpack(const char *root) {
+  umask(0);
+  uroot = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (uroot < 0) uresult("fail", 0, errno), _exit(1);
+  static char path[PATH_MAX], link[PATH_MAX];
+  for (uint32_t n = 0;; n++) {
+    unsigned char h[40];
+    if (uread(h, sizeof h) < 0) uresult("fail", n, errno), _exit(1);
+    uint16_t pathlen;
+    uint32_t mode, uid, gid, linklen, nsec;
+    int64_t sec;
+    uint64_t size;
+    memcpy(&pathlen, h + 2, 2), memcpy(&mode, h + 4, 4), memcpy(&uid, h + 8, 4), memcpy(&gid, h + 12, 4);
+    memcpy(&linklen, h + 16, 4), memcpy(&nsec, h + 20, 4), memcpy(&sec, h + 24, 8), memcpy(&size, h + 32, 8);
+    if (h[0] == U_END) {
+      uresult("ok", n, 0);
+      _exit(0);
+    }
+    if (pathlen == 0 || pathlen >= PATH_MAX || linklen >= PATH_MAX || uread(path, pathlen) < 0 || uread(link, linklen) < 0) {
+      uresult("fail", n, errno ? errno : ENAMETOOLONG);
+      _exit(1);
+    }
+    path[pathlen] = 0, link[linklen] = 0;
+    struct timespec_ t[2] = { { sec, nsec }, { sec, nsec } };
+    errno = 0;
+    if (uapply(h[0], h[1], path, link, mode & 07777, uid, gid, t, size) < 0) {
+      uresult("fail", n, errno ? errno : EIO);
+      _exit(1);
+    }
+  }
+}
+
+/* Remove name (below dirfd) and everything under it, never following a
+ * symlink. The buffer is small: a hostile tree may be 2000 levels deep. */
+static int rm_at(int dirfd, const char *name) {
+  if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
+  if (errno != EISDIR) return -1;
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  for (;;) { /* list, remove what was listed, list again until only . and .. are left */
+    char buf[1024];
+    long n = getdents64(fd, buf, sizeof buf), removed = 0;
+    if (n < 0) return keep_errno(-1, fd);
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      uint16_t reclen;
+      memcpy(&reclen, buf + off + 16, 2);
+      const char *d = buf + off + 19;
+      off += reclen;
+      if (d[0] == '.' && (d[1] == 0 || (d[1] == '.' && d[2] == 0))) continue;
+      if (rm_at(fd, d) < 0) return keep_errno(-1, fd);
+      removed++;
+    }
+    if (removed && lseek(fd, 0, 0) < 0) return keep_errno(-1, fd);
+  }
+  close(fd);
+  return unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/* OP_RMTREE: path is absolute on the host; its parent is the caller's. */
+static int do_rmtree(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (!slash || !slash[1]) { errno = EINVAL; return -1; }
+  char parent[PATH_MAX];
+  size_t n = (size_t)(slash - path);
+  if (n >= sizeof parent) { errno = ENAMETOOLONG; return -1; }
+  memcpy(parent, path, n);
+  parent[n] = 0;
+  int dir = open(n ? parent : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return -1;
+  return keep_errno(rm_at(dir, slash + 1), dir);
+}

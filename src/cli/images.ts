@@ -1,0 +1,37 @@
+import { BunkerError } from "../errors.ts";
+import { parseCli } from "./args.ts";
+import type { Command } from "./command.ts";
+import { table } from "./table.ts";
+
+const imagesArgs = {
+  json: { type: "boolean", description: "Print the images as JSON" },
+} as const;
+
+function size(n: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let u = 0;
+  while (n >= 1000 && u < units.length - 1) (n /= 1000), u++;
+  return `${n.toFixed(u === 0 ? 0 : 1)}${units[u]}`;
+}
+
+export default {
+  def: { meta: { name: "images", description: "List the images in the store" }, args: imagesArgs },
+  async run(rawArgs) {
+    const { values, positionals } = parseCli(imagesArgs, rawArgs, { verb: "images" });
+    if (positionals.length) throw new BunkerError(`images takes no arguments, got "${positionals[0]}"`);
+    const { Store } = await import("../image/store.ts");
+    const images = new Store().index().images;
+    if (values.json) {
+      console.log(JSON.stringify(images.map((i) => ({ id: i.id, names: i.names, layers: i.layers, size: i.size, created: i.created }))));
+      return;
+    }
+    const rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]];
+    for (const i of images) {
+      for (const n of i.names.length ? i.names : ["<none>:<none>"]) {
+        const colon = n.lastIndexOf(":");
+        rows.push([n.slice(0, colon), n.slice(colon + 1), i.id.slice(7, 19), i.created.slice(0, 19).replace("T", " "), size(i.size)]);
+      }
+    }
+    console.log(table(rows));
+  },
+} satisfies Command<typeof imagesArgs>;

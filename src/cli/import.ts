@@ -1,0 +1,25 @@
+import { BunkerError } from "../errors.ts";
+import { parseCli } from "./args.ts";
+import type { Command } from "./command.ts";
+
+const importArgs = {
+  source: { type: "positional", description: "A root filesystem tar, a docker-archive, an OCI layout (tar or directory); plain, gzip or zstd", valueHint: "FILE|DIR" },
+  name: { type: "string", description: "Name the image", valueHint: "NAME[:TAG]" },
+  json: { type: "boolean", description: "Print the result as JSON" },
+} as const;
+
+export default {
+  def: { meta: { name: "import", description: "Import an image into the store" }, args: importArgs },
+  async run(rawArgs) {
+    const { values, positionals } = parseCli(importArgs, rawArgs, { verb: "import" });
+    if (positionals.length !== 1) throw new BunkerError("import takes one FILE or DIR: bunker import FILE|DIR [--name NAME[:TAG]]");
+    const name = values.name as string | undefined;
+    if (name !== undefined && !/^[a-z0-9][a-z0-9._\/-]*(:[\w][\w.-]{0,127})?$/.test(name)) {
+      throw new BunkerError(`invalid image name "${name}": use lower-case letters, digits, '.', '_', '-' and '/', and an optional :TAG`);
+    }
+    const { importPath } = await import("../image/import.ts");
+    const images = await importPath(positionals[0]!, name);
+    if (values.json) console.log(JSON.stringify(images.map((i) => ({ id: i.id, names: i.names, layers: i.layers.length, size: i.size }))));
+    else for (const i of images) console.log(`${i.names[0] ?? "<none>"} ${i.id}`);
+  },
+} satisfies Command<typeof importArgs>;

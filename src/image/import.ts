@@ -1,0 +1,438 @@
+// bunker import FILE|DIR: a root filesystem tar (docker/podman export), a
+// docker-archive (docker/podman save), or an OCI image layout (a directory
+// or its tar), plain, gzip or zstd; told apart by content, not by name.
+// Everything is checked before it becomes visible: layers are unpacked into
+// a staging directory, their digests compared, then renamed into place.
+import { BunkerError } from "../errors.ts";
+import { log } from "../log.ts";
+import * as sys from "../linux/sys.ts";
+import { ByteReader, collect, TruncatedError } from "./bytes.ts";
+import { type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type Staging, Store, writeAtomic } from "./store.ts";
+import { readTar, type TarEntry, TarError } from "./tar.ts";
+import { ArchiveError, unpack } from "./unpack.ts";
+import { findHelper, identity } from "../runtime/host.ts";
+
+export type Compression = "none" | "gzip" | "zstd";
+
+/** Limits for one archive: generous, but a bomb stops somewhere. */
+const MAX_ENTRIES = 2_000_000;
+const MAX_BYTES = 256 * 2 ** 30;
+
+export function sniff(head: Uint8Array): Compression | "xz" | "bzip2" {
+  if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
+  if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58 && head[4] === 0x5a) return "xz";
+  if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) return "bzip2";
+  return "none";
+}
+
+/** Bytes of a file (or part of one) as a stream. */
+function fileStream(path: string, start = 0, end?: number): AsyncIterable<Uint8Array> {
+  const f = Bun.file(path);
+  return (end === undefined && start === 0 ? f : f.slice(start, end)).stream() as unknown as AsyncIterable<Uint8Array>;
+}
+
+async function head(source: AsyncIterable<Uint8Array>, n: number): Promise<Uint8Array> {
+  for await (const chunk of source) return chunk.subarray(0, n);
+  return new Uint8Array(0);
+}
+
+/** Decompress a stream (gzip members or zstd frames, one after another). */
+async function* decompress(source: AsyncIterable<Uint8Array>, how: Compression): AsyncGenerator<Uint8Array> {
+  if (how === "none") return yield* source;
+  const zlib = await import("node:zlib");
+  const z = how === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+  const feed = (async () => {
+    try {
+      for await (const chunk of source) if (!z.write(chunk)) await new Promise((r) => z.once("drain", r));
+      z.end();
+    } catch (e) {
+      z.destroy(e as Error);
+    }
+  })();
+  try {
+    for await (const chunk of z as AsyncIterable<Buffer>) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
+  } catch (e) {
+    throw new ArchiveError(`the ${how} stream is corrupt or truncated: ${(e as Error).message}`);
+  } finally {
+    await feed;
+  }
+}
+
+/** Pass a stream through while hashing it. */
+async function* hashing(source: AsyncIterable<Uint8Array>, hasher: Bun.CryptoHasher): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    hasher.update(chunk);
+    yield chunk;
+  }
+}
+
+const digestOf = (h: Bun.CryptoHasher) => `sha256:${h.digest("hex")}`;
+
+/** Unpack one layer's tar stream (compressed or not) into the store, checked
+ * against the diff id when one is expected. Returns the layer's info. */
+async function importLayer(
+  store: Store,
+  source: AsyncIterable<Uint8Array>,
+  want: { diffId?: string; digest?: string },
+  asLayer: boolean,
+): Promise<LayerInfo> {
+  if (want.diffId && store.hasLayer(want.diffId)) return store.layerInfo(want.diffId);
+  const staging = store.staging();
+  try {
+    const raw = new Bun.CryptoHasher("sha256");
+    const tarHash = new Bun.CryptoHasher("sha256");
+    const blob = new ByteReader(hashing(source, raw));
+    const first = await blob.readExact(6);
+    if (!first) throw new ArchiveError("a layer is empty: not an archive");
+    const how = sniff(first);
+    if (how === "xz" || how === "bzip2") throw new ArchiveError(`${how}-compressed layers are not supported: recompress with gzip or zstd`);
+    const whole = async function* () {
+      yield first;
+      yield* blob.rest();
+    };
+    const tar = new ByteReader(hashing(decompress(whole(), how), tarHash));
+    const diff = `${staging.dir}/layer/diff`;
+    sys.mkdir(`${staging.dir}/layer`, 0o700);
+    sys.mkdir(diff, 0o755);
+    const who = identity();
+    const result = await unpack(
+      diff,
+      readTar(tar),
+      { ...store.maps(), layer: asLayer, maxEntries: MAX_ENTRIES, maxBytes: MAX_BYTES },
+      { uid: who.uid, gid: who.gid, helper: findHelper },
+    );
+    // the digests cover the whole blob, past the tar's end-of-archive blocks
+    for await (const _ of tar.rest()) void _;
+    const diffId = digestOf(tarHash);
+    if (want.digest && digestOf(raw) !== want.digest) {
+      throw new ArchiveError(`a layer's digest is ${digestOf(raw)}, not ${want.digest} as its manifest says: the archive is corrupt`);
+    }
+    if (want.diffId && diffId !== want.diffId) {
+      throw new ArchiveError(`a layer's content digest is ${diffId}, not ${want.diffId} as the image config says: the archive is corrupt`);
+    }
+    const info: LayerInfo = {
+      diffId,
+      entries: result.entries,
+      bytes: result.bytes,
+      altered: Object.fromEntries([...result.altered].map(([p, a]) => [p, [a.uid, a.gid, a.mode]])),
+      devices: result.devices,
+    };
+    writeAtomic(`${staging.dir}/layer/layer.json`, JSON.stringify(info));
+    if (store.hasLayer(diffId)) return store.layerInfo(diffId); // imported meanwhile by someone else
+    sys.rename(`${staging.dir}/layer`, store.layerDir(diffId));
+    return info;
+  } finally {
+    staging.release();
+    await store.remove([staging.dir]);
+  }
+}
+
+interface Member {
+  offset: number;
+  size: number;
+}
+
+/** The members of an uncompressed tar file, by clean path, and the small JSON ones read. */
+async function indexTar(path: string): Promise<{ members: Map<string, Member>; json: Map<string, Uint8Array> }> {
+  const members = new Map<string, Member>();
+  const json = new Map<string, Uint8Array>();
+  const reader = new ByteReader(fileStream(path));
+  for await (const e of readTar(reader)) {
+    const name = e.header.path.replace(/^(\.\/)+/, "").replace(/^\/+/, "");
+    if (e.header.type !== "file") continue;
+    members.set(name, { offset: reader.position, size: e.header.size });
+    if (e.header.size <= 4 << 20 && (name.endsWith(".json") || name === "oci-layout" || name === "repositories" || /^blobs\/sha256\/[0-9a-f]{64}$/.test(name))) {
+      // manifests and configs are small; layers are not read here
+      if (name.startsWith("blobs/") && e.header.size > 1 << 20) continue;
+      json.set(name, await collect(e.data()));
+    }
+  }
+  return { members, json };
+}
+
+function parseJson<T>(bytes: Uint8Array | undefined, what: string): T {
+  if (!bytes) throw new ArchiveError(`${what} is missing`);
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as T;
+  } catch {
+    throw new ArchiveError(`${what} is not valid JSON`);
+  }
+}
+
+const sha256 = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
+
+function checkConfig(config: ImageConfig, what: string): string[] {
+  const ids = config.rootfs?.diff_ids;
+  if (!Array.isArray(ids) || ids.some((d) => typeof d !== "string" || !/^sha256:[0-9a-f]{64}$/.test(d))) {
+    throw new ArchiveError(`${what} has no valid rootfs.diff_ids`);
+  }
+  return ids;
+}
+
+/** How an image's files got onto this disk, said once: owners the id map cannot hold. */
+function noteOwners(store: Store, infos: LayerInfo[]): void {
+  const altered = infos.reduce((n, i) => n + Object.keys(i.altered).length, 0);
+  const devices = infos.reduce((n, i) => n + i.devices.length, 0);
+  if (altered) {
+    log().info(
+      store.ranges
+        ? `${altered} files have owners outside your subordinate id range: they belong to root in the container; their owners are kept in the store for export`
+        : `${altered} files belong to other users than root, which a one-id map cannot hold: they belong to root in the container; their owners are kept in the store for export (configure /etc/subuid for exact owners)`,
+    );
+  }
+  if (devices) log().info(`${devices} device nodes left out: a rootless container cannot create them (the runtime provides /dev)`);
+}
+
+export interface ImportResult {
+  image: ImageRecord;
+}
+
+function register(store: Store, config: ImageConfig, configBytes: Uint8Array, names: string[], infos: LayerInfo[], source: string): ImageRecord {
+  const record: ImageRecord = {
+    id: sha256(configBytes),
+    names: names.map(normalizeName),
+    layers: infos.map((i) => i.diffId),
+    config,
+    created: new Date().toISOString(),
+    size: infos.reduce((n, i) => n + i.bytes, 0),
+    source,
+  };
+  store.update((index) => {
+    // a name moves to the newest image that claims it, as docker load does
+    for (const other of index.images) other.names = other.names.filter((n) => !record.names.includes(n));
+    const existing = index.images.find((i) => i.id === record.id);
+    if (existing) existing.names = [...new Set([...existing.names, ...record.names])];
+    else index.images.push(record);
+  });
+  return store.find(record.id) ?? record;
+}
+
+/** A root filesystem tar: one layer, an empty config (as `docker import` makes). */
+async function importRootfs(store: Store, source: AsyncIterable<Uint8Array>, name: string | undefined, what: string): Promise<ImageRecord> {
+  const info = await importLayer(store, source, {}, false);
+  const config: ImageConfig = {
+    architecture: "amd64",
+    os: "linux",
+    created: new Date().toISOString(),
+    config: {},
+    rootfs: { type: "layers", diff_ids: [info.diffId] },
+  };
+  noteOwners(store, [info]);
+  return register(store, config, new TextEncoder().encode(JSON.stringify(config)), name ? [name] : [], [info], what);
+}
+
+interface DockerManifest {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+/** docker save / podman save: manifest.json, a config per image, a tar per layer. */
+async function importDockerArchive(store: Store, file: string, idx: Awaited<ReturnType<typeof indexTar>>, name: string | undefined): Promise<ImageRecord[]> {
+  const manifests = parseJson<DockerManifest[]>(idx.json.get("manifest.json"), "manifest.json");
+  if (!Array.isArray(manifests) || manifests.length === 0) throw new ArchiveError("manifest.json lists no images");
+  const out: ImageRecord[] = [];
+  for (const m of manifests) {
+    if (typeof m.Config !== "string" || !Array.isArray(m.Layers)) throw new ArchiveError("manifest.json: an entry has no Config or Layers");
+    const configBytes = idx.json.get(m.Config.replace(/^\.\//, "")) ?? (await memberBytes(file, idx, m.Config));
+    const config = parseJson<ImageConfig>(configBytes, m.Config);
+    const expectId = /([0-9a-f]{64})(\.json)?$/.exec(m.Config)?.[1];
+    if (expectId && sha256(configBytes) !== `sha256:${expectId}`) throw new ArchiveError(`${m.Config} does not match its digest: the archive is corrupt`);
+    const diffIds = checkConfig(config, m.Config);
+    if (diffIds.length !== m.Layers.length) throw new ArchiveError(`${m.Config} names ${diffIds.length} layers but the manifest ${m.Layers.length}`);
+    const infos: LayerInfo[] = [];
+    for (const [i, layer] of m.Layers.entries()) {
+      const member = idx.members.get(layer.replace(/^\.\//, ""));
+      if (!member) throw new ArchiveError(`layer ${layer} is missing from the archive`);
+      infos.push(await importLayer(store, fileStream(file, member.offset, member.offset + member.size), { diffId: diffIds[i] }, true));
+    }
+    noteOwners(store, infos);
+    out.push(register(store, config, configBytes, name ? [name] : (m.RepoTags ?? []), infos, file));
+  }
+  return out;
+}
+
+async function memberBytes(file: string, idx: Awaited<ReturnType<typeof indexTar>>, path: string): Promise<Uint8Array> {
+  const m = idx.members.get(path.replace(/^\.\//, ""));
+  if (!m) throw new ArchiveError(`${path} is missing from the archive`);
+  if (m.size > 16 << 20) throw new ArchiveError(`${path} is too large for a manifest or config`);
+  return collect(fileStream(file, m.offset, m.offset + m.size));
+}
+
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+const MANIFEST_TYPES = ["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"];
+const INDEX_TYPES = ["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
+const LAYER_TYPES = new Set([
+  "application/vnd.oci.image.layer.v1.tar",
+  "application/vnd.oci.image.layer.v1.tar+gzip",
+  "application/vnd.oci.image.layer.v1.tar+zstd",
+  "application/vnd.docker.image.rootfs.diff.tar.gzip",
+  "application/vnd.docker.image.rootfs.diff.tar",
+]);
+
+/** Blobs of an OCI layout, from a directory or from an indexed tar. */
+interface BlobSource {
+  read(digest: string, max: number): Promise<Uint8Array>;
+  stream(digest: string): AsyncIterable<Uint8Array>;
+  file(name: string): Promise<Uint8Array | undefined>;
+}
+
+function blobPath(digest: string): string {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new ArchiveError(`unsupported or malformed digest "${digest}"`);
+  return `blobs/sha256/${digest.slice(7)}`;
+}
+
+async function verified(src: BlobSource, d: Descriptor, max: number): Promise<Uint8Array> {
+  const bytes = await src.read(d.digest, max);
+  if (sha256(bytes) !== d.digest) throw new ArchiveError(`blob ${d.digest} does not match its digest: the layout is corrupt`);
+  return bytes;
+}
+
+/** An OCI image layout: oci-layout, index.json, blobs/sha256/. */
+async function importOciLayout(store: Store, src: BlobSource, name: string | undefined, what: string): Promise<ImageRecord[]> {
+  const layout = parseJson<{ imageLayoutVersion?: string }>(await src.file("oci-layout"), "oci-layout");
+  if (typeof layout.imageLayoutVersion !== "string") throw new ArchiveError("oci-layout has no imageLayoutVersion");
+  const index = parseJson<{ manifests?: Descriptor[] }>(await src.file("index.json"), "index.json");
+  const found: { d: Descriptor; ref?: string }[] = [];
+  const walk = async (list: Descriptor[] | undefined, depth: number, ref?: string) => {
+    if (!Array.isArray(list)) throw new ArchiveError("an index has no manifests");
+    for (const d of list) {
+      const r = d.annotations?.["io.containerd.image.name"] ?? d.annotations?.["org.opencontainers.image.ref.name"] ?? ref;
+      if (MANIFEST_TYPES.includes(d.mediaType)) found.push({ d, ref: r });
+      else if (INDEX_TYPES.includes(d.mediaType) && depth < 4) {
+        await walk(parseJson<{ manifests?: Descriptor[] }>(await verified(src, d, 4 << 20), d.digest).manifests, depth + 1, r);
+      } else throw new ArchiveError(`unknown media type "${d.mediaType}" in index.json`);
+    }
+  };
+  await walk(index.manifests, 0);
+  if (found.length === 0) throw new ArchiveError("index.json lists no image manifests");
+  const out: ImageRecord[] = [];
+  for (const { d, ref } of found) {
+    const manifest = parseJson<{ config?: Descriptor; layers?: Descriptor[] }>(await verified(src, d, 4 << 20), d.digest);
+    if (!manifest.config || !Array.isArray(manifest.layers)) throw new ArchiveError(`manifest ${d.digest} has no config or layers`);
+    const configBytes = await verified(src, manifest.config, 16 << 20);
+    const config = parseJson<ImageConfig>(configBytes, manifest.config.digest);
+    const diffIds = checkConfig(config, `config ${manifest.config.digest}`);
+    if (diffIds.length !== manifest.layers.length) throw new ArchiveError(`manifest ${d.digest} and its config disagree on the number of layers`);
+    const infos: LayerInfo[] = [];
+    for (const [i, l] of manifest.layers.entries()) {
+      if (!LAYER_TYPES.has(l.mediaType)) throw new ArchiveError(`unknown layer media type "${l.mediaType}"`);
+      if (store.hasLayer(diffIds[i]!)) {
+        infos.push(store.layerInfo(diffIds[i]!));
+        continue;
+      }
+      infos.push(await importLayer(store, src.stream(l.digest), { diffId: diffIds[i], digest: l.digest }, true));
+    }
+    noteOwners(store, infos);
+    // a ref that is only a tag ("latest") names nothing by itself
+    const names = name ? [name] : ref && /[:/]/.test(ref) ? [ref] : [];
+    out.push(register(store, config, configBytes, names, infos, what));
+  }
+  return out;
+}
+
+function dirBlobs(dir: string): BlobSource {
+  return {
+    read: async (digest, max) => {
+      const path = `${dir}/${blobPath(digest)}`;
+      const st = sys.stat(path);
+      if (!st) throw new ArchiveError(`blob ${digest} is missing from ${dir}`);
+      if (st.size > max) throw new ArchiveError(`blob ${digest} is too large for a manifest or config`);
+      return new Uint8Array(await Bun.file(path).arrayBuffer());
+    },
+    stream: (digest) => {
+      const path = `${dir}/${blobPath(digest)}`;
+      if (!sys.stat(path)) throw new ArchiveError(`blob ${digest} is missing from ${dir}`);
+      return fileStream(path);
+    },
+    file: async (name) => {
+      const text = sys.tryRead(`${dir}/${name}`);
+      return text === undefined ? undefined : new TextEncoder().encode(text);
+    },
+  };
+}
+
+function tarBlobs(file: string, idx: Awaited<ReturnType<typeof indexTar>>): BlobSource {
+  return {
+    read: async (digest, max) => {
+      const name = blobPath(digest);
+      const m = idx.members.get(name);
+      if (!m) throw new ArchiveError(`blob ${digest} is missing from the archive`);
+      if (m.size > max) throw new ArchiveError(`blob ${digest} is too large for a manifest or config`);
+      return idx.json.get(name) ?? collect(fileStream(file, m.offset, m.offset + m.size));
+    },
+    stream: (digest) => {
+      const m = idx.members.get(blobPath(digest));
+      if (!m) throw new ArchiveError(`blob ${digest} is missing from the archive`);
+      return fileStream(file, m.offset, m.offset + m.size);
+    },
+    file: async (name) => idx.json.get(name),
+  };
+}
+
+/** The first entry's name tells an image archive from a root filesystem. */
+function archiveKind(first: string | undefined): "image" | "rootfs" {
+  const name = (first ?? "").replace(/^(\.\/)+/, "");
+  return /^(manifest\.json|repositories|oci-layout|index\.json|blobs\/?|[0-9a-f]{64}(\/|\.json)?)/.test(name) ? "image" : "rootfs";
+}
+
+export async function importPath(input: string, name?: string): Promise<ImageRecord[]> {
+  const store = new Store();
+  await store.sweep();
+  const st = sys.stat(input);
+  if (!st) throw new BunkerError(`${input}: no such file or directory`);
+  try {
+    if (st.kind === "dir") {
+      if (!sys.stat(`${input}/oci-layout`)) throw new BunkerError(`${input} is a directory but not an OCI image layout (no oci-layout file)`);
+      return await importOciLayout(store, dirBlobs(input), name, input);
+    }
+    if (st.size === 0) throw new BunkerError(`${input} is empty: not an archive`);
+    const how = sniff(await head(fileStream(input), 6));
+    if (how === "xz" || how === "bzip2") throw new BunkerError(`${input} is ${how}-compressed, which bunker does not read: recompress it with gzip or zstd`);
+    // peek at the first entry to tell an image archive from a root filesystem
+    let first: string | undefined;
+    for await (const e of readTar(decompress(fileStream(input), how))) {
+      if (e.header.path.replace(/^(\.\/)+/, "").replace(/^\.?\/?$/, "") === "") continue; // "./" itself
+      first = e.header.path;
+      break;
+    }
+    if (archiveKind(first) === "rootfs") return [await importRootfs(store, fileStream(input), name, input)];
+    // image archives need random access: a compressed one is unpacked to a staging file first
+    let tarFile = input;
+    let spool: Staging | undefined;
+    if (how !== "none") {
+      spool = store.staging();
+      tarFile = `${spool.dir}/archive.tar`;
+      const w = Bun.file(tarFile).writer({ highWaterMark: 1 << 20 });
+      for await (const chunk of decompress(fileStream(input), how)) {
+        w.write(chunk);
+        await w.flush();
+      }
+      await w.end();
+    }
+    try {
+      const idx = await indexTar(tarFile);
+      if (idx.members.has("oci-layout")) return await importOciLayout(store, tarBlobs(tarFile, idx), name, input);
+      if (idx.members.has("manifest.json")) return await importDockerArchive(store, tarFile, idx, name);
+      throw new BunkerError(`${input} looks like an image archive but has neither manifest.json nor oci-layout`);
+    } finally {
+      if (spool) {
+        spool.release();
+        await store.remove([spool.dir]);
+      }
+    }
+  } catch (e) {
+    if (e instanceof TarError || e instanceof TruncatedError) throw new BunkerError(`${input}: ${e.message}`);
+    if (e instanceof ArchiveError) throw new BunkerError(`${input}: ${e.message}`);
+    throw e;
+  }
+}
+
+export type { TarEntry };

@@ -1,0 +1,301 @@
+// The image store: $XDG_DATA_HOME/bunker (default ~/.local/share/bunker), mode 0700.
+//
+//   maps.json              the id maps the store's files were unpacked with
+//   images.json            the index: images, their names, layers and configs
+//   layers/HEX/diff/       a layer, unpacked once (overlayfs's on-disk format)
+//   layers/HEX/layer.json  what the layer held that the disk could not keep
+//   containers/ID/         a container made from an image: upper/, work/, rootfs/
+//   tmp/R/                 staging; R/lock is held while in use, so a killed
+//                          import leaves debris the next command removes
+//   lock                   held while images.json changes
+//
+// Unpacked files belong to the container's ids (subordinate ids on the host),
+// so creating and removing them happens in a user namespace (src/image/unpack.ts).
+import { BunkerError } from "../errors.ts";
+import { chooseMaps, type MapChoice } from "../linux/idmap.ts";
+import { compileRmtree } from "../linux/compile.ts";
+import { spawnStage } from "../linux/stage.ts";
+import * as sys from "../linux/sys.ts";
+import type { IdMapping } from "../spec/types.ts";
+import { findHelper, identity, subIds } from "../runtime/host.ts";
+import { privateDir } from "../runtime/state.ts";
+
+/** The image config of the OCI image spec (the parts bunker uses). */
+export interface ImageConfig {
+  architecture?: string;
+  os?: string;
+  created?: string;
+  config?: {
+    User?: string;
+    Env?: string[];
+    Entrypoint?: string[] | null;
+    Cmd?: string[] | null;
+    WorkingDir?: string;
+    Volumes?: Record<string, object>;
+    Labels?: Record<string, string>;
+    StopSignal?: string;
+  };
+  rootfs?: { type: string; diff_ids: string[] };
+  history?: unknown[];
+}
+
+export interface ImageRecord {
+  /** sha256:HEX of the config JSON: the image id. */
+  id: string;
+  names: string[];
+  /** Layer diff ids, bottom first. */
+  layers: string[];
+  config: ImageConfig;
+  created: string;
+  /** Bytes of files in the layers. */
+  size: number;
+  source: string;
+}
+
+export interface LayerInfo {
+  diffId: string;
+  entries: number;
+  bytes: number;
+  /** path -> [uid, gid, mode] as archived, where the disk holds something else. */
+  altered: Record<string, [number, number, number]>;
+  devices: string[];
+}
+
+interface Index {
+  images: ImageRecord[];
+}
+
+const hex = (digest: string) => digest.replace(/^sha256:/, "");
+
+/** A container made from an image, as the store keeps it until `bunker rm`. */
+export interface ContainerRecord {
+  id: string;
+  name?: string;
+  image: string;
+  imageName?: string;
+  command: string[];
+  created: string;
+  /** The exit status, once the container has run (from its exit file). */
+  exitCode?: number;
+}
+
+export class Store {
+  readonly root: string;
+  private mapsCache?: MapChoice;
+
+  /** Where the store lives, whether or not it exists yet. */
+  static dataRoot(): string {
+    const data = process.env.XDG_DATA_HOME?.startsWith("/") ? process.env.XDG_DATA_HOME : `${process.env.HOME ?? "/"}/.local/share`;
+    return `${data}/bunker`;
+  }
+
+  /** The container holding a name in the store, if any (without creating the store). */
+  static nameOwner(name: string): string | undefined {
+    try {
+      return sys.readlink(`${Store.dataRoot()}/names/${name}`);
+    } catch {
+      return undefined;
+    }
+  }
+
+  constructor(root = Store.dataRoot()) {
+    this.root = root;
+    mkdirs(this.root.slice(0, this.root.lastIndexOf("/")));
+    privateDir(this.root);
+    for (const d of ["layers", "containers", "tmp", "names"]) sys.mkdir(`${this.root}/${d}`, 0o700);
+  }
+
+  /** The maps the store's files belong to: chosen once, when the store is new. */
+  maps(): MapChoice {
+    if (this.mapsCache) return this.mapsCache;
+    const file = `${this.root}/maps.json`;
+    const saved = sys.tryRead(file);
+    if (saved) {
+      this.mapsCache = JSON.parse(saved) as MapChoice;
+    } else {
+      const who = identity();
+      const choice = chooseMaps("auto", who, () => subIds(who), findHelper);
+      writeAtomic(file, JSON.stringify({ uidMappings: choice.uidMappings, gidMappings: choice.gidMappings }));
+      this.mapsCache = choice;
+    }
+    return this.mapsCache;
+  }
+
+  /** True when the store holds files of other container ids than root. */
+  get ranges(): boolean {
+    return this.maps().uidMappings.length > 1;
+  }
+
+  layerDir(diffId: string): string {
+    return `${this.root}/layers/${hex(diffId)}`;
+  }
+
+  hasLayer(diffId: string): boolean {
+    return sys.stat(`${this.layerDir(diffId)}/layer.json`) !== undefined;
+  }
+
+  layerInfo(diffId: string): LayerInfo {
+    return JSON.parse(sys.readFile(`${this.layerDir(diffId)}/layer.json`)) as LayerInfo;
+  }
+
+  /** Run fn with the index locked, writing back what it returns. */
+  update<T>(fn: (index: Index) => T): T {
+    const fd = sys.lockFile(`${this.root}/lock`, true)!;
+    try {
+      const index = this.index();
+      const out = fn(index);
+      writeAtomic(`${this.root}/images.json`, JSON.stringify(index, null, 1));
+      return out;
+    } finally {
+      sys.close(fd);
+    }
+  }
+
+  index(): Index {
+    const text = sys.tryRead(`${this.root}/images.json`);
+    return text ? (JSON.parse(text) as Index) : { images: [] };
+  }
+
+  /** An image by name (with ":latest" implied), full or short id. */
+  find(ref: string): ImageRecord | undefined {
+    const images = this.index().images;
+    const name = normalizeName(ref);
+    return (
+      images.find((i) => i.names.includes(name)) ??
+      images.find((i) => i.id === ref || (ref.length >= 4 && /^(sha256:)?[0-9a-f]+$/.test(ref) && hex(i.id).startsWith(hex(ref))))
+    );
+  }
+
+  containerDir(id: string): string {
+    return `${this.root}/containers/${id}`;
+  }
+
+  nameLink(name: string): string {
+    return `${this.root}/names/${name}`;
+  }
+
+  /** Claim a container name for good (until `bunker rm`), as Docker does. */
+  claimName(name: string, id: string): void {
+    try {
+      sys.symlink(id, this.nameLink(name));
+    } catch (e) {
+      if (!(e instanceof sys.SysError && e.code === "EEXIST")) throw e;
+      const owner = Store.nameOwner(name) ?? "?";
+      throw new BunkerError(`the container name "${name}" is already in use by container ${owner.slice(0, 12)}: remove it with 'bunker rm ${name}' or choose another --name`);
+    }
+  }
+
+  /** The container's directory: its upper layer, overlay work dir, mount point and record. */
+  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: { process?: { args?: string[] } } }): void {
+    const dir = this.containerDir(id);
+    sys.mkdir(dir, 0o700);
+    for (const d of ["upper", "work", "rootfs"]) sys.mkdir(`${dir}/${d}`, 0o755);
+    const record: ContainerRecord = {
+      id,
+      name: c.name,
+      image: c.image.id,
+      imageName: c.image.names[0],
+      command: c.spec.process?.args ?? [],
+      created: new Date().toISOString(),
+    };
+    writeAtomic(`${dir}/container.json`, JSON.stringify(record));
+  }
+
+  containers(): ContainerRecord[] {
+    const out: ContainerRecord[] = [];
+    for (const id of sys.readdir(`${this.root}/containers`)) {
+      const text = sys.tryRead(`${this.containerDir(id)}/container.json`);
+      if (!text) continue;
+      const c = JSON.parse(text) as ContainerRecord;
+      const exit = sys.tryRead(`${this.containerDir(id)}/exit`);
+      if (exit !== undefined && /^\d+\s*$/.test(exit)) c.exitCode = Number(exit);
+      out.push(c);
+    }
+    return out.sort((a, b) => (a.created < b.created ? 1 : -1));
+  }
+
+  /** A stored container by name, full or short id. */
+  findContainer(ref: string): ContainerRecord | undefined {
+    const all = this.containers();
+    return all.find((c) => c.name === ref) ?? all.find((c) => c.id === ref || (ref.length >= 4 && c.id.startsWith(ref)));
+  }
+
+  async removeContainer(c: ContainerRecord): Promise<void> {
+    await this.remove([this.containerDir(c.id)]);
+    if (c.name && Store.nameOwner(c.name) === c.id) sys.unlink(this.nameLink(c.name));
+  }
+
+  /** Drop an image from the index, then the layers no image uses any more. */
+  async removeImage(image: ImageRecord): Promise<void> {
+    const unused = this.update((index) => {
+      index.images = index.images.filter((i) => i.id !== image.id);
+      const inUse = new Set(index.images.flatMap((i) => i.layers));
+      return image.layers.filter((l) => !inUse.has(l));
+    });
+    await this.remove([...new Set(unused)].map((l) => this.layerDir(l)));
+  }
+
+  /** A staging directory, locked while this process lives. */
+  staging(): Staging {
+    const dir = `${this.root}/tmp/${sys.randomHex(8)}`;
+    sys.mkdir(dir, 0o700);
+    const fd = sys.lockFile(`${dir}/lock`, false)!;
+    return { dir, release: () => sys.close(fd) };
+  }
+
+  /** Remove paths with everything below them, inside the store's user namespace. */
+  async remove(paths: string[]): Promise<void> {
+    if (paths.length === 0) return;
+    const who = identity();
+    const stage = await spawnStage(compileRmtree(paths, this.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }));
+    stage.stdin.end();
+    const code = await stage.exited;
+    if (code !== 0) throw new BunkerError(`could not remove ${paths.join(", ")} from the store (exit ${code})`);
+  }
+
+  /** Remove staging directories whose process is gone (an import killed midway). */
+  async sweep(): Promise<void> {
+    const stale: string[] = [];
+    for (const name of sys.readdir(`${this.root}/tmp`)) {
+      const dir = `${this.root}/tmp/${name}`;
+      const fd = sys.lockFile(`${dir}/lock`, false);
+      if (fd === undefined) continue; // in use
+      sys.close(fd);
+      stale.push(dir);
+    }
+    await this.remove(stale);
+  }
+}
+
+export interface Staging {
+  dir: string;
+  release(): void;
+}
+
+/** "busybox" -> "busybox:latest"; a digest reference stays as it is. */
+export function normalizeName(ref: string): string {
+  if (ref.includes("@")) return ref;
+  const slash = ref.lastIndexOf("/");
+  return ref.slice(slash + 1).includes(":") ? ref : `${ref}:latest`;
+}
+
+function mkdirs(dir: string): void {
+  const parts = dir.split("/").filter(Boolean);
+  for (let i = 1; i <= parts.length; i++) {
+    try {
+      sys.mkdir(`/${parts.slice(0, i).join("/")}`, 0o755);
+    } catch (e) {
+      if (!(e instanceof sys.SysError) || (e.code !== "EACCES" && e.code !== "EROFS")) throw e;
+      // a parent we may not write but that exists is fine; mkdir of the next one says if not
+    }
+  }
+}
+
+/** Write a file whole or not at all: a temporary name, then rename. */
+export function writeAtomic(path: string, data: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  sys.writeFile(tmp, data, 0o600, true);
+  sys.rename(tmp, path);
+}
+
+export type { IdMapping };

@@ -1,0 +1,304 @@
+// A tar codec: a streaming reader (ustar, GNU long names, PAX, base-256
+// numbers) and a writer (ustar, with PAX records for what ustar cannot
+// hold: long names, large ids or sizes, fractional times, xattrs).
+// It parses; what an entry may do to a file system is decided elsewhere
+// (src/image/unpack.ts).
+import { ByteReader, TruncatedError } from "./bytes.ts";
+
+export type EntryType = "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo";
+
+export interface TarHeader {
+  type: EntryType;
+  /** The name as stored (PAX or GNU long name applied), not yet checked. */
+  path: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Seconds since the epoch; PAX may give a fraction. */
+  mtime: number;
+  linkname: string;
+  uname?: string;
+  gname?: string;
+  devmajor?: number;
+  devminor?: number;
+  xattrs?: Record<string, Uint8Array>;
+}
+
+export interface TarEntry {
+  header: TarHeader;
+  /** The file's bytes; read it or not, the next entry skips what is left. */
+  data(): AsyncGenerator<Uint8Array>;
+}
+
+export class TarError extends Error {}
+
+const TYPES: Record<string, EntryType> = {
+  "0": "file", "\0": "file", "7": "file", "1": "hardlink", "2": "symlink", "3": "char", "4": "block", "5": "dir", "6": "fifo",
+};
+
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+
+function str(b: Uint8Array, off: number, len: number): string {
+  const field = b.subarray(off, off + len);
+  const nul = field.indexOf(0);
+  return dec.decode(nul < 0 ? field : field.subarray(0, nul));
+}
+
+/** An octal number field, or base-256 when the high bit of the first byte is set. */
+function num(b: Uint8Array, off: number, len: number, what: string): number {
+  const field = b.subarray(off, off + len);
+  if (field[0]! & 0x80) {
+    if (field[0] === 0xff) throw new TarError(`negative ${what}`);
+    let v = field[0]! & 0x7f;
+    for (let i = 1; i < len; i++) v = v * 256 + field[i]!;
+    if (!Number.isSafeInteger(v)) throw new TarError(`${what} is too large`);
+    return v;
+  }
+  const text = str(b, off, len).trim();
+  if (text === "") return 0;
+  if (!/^[0-7]+$/.test(text)) throw new TarError(`${what} is not an octal number: "${text}"`);
+  return parseInt(text, 8);
+}
+
+function checksumOk(b: Uint8Array): boolean {
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < 512; i++) {
+    const c = i >= 148 && i < 156 ? 32 : b[i]!;
+    unsigned += c;
+    signed += c > 127 ? c - 256 : c;
+  }
+  const field = str(b, 148, 8).trim();
+  if (!/^[0-7]+$/.test(field)) return false;
+  const stored = parseInt(field, 8);
+  return stored === unsigned || stored === signed;
+}
+
+/** PAX records: "LEN KEY=VALUE\n", LEN counting the whole record. */
+export function parsePax(data: Uint8Array): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  let off = 0;
+  while (off < data.length) {
+    const sp = data.indexOf(0x20, off);
+    if (sp < 0) throw new TarError("bad PAX record");
+    const len = Number(dec.decode(data.subarray(off, sp)));
+    if (!Number.isSafeInteger(len) || len <= sp - off + 1 || off + len > data.length || data[off + len - 1] !== 0x0a) {
+      throw new TarError("bad PAX record length");
+    }
+    const rec = data.subarray(sp + 1, off + len - 1);
+    const eq = rec.indexOf(0x3d);
+    if (eq <= 0) throw new TarError("bad PAX record");
+    out.set(dec.decode(rec.subarray(0, eq)), rec.subarray(eq + 1));
+    off += len;
+  }
+  return out;
+}
+
+const MAX_META = 1 << 20; // PAX and GNU long-name records larger than this are refused
+
+/** Read a tar stream entry by entry. */
+export async function* readTar(source: AsyncIterable<Uint8Array> | ByteReader): AsyncGenerator<TarEntry> {
+  const r = source instanceof ByteReader ? source : new ByteReader(source);
+  let global = new Map<string, Uint8Array>();
+  let pax: Map<string, Uint8Array> | undefined;
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  let pending: AsyncGenerator<Uint8Array> | undefined;
+  let pendingPad = 0;
+
+  const meta = async (size: number, what: string): Promise<Uint8Array> => {
+    if (size > MAX_META) throw new TarError(`${what} record of ${size} bytes is too large`);
+    const data = (await r.readExact(size)) ?? new Uint8Array(0);
+    if (data.length < size) throw new TruncatedError(`the stream ends inside a ${what} record`);
+    await r.skip(pad(size));
+    return data;
+  };
+
+  for (;;) {
+    if (pending) {
+      for await (const _ of pending) void _; // skip what the caller did not read
+      pending = undefined;
+    }
+    if (pendingPad) {
+      await r.skip(pendingPad);
+      pendingPad = 0;
+    }
+    const h = await r.readExact(512);
+    if (!h) {
+      if (pax || longName || longLink) throw new TruncatedError("the stream ends after an extended header");
+      return; // EOF without end-of-archive blocks: tolerated, as GNU tar does
+    }
+    if (h.every((c) => c === 0)) {
+      if (pax || longName || longLink) throw new TarError("an extended header is followed by the end of the archive");
+      return; // end of archive
+    }
+    if (!checksumOk(h)) throw new TarError(`bad header checksum at byte ${r.position - 512}: not a tar archive, or a corrupt one`);
+    const flag = String.fromCharCode(h[156]!);
+    const size = num(h, 124, 12, "size");
+    if (flag === "x") {
+      pax = parsePax(await meta(size, "PAX"));
+      continue;
+    }
+    if (flag === "g") {
+      global = new Map([...global, ...parsePax(await meta(size, "PAX global"))]);
+      continue;
+    }
+    if (flag === "L" || flag === "K") {
+      const name = str(await meta(size, "GNU long name"), 0, size);
+      if (flag === "L") longName = name;
+      else longLink = name;
+      continue;
+    }
+    if (flag === "V") {
+      await r.skip(size + pad(size));
+      continue;
+    }
+    const type = TYPES[flag];
+    if (!type) throw new TarError(`unsupported tar entry type '${flag === "\0" ? "\\0" : flag}' (sparse or multi-volume archives are not supported)`);
+
+    const ext = new Map([...global, ...(pax ?? [])]);
+    const text = (k: string) => (ext.has(k) ? dec.decode(ext.get(k)) : undefined);
+    const number = (k: string, fallback: number) => {
+      const t = text(k);
+      if (t === undefined) return fallback;
+      const v = Number(t);
+      if (!Number.isFinite(v)) throw new TarError(`PAX ${k} is not a number: "${t}"`);
+      return v;
+    };
+    const ustar = str(h, 257, 6) === "ustar";
+    const prefix = ustar ? str(h, 345, 155) : "";
+    const path = text("path") ?? longName ?? (prefix ? `${prefix}/${str(h, 0, 100)}` : str(h, 0, 100));
+    const header: TarHeader = {
+      type,
+      path: type === "dir" ? path.replace(/(.)\/+$/, "$1") : path,
+      mode: num(h, 100, 8, "mode") & 0o7777,
+      uid: number("uid", num(h, 108, 8, "uid")),
+      gid: number("gid", num(h, 116, 8, "gid")),
+      size: type === "file" ? number("size", size) : 0,
+      mtime: number("mtime", num(h, 136, 12, "mtime")),
+      linkname: text("linkpath") ?? longLink ?? str(h, 157, 100),
+      uname: text("uname") ?? (str(h, 265, 32) || undefined),
+      gname: text("gname") ?? (str(h, 297, 32) || undefined),
+    };
+    if (type === "char" || type === "block") {
+      header.devmajor = num(h, 329, 8, "devmajor");
+      header.devminor = num(h, 337, 8, "devminor");
+    }
+    for (const [k, v] of ext) {
+      const name = k.startsWith("SCHILY.xattr.") ? k.slice(13) : undefined;
+      if (name) (header.xattrs ??= {})[name] = v;
+    }
+    pax = undefined;
+    longName = longLink = undefined;
+    // a hard link or a directory carries no data even if the header says so
+    const dataSize = type === "file" ? header.size : flag === "1" || flag === "5" ? 0 : size;
+    if (!Number.isSafeInteger(dataSize) || dataSize < 0) throw new TarError(`bad size for ${header.path}`);
+    let used = false;
+    pending = r.stream(dataSize);
+    pendingPad = pad(dataSize);
+    const body = pending;
+    yield {
+      header,
+      data() {
+        if (used) throw new Error("tar entry data read twice");
+        used = true;
+        return body;
+      },
+    };
+  }
+}
+
+const pad = (n: number) => (512 - (n % 512)) % 512;
+
+// --- writing ------------------------------------------------------------------
+
+const FLAG: Record<EntryType, string> = { file: "0", hardlink: "1", symlink: "2", char: "3", block: "4", dir: "5", fifo: "6" };
+
+function putStr(b: Uint8Array, off: number, len: number, s: string): boolean {
+  const bytes = enc.encode(s);
+  if (bytes.length > len) return false;
+  b.set(bytes, off);
+  return true;
+}
+
+function putOctal(b: Uint8Array, off: number, len: number, v: number): boolean {
+  const s = Math.floor(v).toString(8);
+  if (v < 0 || s.length > len - 1) return false;
+  putStr(b, off, len, s.padStart(len - 1, "0"));
+  return true;
+}
+
+function paxRecord(key: string, value: Uint8Array | string): Uint8Array {
+  const v = typeof value === "string" ? enc.encode(value) : value;
+  const k = enc.encode(key);
+  const base = k.length + v.length + 3; // space, '=', '\n'
+  let len = base + String(base).length;
+  if (String(len).length !== String(base).length) len = base + String(len).length;
+  const out = new Uint8Array(len);
+  const head = enc.encode(`${len} `);
+  out.set(head, 0);
+  out.set(k, head.length);
+  out[head.length + k.length] = 0x3d;
+  out.set(v, head.length + k.length + 1);
+  out[len - 1] = 0x0a;
+  return out;
+}
+
+function block(h: TarHeader, name: string, flag: string, size: number): Uint8Array {
+  const b = new Uint8Array(512);
+  putStr(b, 0, 100, name);
+  putOctal(b, 100, 8, h.mode & 0o7777);
+  putOctal(b, 108, 8, Math.min(h.uid, 0o7777777));
+  putOctal(b, 116, 8, Math.min(h.gid, 0o7777777));
+  putOctal(b, 124, 12, size);
+  putOctal(b, 136, 12, Math.max(0, Math.min(Math.floor(h.mtime), 0o77777777777)));
+  b[156] = flag.charCodeAt(0);
+  putStr(b, 157, 100, flag === "x" ? "" : h.linkname.length <= 100 ? h.linkname : "");
+  putStr(b, 257, 6, "ustar");
+  putStr(b, 263, 2, "00");
+  putStr(b, 265, 32, h.uname ?? "");
+  putStr(b, 297, 32, h.gname ?? "");
+  putOctal(b, 329, 8, h.devmajor ?? 0);
+  putOctal(b, 337, 8, h.devminor ?? 0);
+  b.fill(32, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += b[i]!;
+  putStr(b, 148, 8, `${sum.toString(8).padStart(6, "0")}\0 `);
+  return b;
+}
+
+/** The header blocks for one entry (a PAX header first when ustar cannot hold it). */
+export function encodeHeader(h: TarHeader): Uint8Array {
+  const name = h.type === "dir" && !h.path.endsWith("/") ? `${h.path}/` : h.path;
+  const size = h.type === "file" ? h.size : 0;
+  const records: Uint8Array[] = [];
+  if (enc.encode(name).length > 100) records.push(paxRecord("path", name));
+  if (enc.encode(h.linkname).length > 100) records.push(paxRecord("linkpath", h.linkname));
+  if (size > 0o77777777777) records.push(paxRecord("size", String(size)));
+  if (h.uid > 0o7777777) records.push(paxRecord("uid", String(h.uid)));
+  if (h.gid > 0o7777777) records.push(paxRecord("gid", String(h.gid)));
+  if (!Number.isInteger(h.mtime) || h.mtime < 0 || h.mtime > 0o77777777777) records.push(paxRecord("mtime", String(h.mtime)));
+  for (const [k, v] of Object.entries(h.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    records.push(paxRecord(`SCHILY.xattr.${k}`, v));
+  }
+  const main = block(h, enc.encode(name).length > 100 ? name.slice(-99) : name, FLAG[h.type], size);
+  if (records.length === 0) return main;
+  const paxData = new Uint8Array(records.reduce((n, r) => n + r.length, 0));
+  records.reduce((off, r) => (paxData.set(r, off), off + r.length), 0);
+  const paxHeader = block({ ...h, mode: 0o644, linkname: "", uname: "", gname: "" }, "PaxHeader", "x", paxData.length);
+  const out = new Uint8Array(512 + paxData.length + pad(paxData.length) + 512);
+  out.set(paxHeader, 0);
+  out.set(paxData, 512);
+  out.set(main, 512 + paxData.length + pad(paxData.length));
+  return out;
+}
+
+/** Zero bytes to the next 512-byte boundary after n bytes of data. */
+export function padding(n: number): Uint8Array {
+  return new Uint8Array(pad(n));
+}
+
+/** Two zero blocks: the end of an archive. */
+export const END_OF_ARCHIVE = new Uint8Array(1024);

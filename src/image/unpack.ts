@@ -1,0 +1,283 @@
+// From tar entries to a directory on disk. Every archive is hostile until
+// proven otherwise: this decides what each entry may do, and the C stage
+// (ffi/unpack.c) carries out the result inside the user namespace, beneath
+// the target directory, never following a symlink.
+import { BunkerError } from "../errors.ts";
+import { compileUnpack } from "../linux/compile.ts";
+import { mapsContain } from "../linux/idmap.ts";
+import { spawnStage } from "../linux/stage.ts";
+import { SysError } from "../linux/sys.ts";
+import type { IdMapping } from "../spec/types.ts";
+import type { EntryType, TarEntry } from "./tar.ts";
+
+export const U = { END: 0, DIR: 1, FILE: 2, SYMLINK: 3, HARDLINK: 4, WHITEOUT: 5, OPAQUE: 6, XATTR: 7, TIMES: 8, UNLINK: 9, FIFO: 10 } as const;
+const UF_CHOWN = 0x1;
+const UF_DIR = 0x2;
+
+export interface Record_ {
+  type: number;
+  flags: number;
+  path: string;
+  link?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  size?: number;
+}
+
+const enc = new TextEncoder();
+
+/** The 40-byte header and names of a record (ffi/unpack.c reads the same layout). */
+export function encodeRecord(r: Record_): Uint8Array {
+  const path = enc.encode(r.path);
+  const link = enc.encode(r.link ?? "");
+  const out = new Uint8Array(40 + path.length + link.length);
+  const dv = new DataView(out.buffer);
+  const mtime = r.mtime ?? 0;
+  const sec = Math.floor(mtime);
+  out[0] = r.type;
+  out[1] = r.flags;
+  dv.setUint16(2, path.length, true);
+  dv.setUint32(4, r.mode ?? 0, true);
+  dv.setUint32(8, r.uid ?? 0, true);
+  dv.setUint32(12, r.gid ?? 0, true);
+  dv.setUint32(16, link.length, true);
+  dv.setUint32(20, Math.round((mtime - sec) * 1e9), true);
+  dv.setBigInt64(24, BigInt(sec), true);
+  dv.setBigUint64(32, BigInt(r.size ?? 0), true);
+  out.set(path, 40);
+  out.set(link, 40 + path.length);
+  return out;
+}
+
+export class ArchiveError extends BunkerError {}
+
+/** A tar name as a clean relative path; "" is the root itself. Refuses absolute paths and "..". */
+export function cleanPath(raw: string, what = "entry"): string {
+  if (raw.startsWith("/")) throw new ArchiveError(`refusing ${what} "${raw}": an absolute path`);
+  const parts = raw.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..")) throw new ArchiveError(`refusing ${what} "${raw}": it climbs out of the root with ".."`);
+  for (const p of parts) if (enc.encode(p).length > 255) throw new ArchiveError(`refusing ${what} "${raw}": a name longer than 255 bytes`);
+  const path = parts.join("/");
+  if (enc.encode(path).length > 4000) throw new ArchiveError(`refusing ${what} "${raw.slice(0, 80)}...": the path is too long`);
+  return path;
+}
+
+export interface UnpackOptions {
+  /** The maps of the user namespace the stage unpacks in. */
+  uidMappings: IdMapping[];
+  gidMappings: IdMapping[];
+  /** An image layer: .wh. names are whiteouts (overlayfs's format on disk). */
+  layer: boolean;
+  maxEntries: number;
+  maxBytes: number;
+}
+
+export interface Altered {
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
+export interface Planned {
+  entries: number;
+  bytes: number;
+  /** Entries whose owner or mode could not be kept as archived, with what the archive said. */
+  altered: Map<string, Altered>;
+  /** Device nodes left out (rootless cannot make them). */
+  devices: string[];
+  /** Extended attributes left out (only user.* and security.capability are kept). */
+  xattrsSkipped: number;
+}
+
+export interface Sink {
+  /** A record's header and names; the file data or xattr value follows through data(). */
+  record(r: Record_, bytes: Uint8Array): Promise<void> | void;
+  data(bytes: Uint8Array): Promise<void> | void;
+}
+
+/**
+ * Turn tar entries into records for ffi/unpack.c, writing them to sink.
+ * Throws ArchiveError for anything hostile. Pure but for the sink: the
+ * unit tests run it without a stage.
+ */
+export async function planUnpack(entries: AsyncIterable<TarEntry>, opts: UnpackOptions, sink: Sink): Promise<Planned> {
+  const tree = new Map<string, EntryType>(); // what exists so far
+  const dirTimes = new Map<string, number>();
+  const result: Planned = { entries: 0, bytes: 0, altered: new Map(), devices: [], xattrsSkipped: 0 };
+  const send = (r: Record_) => sink.record(r, encodeRecord(r));
+  const owned = (uid: number, gid: number) => mapsContain(opts.uidMappings, uid) && mapsContain(opts.gidMappings, gid);
+  // setuid/setgid mean something only where the owner is kept and other users exist
+  const keepSetid = opts.uidMappings.some((m) => m.size > 1 || m.containerID !== 0);
+
+  const ensureParents = async (path: string, mtime: number) => {
+    const parts = path.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const dir = parts.slice(0, i).join("/");
+      const kind = tree.get(dir);
+      if (kind === "dir") continue;
+      if (kind === "symlink") throw new ArchiveError(`refusing "${path}": it would be written through the symbolic link "${dir}"`);
+      if (kind !== undefined) throw new ArchiveError(`refusing "${path}": "${dir}" is not a directory`);
+      await send({ type: U.DIR, flags: 0, path: dir, mode: 0o755, mtime });
+      tree.set(dir, "dir");
+      dirTimes.set(dir, mtime);
+    }
+  };
+
+  const remove = async (path: string) => {
+    const kind = tree.get(path);
+    if (kind === undefined) return;
+    if (kind === "dir") {
+      const below = [...tree.keys()].filter((p) => p.startsWith(`${path}/`)).sort((a, b) => b.length - a.length);
+      for (const p of below) {
+        await send({ type: U.UNLINK, flags: tree.get(p) === "dir" ? UF_DIR : 0, path: p });
+        tree.delete(p);
+        dirTimes.delete(p);
+      }
+    }
+    await send({ type: U.UNLINK, flags: kind === "dir" ? UF_DIR : 0, path });
+    tree.delete(path);
+    dirTimes.delete(path);
+  };
+
+  for await (const entry of entries) {
+    const h = entry.header;
+    if (++result.entries > opts.maxEntries) throw new ArchiveError(`refusing the archive: more than ${opts.maxEntries} entries`);
+    let path = cleanPath(h.path);
+    if (path === "") continue; // the root itself: it is ours
+    const base = path.slice(path.lastIndexOf("/") + 1);
+    const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
+
+    if (opts.layer && base.startsWith(".wh.")) {
+      if (parent) await ensureParents(`${parent}/x`, h.mtime);
+      if (base === ".wh..wh..opq") {
+        if (!parent) continue; // an opaque root hides nothing below it in a first layer
+        await send({ type: U.OPAQUE, flags: 0, path: parent });
+        continue;
+      }
+      if (base.startsWith(".wh..wh.")) continue; // aufs bookkeeping (.wh..wh.plnk and such)
+      const hidden = base.slice(4);
+      if (hidden === "" || hidden === "." || hidden === "..") throw new ArchiveError(`refusing whiteout "${h.path}": it names no file`);
+      path = parent ? `${parent}/${hidden}` : hidden;
+      await remove(path);
+      await send({ type: U.WHITEOUT, flags: 0, path });
+      tree.set(path, "char");
+      continue;
+    }
+
+    await ensureParents(path, h.mtime);
+    if (h.type === "char" || h.type === "block") {
+      result.devices.push(path);
+      continue;
+    }
+    const existing = tree.get(path);
+    if (existing !== undefined && !(existing === "dir" && h.type === "dir")) await remove(path);
+
+    const keep = owned(h.uid, h.gid);
+    let mode = h.mode & 0o7777;
+    if (!keep || !keepSetid) mode &= ~0o6000;
+    if (!keep || mode !== (h.mode & 0o7777)) result.altered.set(path, { uid: h.uid, gid: h.gid, mode: h.mode & 0o7777 });
+    const flags = keep && (h.uid !== 0 || h.gid !== 0) ? UF_CHOWN : 0;
+    const common = { flags, path, mode, uid: h.uid, gid: h.gid, mtime: h.mtime };
+
+    switch (h.type) {
+      case "dir":
+        await send({ type: U.DIR, ...common });
+        dirTimes.set(path, h.mtime);
+        break;
+      case "file": {
+        result.bytes += h.size;
+        if (result.bytes > opts.maxBytes) throw new ArchiveError(`refusing the archive: more than ${opts.maxBytes} bytes of files`);
+        await send({ type: U.FILE, ...common, size: h.size });
+        for await (const chunk of entry.data()) await sink.data(chunk);
+        break;
+      }
+      case "symlink":
+        if (h.linkname === "" || enc.encode(h.linkname).length > 4000) throw new ArchiveError(`refusing symbolic link "${h.path}": a bad target`);
+        await send({ type: U.SYMLINK, ...common, link: h.linkname });
+        break;
+      case "hardlink": {
+        const target = cleanPath(h.linkname, `hard link "${h.path}" to`);
+        const kind = tree.get(target);
+        if (kind === undefined || kind === "dir") {
+          throw new ArchiveError(`refusing hard link "${h.path}": its target "${h.linkname}" is not a file earlier in the archive`);
+        }
+        await send({ type: U.HARDLINK, flags: 0, path, link: target });
+        break;
+      }
+      case "fifo":
+        await send({ type: U.FIFO, ...common });
+        break;
+    }
+    tree.set(path, h.type === "hardlink" ? "file" : h.type);
+
+    for (const [name, value] of Object.entries(h.xattrs ?? {})) {
+      const allowed = (name.startsWith("user.") && !name.startsWith("user.overlay.")) || name === "security.capability";
+      if (!allowed || h.type === "symlink" || h.type === "hardlink" || value.length > 4096 || !keep) {
+        result.xattrsSkipped++;
+        continue;
+      }
+      await send({ type: U.XATTR, flags: 0, path, link: name, size: value.length });
+      await sink.data(value);
+    }
+  }
+  // directory times last: creating what is inside a directory changes its mtime
+  for (const [path, mtime] of dirTimes) await send({ type: U.TIMES, flags: 0, path, mtime });
+  await send({ type: U.END, flags: 0, path: "" });
+  return result;
+}
+
+export interface UnpackResult extends Planned {
+  /** Records the stage applied. */
+  records: number;
+}
+
+/**
+ * Unpack entries into dir (an empty directory of the caller's), running
+ * ffi/unpack.c in a user namespace with opts' maps.
+ */
+export async function unpack(
+  dir: string,
+  entries: AsyncIterable<TarEntry>,
+  opts: UnpackOptions,
+  ctx: { uid: number; gid: number; helper: (name: "newuidmap" | "newgidmap") => string | undefined },
+): Promise<UnpackResult> {
+  const stage = await spawnStage(compileUnpack(dir, opts, ctx));
+  const paths: string[] = []; // record number -> path, for messages
+  let pending = 0;
+  const write = async (bytes: Uint8Array) => {
+    stage.stdin.write(bytes);
+    pending += bytes.length;
+    if (pending > 1 << 20) {
+      pending = 0;
+      await stage.stdin.flush(); // keep memory bounded: wait for the stage to catch up
+    }
+  };
+  let planned: Planned | undefined;
+  let failure: unknown;
+  try {
+    planned = await planUnpack(entries, opts, {
+      record: (r, bytes) => (paths.push(r.path), write(bytes)),
+      data: write,
+    });
+  } catch (e) {
+    failure = e;
+  }
+  try {
+    await stage.stdin.end();
+  } catch {
+    // the stage stopped reading: its result says why
+  }
+  const out = (await new Response(stage.stdout).text()).trim();
+  const code = await stage.exited;
+  const m = /^ok (\d+)$/.exec(out);
+  if (failure && !(failure instanceof Error && /EPIPE|broken pipe/i.test(failure.message) && !m)) throw failure;
+  if (code !== 0 || !m) {
+    const f = /^fail (\d+) (\d+)$/.exec(out);
+    if (!f) throw new BunkerError(`unpacking into ${dir} failed (the stage exited with ${code})`);
+    const err = new SysError("unpack", Number(f[2]), paths[Number(f[1])] ?? `record ${f[1]}`);
+    throw new BunkerError(err.message);
+  }
+  return { ...planned!, records: Number(m[1]) };
+}

@@ -1,0 +1,250 @@
+// Images: import each kind of input (made here, with GNU tar), run it on an
+// overlay, keep and remove containers.
+import { describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { asRoot, bunker, type RunOpts, setup } from "./harness.ts";
+
+const h = setup();
+
+/** A fresh, private store for a test user: an XDG_DATA_HOME of its own. */
+export function freshStore(user = h.main): { env: Record<string, string>; dir: string } {
+  const dir = mkdtempSync(join(h.dir, "data-"));
+  if (asRoot) Bun.spawnSync(["chown", `${user.uid}:${user.gid}`, dir]);
+  return { env: { XDG_DATA_HOME: dir }, dir };
+}
+
+/** A world-readable work directory for building archives. */
+export function workdir(): string {
+  const d = mkdtempSync(join(h.dir, "work-"));
+  chmodSync(d, 0o755);
+  return d;
+}
+
+export function sh(cmd: string): void {
+  const p = Bun.spawnSync(["sh", "-c", cmd], { stderr: "pipe" });
+  if (p.exitCode !== 0) throw new Error(`${cmd}: ${p.stderr.toString()}`);
+}
+
+async function sha256(path: string): Promise<string> {
+  return new Bun.CryptoHasher("sha256").update(await Bun.file(path).bytes()).digest("hex");
+}
+
+/** A copy of the test rootfs owned by root (when we are), with extra shell steps run in it. */
+export function rootfsDir(w: string, extra = ""): string {
+  const src = join(w, "rootfs");
+  sh(`cp -a ${h.main.rootfs} ${src}${asRoot ? ` && chown -R 0:0 ${src}` : ""}${extra ? ` && cd ${src} && ${extra}` : ""}`);
+  return src;
+}
+
+/** A tar of a directory, as `docker export` writes one. */
+export function tarOf(dir: string, out: string): string {
+  sh(`tar --numeric-owner -C ${dir} -cf ${out} . && chmod 644 ${out}`);
+  return out;
+}
+
+/** A directory of files (path -> content); whiteout names are just names here. */
+function layerDir(w: string, name: string, files: Record<string, string>): string {
+  const dir = join(w, name);
+  mkdirSync(dir, { recursive: true });
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(join(dir, path, ".."), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  return dir;
+}
+
+export function inStore(env: Record<string, string>, args: string[], opts: RunOpts = {}) {
+  return bunker(args, { ...opts, env: { ...env, ...opts.env } });
+}
+
+/** Nothing visible, and no staging debris, after a refused import. */
+export function noDebris(dir: string): void {
+  const store = join(dir, "bunker");
+  expect(readdirSync(join(store, "tmp"))).toEqual([]);
+  expect(readdirSync(join(store, "layers"))).toEqual([]);
+  const index = existsSync(join(store, "images.json")) ? JSON.parse(readFileSync(join(store, "images.json"), "utf8")) : { images: [] };
+  expect(index.images).toEqual([]);
+}
+
+describe("a root filesystem tar", () => {
+  test.each(["plain", "gzip", "zstd"])("imports (%s) and runs; changes stay in the container until rm", (how) => {
+    const w = workdir();
+    let tar = tarOf(rootfsDir(w), join(w, "rootfs.tar"));
+    if (how === "gzip") sh(`gzip ${tar}`), (tar += ".gz");
+    if (how === "zstd") sh(`zstd -q --rm ${tar}`), (tar += ".zst");
+    chmodSync(tar, 0o644);
+    const { env, dir } = freshStore();
+    const imp = inStore(env, ["import", tar, "--name", "test/rootfs:1"]);
+    expect(imp.stderr).toBe("");
+    expect(imp.stdout).toMatch(/^test\/rootfs:1 sha256:[0-9a-f]{64}\n$/);
+    const images = JSON.parse(inStore(env, ["images", "--json"]).stdout);
+    expect(images).toHaveLength(1);
+    expect(images[0].names).toEqual(["test/rootfs:1"]);
+
+    const r = inStore(env, ["run", "--name", "c1", "test/rootfs:1", "/bin/sh", "-c", "grep ' / ' /proc/mounts | cut -d' ' -f3; echo changed > /etc/motd; echo $$"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("overlay\n1\n");
+    const ps = JSON.parse(inStore(env, ["ps", "-a", "--json"]).stdout);
+    expect(ps.map((c: { name: string; status: string }) => [c.name, c.status])).toEqual([["c1", "exited (0)"]]);
+    // the change is in the container's upper layer, not in the image
+    const c = ps[0].id;
+    expect(existsSync(join(dir, "bunker/containers", c, "upper/etc/motd"))).toBe(true);
+    expect(inStore(env, ["run", "--rm", "test/rootfs:1", "cat", "/etc/motd"]).code).not.toBe(0);
+    expect(inStore(env, ["rm", "c1"]).code).toBe(0);
+    expect(existsSync(join(dir, "bunker/containers", c))).toBe(false);
+    expect(JSON.parse(inStore(env, ["ps", "-a", "--json"]).stdout)).toEqual([]);
+  });
+
+  test("--rm leaves nothing; a name stays taken by a stopped container until rm; rmi frees the layers", () => {
+    const w = workdir();
+    const { env, dir } = freshStore();
+    expect(inStore(env, ["import", tarOf(rootfsDir(w), join(w, "r.tar")), "--name", "img"]).code).toBe(0);
+    expect(inStore(env, ["run", "--rm", "--name", "tmp1", "img", "true"]).code).toBe(0);
+    expect(readdirSync(join(dir, "bunker/containers"))).toEqual([]);
+    expect(readdirSync(join(dir, "bunker/names"))).toEqual([]);
+    expect(inStore(env, ["run", "--name", "kept", "img", "sh", "-c", "exit 3"]).code).toBe(3);
+    const again = inStore(env, ["run", "--name", "kept", "img", "true"]);
+    expect(again.code).toBe(125);
+    expect(again.stderr).toContain(`the container name "kept" is already in use`);
+    expect(inStore(env, ["rmi", "img"]).stderr).toContain("is used by container kept");
+    expect(inStore(env, ["rm", "kept"]).code).toBe(0);
+    expect(inStore(env, ["rmi", "img"]).code).toBe(0);
+    expect(readdirSync(join(dir, "bunker/layers"))).toEqual([]);
+    const missing = inStore(env, ["run", "img", "true"]);
+    expect(missing.code).toBe(125);
+    expect(missing.stderr.trim()).toBe("bunker: img: no such image in the store, and no such directory (see 'bunker images'; 'bunker import' adds one)");
+  });
+
+  test("owners: exact with subordinate ranges; kept in metadata with a notice under a one-id map", () => {
+    const w = workdir();
+    const tar = tarOf(rootfsDir(w, "echo data > owned && chown 33:33 owned && chmod 4755 owned"), join(w, "own.tar"));
+    if (!asRoot) return; // making a tar with other owners needs root
+    const main = freshStore();
+    expect(inStore(main.env, ["import", tar, "--name", "own"]).code).toBe(0);
+    expect(inStore(main.env, ["run", "--rm", "own", "stat", "-c", "%u:%g %a", "/owned"]).stdout).toBe("33:33 4755\n");
+    const single = freshStore(h.single);
+    const imp = inStore(single.env, ["import", tar, "--name", "own"], { user: h.single });
+    expect(imp.code).toBe(0);
+    expect(imp.stderr).toContain("files belong to other users than root, which a one-id map cannot hold");
+    // setuid means nothing without the owner: it is stripped, and kept in the store's metadata
+    expect(inStore(single.env, ["run", "--rm", "own", "stat", "-c", "%u:%g %a", "/owned"], { user: h.single }).stdout).toBe("0:0 755\n");
+  });
+});
+
+/** docker save's format: a directory per layer, a config, manifest.json (written last). */
+async function dockerArchive(w: string, dirs: string[], tag: string, config: object): Promise<string> {
+  const out = join(w, "archive");
+  mkdirSync(out, { recursive: true });
+  const diffIds: string[] = [];
+  const paths: string[] = [];
+  for (const [i, dir] of dirs.entries()) {
+    const tar = tarOf(dir, join(w, `d${i}.tar`));
+    const id = await sha256(tar);
+    diffIds.push(`sha256:${id}`);
+    mkdirSync(join(out, id));
+    sh(`cp ${tar} ${join(out, id, "layer.tar")}`);
+    paths.push(`${id}/layer.tar`);
+  }
+  const text = JSON.stringify({ architecture: "amd64", os: "linux", config, rootfs: { type: "layers", diff_ids: diffIds } });
+  const configId = new Bun.CryptoHasher("sha256").update(text).digest("hex");
+  writeFileSync(join(out, `${configId}.json`), text);
+  writeFileSync(join(out, "manifest.json"), JSON.stringify([{ Config: `${configId}.json`, RepoTags: [tag], Layers: paths }]));
+  const tar = join(w, "docker-archive.tar");
+  sh(`tar -C ${out} -cf ${tar} $(ls ${out} | grep -v manifest.json) manifest.json && chmod 644 ${tar}`);
+  return tar;
+}
+
+/** An OCI image layout directory, with gzip layers. */
+async function ociLayout(w: string, dirs: string[], ref: string, config: object): Promise<string> {
+  const out = join(w, "oci");
+  const blobs = join(out, "blobs/sha256");
+  mkdirSync(blobs, { recursive: true });
+  const put = async (file: string) => {
+    const d = await sha256(file);
+    sh(`cp ${file} ${join(blobs, d)}`);
+    return { digest: `sha256:${d}`, size: Bun.file(file).size };
+  };
+  const putJson = async (name: string, value: object) => {
+    writeFileSync(join(w, name), JSON.stringify(value));
+    return put(join(w, name));
+  };
+  const layers = [];
+  const diffIds = [];
+  for (const [i, dir] of dirs.entries()) {
+    const tar = tarOf(dir, join(w, `o${i}.tar`));
+    diffIds.push(`sha256:${await sha256(tar)}`);
+    sh(`gzip -n -k ${tar}`);
+    layers.push({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...(await put(`${tar}.gz`)) });
+  }
+  const cfg = await putJson("config.json", { architecture: "amd64", os: "linux", config, rootfs: { type: "layers", diff_ids: diffIds } });
+  const manifest = await putJson("manifest.json", {
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...cfg },
+    layers,
+  });
+  writeFileSync(join(out, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  const index = { schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, annotations: { "org.opencontainers.image.ref.name": ref } }] };
+  writeFileSync(join(out, "index.json"), JSON.stringify(index));
+  sh(`chmod -R a+rX ${out}`);
+  return out;
+}
+
+describe("image archives", () => {
+  // the rootfs, then a layer that adds files, then one that deletes a file
+  // (a whiteout) and empties a directory (an opaque marker)
+  function layers(w: string): string[] {
+    return [
+      rootfsDir(w),
+      layerDir(w, "add", { "etc/keep": "keep\n", "etc/gone": "gone\n", "data/a": "a\n", "data/b": "b\n" }),
+      layerDir(w, "change", { "etc/.wh.gone": "", "data/.wh..wh..opq": "", "data/c": "c\n", "work/.keep": "" }),
+    ];
+  }
+
+  test("a docker-archive with whiteouts and an opaque directory", async () => {
+    const w = workdir();
+    const archive = await dockerArchive(w, layers(w), "demo:1", { Cmd: ["/bin/sh", "-c", "echo from-cmd"], Env: ["PATH=/bin", "FROM_IMAGE=yes"], WorkingDir: "/work" });
+    const { env } = freshStore();
+    const imp = inStore(env, ["import", archive]);
+    expect(imp.stderr).toBe("");
+    expect(imp.stdout).toMatch(/^demo:1 sha256:/);
+    expect(inStore(env, ["run", "--rm", "demo:1"]).stdout).toBe("from-cmd\n");
+    const look = inStore(env, ["run", "--rm", "demo:1", "/bin/sh", "-c", "pwd; echo $FROM_IMAGE; cat /etc/keep; ls /etc/gone 2>/dev/null | wc -l; ls /data"]);
+    expect(look.stderr).toBe("");
+    expect(look.stdout).toBe("/work\nyes\nkeep\n0\nc\n");
+  });
+
+  test("an OCI layout, as a directory and as a tar: gzip layers, shared layers", async () => {
+    const w = workdir();
+    const oci = await ociLayout(w, layers(w), "example.com/demo:2", { Entrypoint: ["/bin/echo", "entry"] });
+    const { env, dir } = freshStore();
+    const imp = inStore(env, ["import", oci]);
+    expect(imp.stderr).toBe("");
+    expect(imp.stdout).toMatch(/^example.com\/demo:2 sha256:/);
+    expect(inStore(env, ["run", "--rm", "example.com/demo:2", "arg"]).stdout).toBe("entry arg\n");
+    // the same layout as a tar (podman save --format oci-archive), under another name
+    const tar = join(w, "oci.tar");
+    sh(`tar -C ${oci} -cf ${tar} . && chmod 644 ${tar}`);
+    expect(inStore(env, ["import", tar, "--name", "other:x"]).code).toBe(0);
+    const images = JSON.parse(inStore(env, ["images", "--json"]).stdout);
+    expect(images.flatMap((i: { names: string[] }) => i.names).sort()).toEqual(["example.com/demo:2", "other:x"]);
+    expect(readdirSync(join(dir, "bunker/layers"))).toHaveLength(3); // not six
+  });
+
+  test("a corrupt layer is refused before anything becomes visible", async () => {
+    const w = workdir();
+    const oci = await ociLayout(w, layers(w), "example.com/demo:2", { Cmd: ["true"] });
+    const blobs = join(oci, "blobs/sha256");
+    const biggest = readdirSync(blobs).sort((a, b) => Bun.file(join(blobs, b)).size - Bun.file(join(blobs, a)).size)[0]!;
+    const bytes = new Uint8Array(await Bun.file(join(blobs, biggest)).arrayBuffer());
+    bytes[bytes.length - 20] ^= 0xff; // inside the gzip trailer's CRC: decompression or the digest fails
+    writeFileSync(join(blobs, biggest), bytes);
+    const { env, dir } = freshStore();
+    const r = inStore(env, ["import", oci]);
+    expect(r.code).toBe(125);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(/corrupt/);
+    noDebris(dir);
+  });
+});

@@ -1,0 +1,108 @@
+import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { collect } from "../../src/image/bytes.ts";
+import { encodeHeader, END_OF_ARCHIVE, padding, readTar, type TarHeader } from "../../src/image/tar.ts";
+
+const enc = new TextEncoder();
+const h = (over: Partial<TarHeader>): TarHeader => ({ type: "file", path: "f", mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1700000000, linkname: "", ...over });
+
+function archive(entries: [TarHeader, Uint8Array?][]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const [hd, data] of entries) {
+    parts.push(encodeHeader(hd));
+    if (data) parts.push(data, padding(data.length));
+  }
+  parts.push(END_OF_ARCHIVE);
+  return Buffer.concat(parts);
+}
+
+async function* chunked(b: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+}
+
+async function entries(b: Uint8Array, chunk = 100000) {
+  const out: { header: TarHeader; data: string }[] = [];
+  for await (const e of readTar(chunked(b, chunk))) out.push({ header: e.header, data: new TextDecoder().decode(await collect(e.data())) });
+  return out;
+}
+
+const longName = `${"d".repeat(120)}/${"n".repeat(150)}`;
+const xattrs = { "user.a": enc.encode("1"), "security.capability": new Uint8Array([1, 0, 0, 2, 255]) };
+const sample: [TarHeader, Uint8Array?][] = [
+  [h({ type: "dir", path: "etc", mode: 0o755 })],
+  [h({ path: "etc/passwd", size: 5, uid: 33, gid: 33, mode: 0o4755 }), enc.encode("hello")],
+  [h({ path: longName, size: 3, xattrs }), enc.encode("abc")],
+  [h({ type: "symlink", path: "link", linkname: "l".repeat(300) })],
+  [h({ type: "hardlink", path: "hard", linkname: "etc/passwd" })],
+  [h({ path: "big-ids", uid: 3_000_000, gid: 70_000_000, mtime: 1700000000.5 })],
+  [h({ type: "char", path: "dev/null", devmajor: 1, devminor: 3 })],
+  [h({ path: "ünïcödé ✓", size: 1 }), enc.encode("x")],
+];
+
+test("round trip: PAX long names and links, xattrs, big ids, fractional times, hard links, devices", async () => {
+  for (const chunk of [1, 7, 512, 100000]) {
+    const got = await entries(archive(sample), chunk);
+    expect(got.map((e) => e.header.path)).toEqual(sample.map(([hd]) => hd.path));
+    expect(got[1]!.data).toBe("hello");
+    expect(got[1]!.header).toMatchObject({ uid: 33, gid: 33, mode: 0o4755, size: 5 });
+    expect(got[2]!.header.xattrs).toEqual(xattrs);
+    expect(got[2]!.data).toBe("abc");
+    expect(got[3]!.header.linkname).toBe("l".repeat(300));
+    expect(got[4]!.header).toMatchObject({ type: "hardlink", linkname: "etc/passwd" });
+    expect(got[5]!.header).toMatchObject({ uid: 3_000_000, gid: 70_000_000, mtime: 1700000000.5 });
+    expect(got[6]!.header).toMatchObject({ type: "char", devmajor: 1, devminor: 3 });
+    expect(got[7]!.data).toBe("x");
+  }
+});
+
+test("GNU tar reads what we write, and we read what GNU tar writes", async () => {
+  const dir = mkdtempSync("/tmp/bunker-tar-");
+  try {
+    const file = join(dir, "a.tar");
+    writeFileSync(file, archive(sample.filter(([hd]) => hd.type !== "char")));
+    const list = Bun.spawnSync(["tar", "--numeric-owner", "-tvf", file]).stdout.toString();
+    expect(list).toContain(longName);
+    expect(list).toContain("33/33");
+    expect(list).toContain("3000000/70000000");
+    // GNU tar's own long names (--format=gnu uses 'L' records) and PAX
+    const src = join(dir, "src");
+    Bun.spawnSync(["mkdir", "-p", join(src, "d".repeat(120))]);
+    writeFileSync(join(src, "d".repeat(120), "n".repeat(150)), "gnu");
+    for (const format of ["gnu", "posix", "ustar"]) {
+      const out = join(dir, `${format}.tar`);
+      const made = Bun.spawnSync(["tar", `--format=${format}`, "-C", src, "-cf", out, "."]);
+      if (format === "ustar") {
+        expect(made.exitCode).not.toBe(0); // ustar cannot hold that name; GNU tar says so
+        continue;
+      }
+      const got = await entries(new Uint8Array(await Bun.file(out).arrayBuffer()));
+      const file = got.find((e) => e.header.path.endsWith("n".repeat(150)))!;
+      expect(file.header.path).toBe(`./${"d".repeat(120)}/${"n".repeat(150)}`);
+      expect(file.data).toBe("gnu");
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a corrupt or truncated stream is an error that says so", async () => {
+  const a = archive(sample);
+  await expect(entries(a.subarray(0, 700))).rejects.toThrow("ends");
+  const corrupt = archive([[h({ path: "x", size: 1 }), enc.encode("1")]]);
+  corrupt[10] ^= 1;
+  await expect(entries(corrupt)).rejects.toThrow("bad header checksum");
+  await expect(entries(enc.encode("this is not a tar archive at all".repeat(20)))).rejects.toThrow("bad header checksum");
+  await expect(entries(new Uint8Array(0))).resolves.toEqual([]);
+});
+
+test("sparse and multi-volume entries are refused by name", async () => {
+  const b = archive([[h({ path: "s" })]]);
+  b[156] = "S".charCodeAt(0);
+  // fix the checksum after changing the type flag
+  b.fill(32, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += b[i]!;
+  b.set(enc.encode(`${sum.toString(8).padStart(6, "0")}\0 `), 148);
+  await expect(entries(b)).rejects.toThrow("unsupported tar entry type 'S'");
+});
