@@ -1,46 +1,15 @@
 // Images: import each kind of input (made here, with GNU tar), run it on an
 // overlay, keep and remove containers.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { asRoot, bunker, type RunOpts, setup } from "./harness.ts";
+import { asRoot, setup } from "./harness.ts";
+import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
 
 const h = setup();
 
-/** A fresh, private store for a test user: an XDG_DATA_HOME of its own. */
-export function freshStore(user = h.main): { env: Record<string, string>; dir: string } {
-  const dir = mkdtempSync(join(h.dir, "data-"));
-  if (asRoot) Bun.spawnSync(["chown", `${user.uid}:${user.gid}`, dir]);
-  return { env: { XDG_DATA_HOME: dir }, dir };
-}
-
-/** A world-readable work directory for building archives. */
-export function workdir(): string {
-  const d = mkdtempSync(join(h.dir, "work-"));
-  chmodSync(d, 0o755);
-  return d;
-}
-
-export function sh(cmd: string): void {
-  const p = Bun.spawnSync(["sh", "-c", cmd], { stderr: "pipe" });
-  if (p.exitCode !== 0) throw new Error(`${cmd}: ${p.stderr.toString()}`);
-}
-
 async function sha256(path: string): Promise<string> {
   return new Bun.CryptoHasher("sha256").update(await Bun.file(path).bytes()).digest("hex");
-}
-
-/** A copy of the test rootfs owned by root (when we are), with extra shell steps run in it. */
-export function rootfsDir(w: string, extra = ""): string {
-  const src = join(w, "rootfs");
-  sh(`cp -a ${h.main.rootfs} ${src}${asRoot ? ` && chown -R 0:0 ${src}` : ""}${extra ? ` && cd ${src} && ${extra}` : ""}`);
-  return src;
-}
-
-/** A tar of a directory, as `docker export` writes one. */
-export function tarOf(dir: string, out: string): string {
-  sh(`tar --numeric-owner -C ${dir} -cf ${out} . && chmod 644 ${out}`);
-  return out;
 }
 
 /** A directory of files (path -> content); whiteout names are just names here. */
@@ -52,19 +21,6 @@ function layerDir(w: string, name: string, files: Record<string, string>): strin
     writeFileSync(join(dir, path), content);
   }
   return dir;
-}
-
-export function inStore(env: Record<string, string>, args: string[], opts: RunOpts = {}) {
-  return bunker(args, { ...opts, env: { ...env, ...opts.env } });
-}
-
-/** Nothing visible, and no staging debris, after a refused import. */
-export function noDebris(dir: string): void {
-  const store = join(dir, "bunker");
-  expect(readdirSync(join(store, "tmp"))).toEqual([]);
-  expect(readdirSync(join(store, "layers"))).toEqual([]);
-  const index = existsSync(join(store, "images.json")) ? JSON.parse(readFileSync(join(store, "images.json"), "utf8")) : { images: [] };
-  expect(index.images).toEqual([]);
 }
 
 describe("a root filesystem tar", () => {

@@ -1,0 +1,140 @@
+// Every archive is hostile until proven otherwise: each bad input gets a
+// clear one-line message, exit 125, and leaves no image and no debris.
+// The C unpacker is also checked on its own, fed records that the
+// TypeScript policy would never send.
+import { describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { encodeRecord, type Record_, U } from "../../src/image/unpack.ts";
+import { compileUnpack } from "../../src/linux/compile.ts";
+import { spawnStage } from "../../src/linux/stage.ts";
+import { tarOf } from "../helpers/tar.ts";
+import { asRoot, asUser, setup } from "./harness.ts";
+import { freshStore, inStore, noDebris, workdir } from "./store.ts";
+
+const h = setup();
+
+function file(w: string, name: string, bytes: Uint8Array | string): string {
+  const p = join(w, name);
+  writeFileSync(p, bytes);
+  chmodSync(p, 0o644);
+  return p;
+}
+
+describe("bunker import refuses hostile and broken input", () => {
+  const w = workdir();
+  const cases: [string, string, RegExp][] = [
+    ["path traversal", file(w, "trav.tar", tarOf([[{ path: "../../etc/evil" }, "x"]])), /climbs out of the root/],
+    ["an absolute path", file(w, "abs.tar", tarOf([[{ path: "/etc/evil" }, "x"]])), /an absolute path/],
+    ["a write through a symlink", file(w, "sym.tar", tarOf([[{ type: "symlink", path: "l", linkname: "/tmp" }], [{ path: "l/evil" }, "x"]])), /through the symbolic link "l"/],
+    [
+      "a relative symlink chain",
+      file(w, "chain.tar", tarOf([[{ type: "symlink", path: "a", linkname: "." }], [{ type: "symlink", path: "b", linkname: "a/a/.." }], [{ path: "b/evil" }, "x"]])),
+      /through the symbolic link "b"/,
+    ],
+    [
+      "a directory replaced by a symlink",
+      file(w, "dirsym.tar", tarOf([[{ type: "dir", path: "d" }], [{ type: "symlink", path: "d", linkname: "/tmp" }], [{ path: "d/x" }, "x"]])),
+      /through the symbolic link "d"/,
+    ],
+    ["a hard link out of the root", file(w, "hard.tar", tarOf([[{ type: "hardlink", path: "h", linkname: "../../../etc/passwd" }]])), /climbs out/],
+    ["a truncated stream", file(w, "trunc.tar", tarOf([[{ path: "big" }, "y".repeat(5000)]]).subarray(0, 2000)), /ends/],
+    ["a file that is not an archive", file(w, "text.tar", "just some text\n".repeat(100)), /not a tar archive/],
+    ["an empty file", file(w, "empty.tar", ""), /is empty: not an archive/],
+  ];
+  // corrupt gzip: a real gzip stream with its middle damaged
+  const gz = Bun.gzipSync(tarOf([[{ path: "f" }, "z".repeat(20000)]]) as Uint8Array<ArrayBuffer>);
+  gz[Math.floor(gz.length / 2)] ^= 0xff;
+  cases.push(["a corrupt gzip stream", file(w, "corrupt.tar.gz", gz), /corrupt|truncated|checksum|invalid/i]);
+  cases.push(["an xz file", file(w, "x.tar.xz", new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3])), /xz-compressed, which bunker does not read/]);
+
+  for (const [what, path, message] of cases) {
+    test(`${what}`, () => {
+      const { env, dir } = freshStore();
+      const r = inStore(env, ["import", path, "--name", "evil"]);
+      expect(r.code).toBe(125);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toStartWith("bunker: ");
+      noDebris(dir);
+    });
+  }
+
+  test("device nodes are skipped with one notice, and the rest imports", () => {
+    const tar = file(w, "dev.tar", tarOf([[{ type: "char", path: "dev/console", devmajor: 5, devminor: 1 }], [{ type: "block", path: "dev/sda", devmajor: 8, devminor: 0 }], [{ path: "bin/ok" }, "ok"]]));
+    const { env } = freshStore();
+    const r = inStore(env, ["import", tar, "--name", "devs"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr.trim()).toBe("bunker: 2 device nodes left out: a rootless container cannot create them (the runtime provides /dev)");
+  });
+
+  test("a killed import leaves debris that the next command clears", async () => {
+    // a big archive, and a kill -9 while it is being unpacked
+    const big = file(w, "big.tar", tarOf(Array.from({ length: 400 }, (_, i) => [{ path: `f${i}` }, "x".repeat(100_000)])));
+    const { env, dir } = freshStore();
+    const p = Bun.spawn(asUser([h.bin, "import", big, "--name", "big"], { env }), { stdout: "pipe", stderr: "pipe" });
+    for (let i = 0; i < 200 && !(existsSync(join(dir, "bunker/tmp")) && readdirSync(join(dir, "bunker/tmp")).length); i++) await Bun.sleep(10);
+    await Bun.sleep(50);
+    p.kill("SIGKILL");
+    await p.exited;
+    expect(JSON.parse(inStore(env, ["images", "--json"]).stdout)).toEqual([]);
+    // the next import sweeps the staging directory of the killed one
+    expect(inStore(env, ["import", file(w, "small.tar", tarOf([[{ path: "a" }, "a"]])), "--name", "small"]).code).toBe(0);
+    expect(readdirSync(join(dir, "bunker/tmp"))).toEqual([]);
+  });
+});
+
+describe.skipIf(!asRoot)("a full disk", () => {
+  test("ENOSPC is one clean error, and nothing half-written becomes visible", () => {
+    const w = workdir();
+    const big = file(w, "big.tar", tarOf(Array.from({ length: 40 }, (_, i) => [{ path: `f${i}` }, "x".repeat(100_000)])));
+    const { env, dir } = freshStore();
+    // a 1 MB store: the mount belongs to a private mount namespace, as does the whole import
+    const cmd = asUser([h.bin, "import", big, "--name", "big"], { env }).map((a) => `'${a}'`).join(" ");
+    const r = Bun.spawnSync(["unshare", "-m", "sh", "-c", `mount -t tmpfs -o size=1m,mode=700,uid=${h.main.uid},gid=${h.main.gid} none ${dir} && ${cmd}; code=$?; ls -A ${dir}/bunker/tmp ${dir}/bunker/layers; cat ${dir}/bunker/images.json 2>/dev/null; exit $code`], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr.toString().trim()).toMatch(/^bunker: unpack f\d+: no space left on device$/);
+    // the listings of tmp/ and layers/ are empty, and there is no index
+    expect(r.stdout.toString().trim().split("\n").filter((l) => l && !l.endsWith(":"))).toEqual([]);
+  });
+});
+
+describe("the C unpacker on its own never leaves its directory", () => {
+  /** Feed raw records to ffi/unpack.c; return its result line. */
+  async function unpackRaw(dir: string, records: (Record_ & { data?: string })[]): Promise<string> {
+    const uid = process.getuid!();
+    const gid = process.getgid!();
+    const one = [{ containerID: 0, hostID: uid, size: 1 }];
+    const stage = await spawnStage(compileUnpack(dir, { uidMappings: one, gidMappings: [{ containerID: 0, hostID: gid, size: 1 }] }, { uid, gid, helper: () => undefined }));
+    for (const r of [...records, { type: U.END, flags: 0, path: "" }]) {
+      const data = "data" in r && r.data ? new TextEncoder().encode(r.data) : undefined;
+      stage.stdin.write(encodeRecord({ ...r, size: data?.length ?? r.size }));
+      if (data) stage.stdin.write(data);
+    }
+    await stage.stdin.end();
+    const out = (await new Response(stage.stdout).text()).trim();
+    await stage.exited;
+    return out;
+  }
+
+  test("a symlink in the way, '..', and an absolute path all fail, and nothing appears outside", async () => {
+    const base = mkdtempSync(join(h.dir, "raw-"));
+    const dir = join(base, "root");
+    const outside = join(base, "outside");
+    mkdirSync(dir);
+    mkdirSync(outside);
+    symlinkSync(outside, join(dir, "l"));
+    // ELOOP: a symlink component; EXDEV: ".." out of the directory; ENOENT: "/x" has an empty parent
+    expect(await unpackRaw(dir, [{ type: U.FILE, flags: 0, path: "l/evil", mode: 0o644, data: "x" }])).toBe("fail 0 40");
+    expect(await unpackRaw(dir, [{ type: U.FILE, flags: 0, path: "../outside/evil", mode: 0o644, data: "x" }])).toBe("fail 0 18");
+    expect(await unpackRaw(dir, [{ type: U.HARDLINK, flags: 0, path: "h", link: "../outside/x" }])).toBe("fail 0 18");
+    expect(await unpackRaw(dir, [{ type: U.SYMLINK, flags: 0, path: "l/s", link: "/" }])).toBe("fail 0 40");
+    expect(readdirSync(outside)).toEqual([]);
+    // and good records work
+    expect(await unpackRaw(dir, [{ type: U.DIR, flags: 0, path: "d", mode: 0o755 }, { type: U.FILE, flags: 0, path: "d/f", mode: 0o600, data: "ok" }])).toBe("ok 2");
+    expect(Bun.file(join(dir, "d/f")).size).toBe(2);
+  });
+});

@@ -1,0 +1,115 @@
+// What each tar entry may do: the policy half of unpacking, without a stage.
+import { expect, test } from "bun:test";
+import { readTar, type TarHeader } from "../../src/image/tar.ts";
+import { tarOf } from "../helpers/tar.ts";
+import { cleanPath, planUnpack, type Record_, U } from "../../src/image/unpack.ts";
+import type { IdMapping } from "../../src/spec/types.ts";
+
+const enc = new TextEncoder();
+
+const ranges: IdMapping[] = [{ containerID: 0, hostID: 1000, size: 1 }, { containerID: 1, hostID: 100000, size: 65536 }];
+const single: IdMapping[] = [{ containerID: 0, hostID: 1000, size: 1 }];
+
+async function plan(entries: [Partial<TarHeader>, string?][], opts: { layer?: boolean; maps?: IdMapping[]; maxEntries?: number; maxBytes?: number } = {}) {
+  const records: Record_[] = [];
+  async function* source() {
+    yield tarOf(entries);
+  }
+  const maps = opts.maps ?? ranges;
+  const result = await planUnpack(
+    readTar(source()),
+    { uidMappings: maps, gidMappings: maps, layer: opts.layer ?? false, maxEntries: opts.maxEntries ?? 1000, maxBytes: opts.maxBytes ?? 1e9 },
+    { record: (r) => void records.push(r), data: () => {} },
+  );
+  return { records, result };
+}
+
+test("cleanPath keeps names inside the root", () => {
+  expect(cleanPath("./a//b/./c/")).toBe("a/b/c");
+  expect(cleanPath("./")).toBe("");
+  expect(() => cleanPath("/etc/passwd")).toThrow("an absolute path");
+  expect(() => cleanPath("a/../../b")).toThrow('climbs out of the root with ".."');
+  expect(() => cleanPath("a/..")).toThrow("..");
+  expect(() => cleanPath(`${"x".repeat(256)}`)).toThrow("longer than 255 bytes");
+});
+
+test("missing parents are made; directory times are set last", async () => {
+  const { records } = await plan([[{ path: "a/b/c" }, "x"]]);
+  expect(records.map((r) => [r.type, r.path])).toEqual([
+    [U.DIR, "a"],
+    [U.DIR, "a/b"],
+    [U.FILE, "a/b/c"],
+    [U.TIMES, "a"],
+    [U.TIMES, "a/b"],
+    [U.END, ""],
+  ]);
+});
+
+test("the hostile corpus is refused, each with a message naming the entry", async () => {
+  const refused: [string, [Partial<TarHeader>, string?][], string][] = [
+    ["traversal", [[{ path: "../../etc/evil" }, "x"]], 'refusing entry "../../etc/evil": it climbs out of the root'],
+    ["absolute path", [[{ path: "/etc/evil" }, "x"]], 'refusing entry "/etc/evil": an absolute path'],
+    ["write through a symlink", [[{ type: "symlink", path: "l", linkname: "/tmp" }], [{ path: "l/evil" }, "x"]], 'refusing "l/evil": it would be written through the symbolic link "l"'],
+    [
+      "relative symlink chain",
+      [[{ type: "symlink", path: "a", linkname: "." }], [{ type: "symlink", path: "b", linkname: "a/a/a/.." }], [{ path: "b/evil" }, "x"]],
+      'written through the symbolic link "b"',
+    ],
+    ["directory replaced by a symlink", [[{ type: "dir", path: "d" }], [{ type: "symlink", path: "d", linkname: "/tmp" }], [{ path: "d/evil" }, "x"]], 'through the symbolic link "d"'],
+    ["hard link out of the root", [[{ type: "hardlink", path: "h", linkname: "../../etc/passwd" }]], 'hard link "h" to "../../etc/passwd": it climbs out'],
+    ["hard link to nothing", [[{ type: "hardlink", path: "h", linkname: "etc/shadow" }]], 'its target "etc/shadow" is not a file earlier in the archive'],
+    ["hard link to a directory", [[{ type: "dir", path: "d" }], [{ type: "hardlink", path: "h", linkname: "d" }]], "is not a file earlier"],
+  ];
+  for (const [what, entries, message] of refused) {
+    await expect(plan(entries), what).rejects.toThrow(message);
+  }
+});
+
+test("whiteouts only in layers; traversing whiteout names are refused", async () => {
+  const { records } = await plan([[{ path: "etc/.wh.gone" }, ""], [{ path: "data/.wh..wh..opq" }, ""], [{ path: ".wh..wh.plnk" }, ""]], { layer: true });
+  expect(records.filter((r) => r.type === U.WHITEOUT || r.type === U.OPAQUE).map((r) => [r.type, r.path])).toEqual([
+    [U.WHITEOUT, "etc/gone"],
+    [U.OPAQUE, "data"],
+  ]);
+  // in a plain root filesystem a .wh. name is an ordinary file
+  expect((await plan([[{ path: ".wh.x" }, ""]])).records[0]).toMatchObject({ type: U.FILE, path: ".wh.x" });
+  await expect(plan([[{ path: "etc/.wh.." }, ""]], { layer: true })).rejects.toThrow("it names no file");
+  await expect(plan([[{ path: "../.wh.x" }, ""]], { layer: true })).rejects.toThrow("climbs out of the root");
+});
+
+test("device nodes are left out and counted; FIFOs are made", async () => {
+  const { records, result } = await plan([[{ type: "char", path: "dev/console", devmajor: 5, devminor: 1 }], [{ type: "fifo", path: "p" }]]);
+  expect(result.devices).toEqual(["dev/console"]);
+  expect(records.map((r) => r.type)).toEqual([U.DIR, U.FIFO, U.TIMES, U.END]);
+});
+
+test("owners: applied where the map holds them; otherwise recorded, and setuid stripped", async () => {
+  const entries: [Partial<TarHeader>, string?][] = [[{ path: "suid", uid: 33, gid: 33, mode: 0o4755 }, "x"], [{ path: "far", uid: 200000, gid: 0 }, "y"]];
+  const withRanges = await plan(entries);
+  expect(withRanges.records[0]).toMatchObject({ flags: 1, uid: 33, gid: 33, mode: 0o4755 });
+  expect(withRanges.records[1]).toMatchObject({ flags: 0 }); // 200000 is outside the range
+  expect([...withRanges.result.altered.keys()]).toEqual(["far"]);
+  const oneId = await plan(entries, { maps: single });
+  expect(oneId.records[0]).toMatchObject({ flags: 0, mode: 0o755 });
+  expect(oneId.result.altered.get("suid")).toEqual({ uid: 33, gid: 33, mode: 0o4755 });
+});
+
+test("xattrs: user.* and file capabilities kept, overlay's own and the rest left out", async () => {
+  const xattrs = { "user.a": enc.encode("1"), "security.capability": new Uint8Array([1]), "user.overlay.opaque": enc.encode("y"), "trusted.x": enc.encode("t") };
+  const { records, result } = await plan([[{ path: "f", xattrs }, "x"]]);
+  expect(records.filter((r) => r.type === U.XATTR).map((r) => r.link)).toEqual(["security.capability", "user.a"]);
+  expect(result.xattrsSkipped).toBe(2);
+});
+
+test("later entries replace earlier ones; a directory replaced by a file loses its contents first", async () => {
+  const { records } = await plan([[{ type: "dir", path: "d" }], [{ path: "d/x" }, "1"], [{ path: "d" }, "now a file"]]);
+  expect(records.filter((r) => r.type === U.UNLINK).map((r) => [r.path, r.flags])).toEqual([
+    ["d/x", 0],
+    ["d", 2],
+  ]);
+});
+
+test("entry and size caps stop archive bombs", async () => {
+  await expect(plan([[{ path: "a" }, "1"], [{ path: "b" }, "2"]], { maxEntries: 1 })).rejects.toThrow("more than 1 entries");
+  await expect(plan([[{ path: "a" }, "12345"]], { maxBytes: 4 })).rejects.toThrow("more than 4 bytes");
+});
