@@ -119,6 +119,9 @@ static int linkat(int od, const char *op, int nd, const char *np, int flags) { r
 struct timespec_ { long sec, nsec; };
 static int utimensat(int dir, const char *p, const struct timespec_ t[2], int flags) { return (int)SYS4(__NR_utimensat, dir, p, t, flags); }
 static long getdents64(int fd, void *buf, size_t n) { return SYS3(__NR_getdents64, fd, buf, n); }
+static int fstatat(int dir, const char *p, struct stat *st, int flags) { return (int)SYS4(__NR_newfstatat, dir, p, st, flags); }
+static ssize_t flistxattr(int fd, char *list, size_t n) { return SYS3(__NR_flistxattr, fd, list, n); }
+static ssize_t fgetxattr(int fd, const char *name, void *v, size_t n) { return SYS4(__NR_fgetxattr, fd, name, v, n); }
 static long lseek(int fd, long off, int whence) { return SYS3(__NR_lseek, fd, off, whence); }
 static int fsetxattr(int fd, const char *name, const void *v, size_t n, int flags) { return (int)SYS5(__NR_fsetxattr, fd, name, v, n, flags); }
 static int rmdir(const char *p) { return (int)SYS3(__NR_unlinkat, AT_FDCWD, p, AT_REMOVEDIR); }

@@ -63,6 +63,7 @@ enum {
   OP_KEEPCAPS,       /* keep permitted capabilities across the next setuid */
   OP_UNPACK,         /* strs: a directory on the host; apply the records on stdin (unpack.c) */
   OP_RMTREE,         /* strs: paths on the host to remove with all they hold (unpack.c) */
+  OP_PACK,           /* strs: a directory; write its entries as records to stdout (unpack.c) */
   OP_END
 };
 
@@ -131,11 +132,11 @@ static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CHDIR] = { 0, 1 }, [OP_SETGROUPS] = { 0, 0 }, [OP_SETGID] = { 1, 0 }, [OP_SETUID] = { 1, 0 },
   [OP_CAPBSET] = { 1, 0 }, [OP_CAPSET] = { 4, 0 }, [OP_NO_NEW_PRIVS] = { 0, 0 }, [OP_RLIMIT] = { 3, 0 },
   [OP_CLOSE_FDS] = { 0, 0 }, [OP_EXEC] = { 4, 2 }, [OP_UMASK] = { 1, 0 }, [OP_KEEPCAPS] = { 0, 0 },
-  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 },
+  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 },
 };
 static const int VALID[OP_END] = {
   [OP_CLONE] = 1, [OP_WRITE] = 1, [OP_SPAWN] = 1, [OP_RELEASE] = 1, [OP_SUPERVISE] = 1, [OP_CLEANUP] = 1, [OP_STATUS] = 1,
-  [OP_PDEATHSIG ... OP_RMTREE] = 1,
+  [OP_PDEATHSIG ... OP_PACK] = 1,
 };
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
@@ -623,6 +624,7 @@ static int run_child_op(uint32_t i, struct op *o) {
   }
   case OP_KEEPCAPS: return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
   case OP_UNPACK: do_unpack(o->strs[0]);
+  case OP_PACK: do_pack(o->strs[0]);
   case OP_RMTREE:
     for (int k = 0; k < o->nstr; k++)
       if (do_rmtree(o->strs[k]) < 0) return -1;

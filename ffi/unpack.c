@@ -247,3 +247,146 @@ static int do_rmtree(const char *path) {
   if (dir < 0) return -1;
   return keep_errno(rm_at(dir, slash + 1), dir);
 }
+
+/*
+ * OP_PACK: the reverse of OP_UNPACK. Walk a directory (an overlay of an
+ * image's layers, mounted in this mount namespace) and write its entries to
+ * stdout as the same records, with owners as the container sees them; an
+ * entry's U_XATTR records come before it.
+ * Hard links are found here (the first path of an inode with several
+ * links); what to do with the records is TypeScript's (src/bundle/).
+ */
+static char pbuf[1 << 16];
+static size_t pbuf_len;
+
+static void pflush(void) {
+  write_all(1, pbuf, pbuf_len);
+  pbuf_len = 0;
+}
+
+static void pout(const void *p, size_t n) {
+  if (pbuf_len + n > sizeof pbuf) pflush();
+  if (n > sizeof pbuf) write_all(1, p, n);
+  else memcpy(pbuf + pbuf_len, p, n), pbuf_len += n;
+}
+
+static void precord(uint8_t type, const char *path, const char *link, const struct stat *st, uint64_t size) {
+  unsigned char h[40];
+  uint16_t pathlen = (uint16_t)strlen(path);
+  uint32_t mode = st ? st->st_mode & 07777 : 0, uid = st ? st->st_uid : 0, gid = st ? st->st_gid : 0;
+  uint32_t linklen = link ? (uint32_t)strlen(link) : 0, nsec = st ? (uint32_t)st->st_mtime_nsec : 0;
+  int64_t sec = st ? (int64_t)st->st_mtime : 0;
+  memset(h, 0, sizeof h);
+  h[0] = type;
+  memcpy(h + 2, &pathlen, 2), memcpy(h + 4, &mode, 4), memcpy(h + 8, &uid, 4), memcpy(h + 12, &gid, 4);
+  memcpy(h + 16, &linklen, 4), memcpy(h + 20, &nsec, 4), memcpy(h + 24, &sec, 8), memcpy(h + 32, &size, 8);
+  pout(h, sizeof h);
+  pout(path, pathlen);
+  if (linklen) pout(link, linklen);
+}
+
+/* user.* (but overlayfs's own) and file capabilities: what unpack keeps. */
+static void pxattrs(int fd, const char *path) {
+  char names[4096], value[4096];
+  ssize_t n = flistxattr(fd, names, sizeof names);
+  for (ssize_t off = 0; n > 0 && off < n; off += (ssize_t)strlen(names + off) + 1) {
+    const char *name = names + off;
+    int user = memcmp(name, "user.", 5) == 0 && memcmp(name, "user.overlay.", 13) != 0;
+    if (!user && strcmp(name, "security.capability") != 0) continue;
+    ssize_t v = fgetxattr(fd, name, value, sizeof value);
+    if (v < 0) continue;
+    precord(U_XATTR, path, name, NULL, (uint64_t)v);
+    pout(value, (size_t)v);
+  }
+}
+
+struct seen { uint64_t dev, ino; char *path; };
+static struct seen *links;
+static size_t nlinks, caplinks;
+
+/* The first path of a multiply-linked inode, or NULL (remembering this one). */
+static const char *plink(const struct stat *st, const char *path) {
+  for (size_t i = 0; i < nlinks; i++)
+    if (links[i].ino == st->st_ino && links[i].dev == st->st_dev) return links[i].path;
+  if (nlinks == caplinks) {
+    struct seen *more = xalloc((caplinks = caplinks ? caplinks * 2 : 64) * sizeof *more);
+    if (nlinks) memcpy(more, links, nlinks * sizeof *more);
+    links = more;
+  }
+  size_t len = strlen(path) + 1;
+  links[nlinks] = (struct seen){ st->st_dev, st->st_ino, xalloc(len) };
+  memcpy(links[nlinks++].path, path, len);
+  return NULL;
+}
+
+static int pwalk(int dirfd, const char *dir) {
+  char buf[2048];
+  for (;;) {
+    long n = getdents64(dirfd, buf, sizeof buf);
+    if (n < 0) return -1;
+    if (n == 0) return 0;
+    for (long off = 0; off < n;) {
+      uint16_t reclen;
+      memcpy(&reclen, buf + off + 16, 2);
+      const char *name = buf + off + 19;
+      off += reclen;
+      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+      char path[PATH_MAX];
+      struct buf pb = BUF(path);
+      if (*dir) puts_(&pb, dir), puts_(&pb, "/");
+      puts_(&pb, name);
+      if (overflowed(&pb)) { errno = ENAMETOOLONG; return -1; }
+      struct stat st;
+      if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return -1;
+      if (S_ISDIR(st.st_mode)) {
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        pxattrs(fd, path); /* before the entry: a tar writer puts them in its header */
+        precord(U_DIR, path, NULL, &st, 0);
+        if (pwalk(fd, path) < 0) return keep_errno(-1, fd);
+        close(fd);
+      } else if (S_ISREG(st.st_mode)) {
+        const char *first = st.st_nlink > 1 ? plink(&st, path) : NULL;
+        if (first) {
+          precord(U_HARDLINK, path, first, &st, 0);
+          continue;
+        }
+        int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        pxattrs(fd, path);
+        precord(U_FILE, path, NULL, &st, (uint64_t)st.st_size);
+        /* exactly st_size bytes: a file that shrinks meanwhile is padded, one that grows cut */
+        for (uint64_t left = (uint64_t)st.st_size; left > 0;) {
+          ssize_t r = read(fd, ubuf, left < sizeof ubuf ? (size_t)left : sizeof ubuf);
+          if (r < 0 && errno == EINTR) continue;
+          if (r < 0) return keep_errno(-1, fd);
+          if (r == 0) memset(ubuf, 0, sizeof ubuf), r = left < sizeof ubuf ? (ssize_t)left : (ssize_t)sizeof ubuf;
+          pout(ubuf, (size_t)r);
+          left -= (uint64_t)r;
+        }
+        close(fd);
+      } else if (S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t len = readlinkat(dirfd, name, target, sizeof target - 1);
+        if (len < 0) return -1;
+        target[len] = 0;
+        precord(U_SYMLINK, path, target, &st, 0);
+      } else if (S_ISFIFO(st.st_mode)) {
+        precord(U_FIFO, path, NULL, &st, 0);
+      } /* devices (an overlay's whiteouts among them) and sockets are not carried */
+    }
+  }
+}
+
+static __attribute__((noreturn)) void do_pack(const char *root) {
+  int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || pwalk(fd, "") < 0) {
+    int err = errno;
+    pflush();
+    uresult("fail", 0, err); /* the reader sees a record stream cut short, then this line */
+    _exit(1);
+  }
+  precord(U_END, "", NULL, NULL, 0);
+  pflush();
+  _exit(0);
+}

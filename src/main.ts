@@ -13,6 +13,7 @@ export const VERSION = typeof BUNKER_VERSION === "string" ? BUNKER_VERSION : "de
 const VERBS: Record<string, () => Promise<{ default: Command<any> }>> = {
   run: () => import("./cli/run.ts"),
   import: () => import("./cli/import.ts"),
+  export: () => import("./cli/export.ts"),
   images: () => import("./cli/images.ts"),
   rmi: () => import("./cli/rmi.ts"),
   ps: () => import("./cli/ps.ts"),

@@ -11,6 +11,9 @@ import { type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type
 import { readTar, type TarEntry, TarError } from "./tar.ts";
 import { ArchiveError, unpack } from "./unpack.ts";
 import { findHelper, identity } from "../runtime/host.ts";
+import { importBundle } from "../bundle/import.ts";
+import { MANIFEST } from "../bundle/format.ts";
+import type { Spec } from "../spec/types.ts";
 
 export type Compression = "none" | "gzip" | "zstd";
 
@@ -69,48 +72,30 @@ async function* hashing(source: AsyncIterable<Uint8Array>, hasher: Bun.CryptoHas
 
 const digestOf = (h: Bun.CryptoHasher) => `sha256:${h.digest("hex")}`;
 
-/** Unpack one layer's tar stream (compressed or not) into the store, checked
- * against the diff id when one is expected. Returns the layer's info. */
-async function importLayer(
+/**
+ * Unpack tar entries into a staging directory, let check() compare digests
+ * once every entry has been read, then rename the layer into place: nothing
+ * is visible before it is verified, and a failure leaves nothing behind.
+ */
+async function stageLayer(
   store: Store,
-  source: AsyncIterable<Uint8Array>,
-  want: { diffId?: string; digest?: string },
+  entries: AsyncIterable<TarEntry>,
   asLayer: boolean,
+  check: () => Promise<string>,
 ): Promise<LayerInfo> {
-  if (want.diffId && store.hasLayer(want.diffId)) return store.layerInfo(want.diffId);
   const staging = store.staging();
   try {
-    const raw = new Bun.CryptoHasher("sha256");
-    const tarHash = new Bun.CryptoHasher("sha256");
-    const blob = new ByteReader(hashing(source, raw));
-    const first = await blob.readExact(6);
-    if (!first) throw new ArchiveError("a layer is empty: not an archive");
-    const how = sniff(first);
-    if (how === "xz" || how === "bzip2") throw new ArchiveError(`${how}-compressed layers are not supported: recompress with gzip or zstd`);
-    const whole = async function* () {
-      yield first;
-      yield* blob.rest();
-    };
-    const tar = new ByteReader(hashing(decompress(whole(), how), tarHash));
     const diff = `${staging.dir}/layer/diff`;
     sys.mkdir(`${staging.dir}/layer`, 0o700);
     sys.mkdir(diff, 0o755);
     const who = identity();
     const result = await unpack(
       diff,
-      readTar(tar),
+      entries,
       { ...store.maps(), layer: asLayer, maxEntries: MAX_ENTRIES, maxBytes: MAX_BYTES },
       { uid: who.uid, gid: who.gid, helper: findHelper },
     );
-    // the digests cover the whole blob, past the tar's end-of-archive blocks
-    for await (const _ of tar.rest()) void _;
-    const diffId = digestOf(tarHash);
-    if (want.digest && digestOf(raw) !== want.digest) {
-      throw new ArchiveError(`a layer's digest is ${digestOf(raw)}, not ${want.digest} as its manifest says: the archive is corrupt`);
-    }
-    if (want.diffId && diffId !== want.diffId) {
-      throw new ArchiveError(`a layer's content digest is ${diffId}, not ${want.diffId} as the image config says: the archive is corrupt`);
-    }
+    const diffId = await check();
     const info: LayerInfo = {
       diffId,
       entries: result.entries,
@@ -126,6 +111,40 @@ async function importLayer(
     staging.release();
     await store.remove([staging.dir]);
   }
+}
+
+/** One layer's tar stream (compressed or not), checked against the digests expected of it. */
+async function importLayer(
+  store: Store,
+  source: AsyncIterable<Uint8Array>,
+  want: { diffId?: string; digest?: string },
+  asLayer: boolean,
+): Promise<LayerInfo> {
+  if (want.diffId && store.hasLayer(want.diffId)) return store.layerInfo(want.diffId);
+  const raw = new Bun.CryptoHasher("sha256");
+  const tarHash = new Bun.CryptoHasher("sha256");
+  const blob = new ByteReader(hashing(source, raw));
+  const first = await blob.readExact(6);
+  if (!first) throw new ArchiveError("a layer is empty: not an archive");
+  const how = sniff(first);
+  if (how === "xz" || how === "bzip2") throw new ArchiveError(`${how}-compressed layers are not supported: recompress with gzip or zstd`);
+  const whole = async function* () {
+    yield first;
+    yield* blob.rest();
+  };
+  const tar = new ByteReader(hashing(decompress(whole(), how), tarHash));
+  return stageLayer(store, readTar(tar), asLayer, async () => {
+    // the digests cover the whole blob, past the tar's end-of-archive blocks
+    for await (const _ of tar.rest()) void _;
+    const diffId = digestOf(tarHash);
+    if (want.digest && digestOf(raw) !== want.digest) {
+      throw new ArchiveError(`a layer's digest is ${digestOf(raw)}, not ${want.digest} as its manifest says: the archive is corrupt`);
+    }
+    if (want.diffId && diffId !== want.diffId) {
+      throw new ArchiveError(`a layer's content digest is ${diffId}, not ${want.diffId} as the image config says: the archive is corrupt`);
+    }
+    return diffId;
+  });
 }
 
 interface Member {
@@ -188,8 +207,9 @@ export interface ImportResult {
   image: ImageRecord;
 }
 
-function register(store: Store, config: ImageConfig, configBytes: Uint8Array, names: string[], infos: LayerInfo[], source: string): ImageRecord {
+function register(store: Store, config: ImageConfig, configBytes: Uint8Array, names: string[], infos: LayerInfo[], source: string, runtime?: Spec): ImageRecord {
   const record: ImageRecord = {
+    runtime,
     id: sha256(configBytes),
     names: names.map(normalizeName),
     layers: infos.map((i) => i.diffId),
@@ -377,9 +397,10 @@ function tarBlobs(file: string, idx: Awaited<ReturnType<typeof indexTar>>): Blob
   };
 }
 
-/** The first entry's name tells an image archive from a root filesystem. */
-function archiveKind(first: string | undefined): "image" | "rootfs" {
+/** The first entry's name tells a bundle, an image archive and a root filesystem apart. */
+function archiveKind(first: string | undefined): "bundle" | "image" | "rootfs" {
   const name = (first ?? "").replace(/^(\.\/)+/, "");
+  if (name === MANIFEST) return "bundle";
   return /^(manifest\.json|repositories|oci-layout|index\.json|blobs\/?|[0-9a-f]{64}(\/|\.json)?)/.test(name) ? "image" : "rootfs";
 }
 
@@ -403,7 +424,13 @@ export async function importPath(input: string, name?: string): Promise<ImageRec
       first = e.header.path;
       break;
     }
-    if (archiveKind(first) === "rootfs") return [await importRootfs(store, fileStream(input), name, input)];
+    const kind = archiveKind(first);
+    if (kind === "rootfs") return [await importRootfs(store, fileStream(input), name, input)];
+    if (kind === "bundle") {
+      const b = await importBundle(decompress(fileStream(input), how), name, (entries, check) => stageLayer(store, entries, false, check));
+      noteOwners(store, [b.layer]);
+      return [register(store, b.manifest.image, b.configBytes, b.names, [b.layer], input, b.runtime)];
+    }
     // image archives need random access: a compressed one is unpacked to a staging file first
     let tarFile = input;
     let spool: Staging | undefined;

@@ -16,7 +16,7 @@ import { chooseMaps, type MapChoice } from "../linux/idmap.ts";
 import { compileRmtree } from "../linux/compile.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
-import type { IdMapping } from "../spec/types.ts";
+import type { IdMapping, Spec } from "../spec/types.ts";
 import { findHelper, identity, subIds } from "../runtime/host.ts";
 import { privateDir } from "../runtime/state.ts";
 
@@ -50,6 +50,8 @@ export interface ImageRecord {
   /** Bytes of files in the layers. */
   size: number;
   source: string;
+  /** From a bundle: the runtime config it was exported with (without host ids). */
+  runtime?: Spec;
 }
 
 export interface LayerInfo {
@@ -186,7 +188,7 @@ export class Store {
   }
 
   /** The container's directory: its upper layer, overlay work dir, mount point and record. */
-  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: { process?: { args?: string[] } } }): void {
+  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: Spec }): void {
     const dir = this.containerDir(id);
     sys.mkdir(dir, 0o700);
     for (const d of ["upper", "work", "rootfs"]) sys.mkdir(`${dir}/${d}`, 0o755);
@@ -199,6 +201,7 @@ export class Store {
       created: new Date().toISOString(),
     };
     writeAtomic(`${dir}/container.json`, JSON.stringify(record));
+    writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries
   }
 
   containers(): ContainerRecord[] {

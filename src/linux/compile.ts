@@ -280,6 +280,33 @@ export function compileRmtree(paths: string[], maps: Maps, ctx: UserNsContext): 
   return inUserNamespace(Op.RMTREE, `remove ${paths.join(", ")}`, paths, maps, ctx);
 }
 
+/**
+ * Write the records of a file system to stdout (ffi/unpack.c, OP_PACK), read
+ * as root of a user namespace with the store's maps, so owners come out as
+ * the container's ids. With more than one directory, they are read through
+ * a read-only overlay (top first) mounted at `at` in a mount namespace of
+ * their own; with one, that directory is read as it is.
+ */
+export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsContext): Plan {
+  const plan = new Plan();
+  addNamespaces(plan, ["user", "mount"], maps.uidMappings, maps.gidMappings, ctx);
+  plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
+  let root = dirs[0]!;
+  if (dirs.length > 1) {
+    if (dirs.some((d) => /[:,\\]/.test(d))) throw new BunkerError(`the store's path holds ':' or ',', which overlayfs cannot take: set XDG_DATA_HOME elsewhere`);
+    plan.add(Op.MOUNT, "make the mount namespace private", { flags: OpFlag.HOST_TARGET, strs: ["", "/", "", ""], ints: [MS.REC | MS.PRIVATE, Create.NONE, -1] });
+    plan.add(Op.MOUNT, withHint(`mount the layers (overlayfs) on ${at}`, "overlayfs in a user namespace needs Linux 5.11"), {
+      flags: OpFlag.HOST_TARGET,
+      strs: ["overlay", at, "overlay", `lowerdir=${dirs.join(":")},userxattr`],
+      ints: [MS.RDONLY, Create.NONE, -1],
+    });
+    root = at;
+  }
+  plan.add(Op.PACK, `read ${root}`, { strs: [root] });
+  plan.add(Op.SUPERVISE, "wait for it", { ints: [0, FORWARDED_SIGNALS] });
+  return plan;
+}
+
 function addDevices(plan: Plan): void {
   for (const [name, major, minor] of DEVICES) {
     plan.add(Op.MOUNT, `bind /dev/${name}`, {

@@ -42,6 +42,7 @@ export const Op = {
   KEEPCAPS: 57,
   UNPACK: 58,
   RMTREE: 59,
+  PACK: 60,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 const opName = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k])) as Record<number, string>;

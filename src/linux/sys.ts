@@ -12,6 +12,7 @@ function defs(T: Ffi["FFIType"]) {
     open: { args: [T.ptr, T.i32, T.u32], returns: T.i32 },
     syscall: { args: [T.i64, T.i64, T.ptr, T.ptr, T.u64], returns: T.i64 },
     fchmod: { args: [T.i32, T.u32], returns: T.i32 },
+    fsync: { args: [T.i32], returns: T.i32 },
     read: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
     write: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
     close: { args: [T.i32], returns: T.i32 },
@@ -187,6 +188,18 @@ export function writeFile(path: string, data: string | Uint8Array, mode = 0o644,
   } finally {
     c.close(fd);
   }
+}
+
+/** A new file (never an existing one, never through a link), open for writing. */
+export function openWrite(path: string, mode = 0o644): number {
+  const { c } = libc();
+  const fd = check(c.open(p(cstr(path)), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode), "create", path);
+  check(c.fchmod(fd, mode), "chmod", path);
+  return fd;
+}
+
+export function fsync(fd: number): void {
+  check(libc().c.fsync(fd), "fsync");
 }
 
 export function mkdir(path: string, mode = 0o755): boolean {

@@ -98,11 +98,11 @@ export async function run(target: string, command: string[], flags: RunFlags): P
     flags,
     command,
     rootfs,
-    bundle,
     id,
     hostHostname: () => sys.tryRead("/proc/sys/kernel/hostname")?.trim(),
     maps: img ? () => img.maps : (mode) => chooseMaps(mode, who, () => subIds(who), findHelper),
-    image: img?.record.config.config,
+    bundle: bundle ?? img?.record.runtime,
+    image: img?.record.runtime ? undefined : img?.record.config.config,
     readRoot: img?.readRoot,
     hostEnv: process.env,
     readFile: (f) => {

@@ -1,0 +1,228 @@
+// bunker export CONTAINER|IMAGE -o FILE: one file that carries the app.
+import { BunkerError } from "../errors.ts";
+import { ByteReader } from "../image/bytes.ts";
+import { type ContainerRecord, type ImageRecord, Store } from "../image/store.ts";
+import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../image/tar.ts";
+import { U } from "../image/unpack.ts";
+import { compilePack } from "../linux/compile.ts";
+import { spawnStage } from "../linux/stage.ts";
+import * as sys from "../linux/sys.ts";
+import { findHelper, identity } from "../runtime/host.ts";
+import { running } from "../runtime/state.ts";
+import { buildSpec, type RunFlags } from "../spec/build.ts";
+import type { Spec } from "../spec/types.ts";
+import { type BundleManifest, DIGESTS, Digests, FORMAT, MANIFEST, portableSpec, ROOTFS, row, VERSION } from "./format.ts";
+import { type Codec, FrameWriter } from "./frames.ts";
+import { Progress } from "./progress.ts";
+
+const TYPES: Record<number, TarHeader["type"]> = { [U.DIR]: "dir", [U.FILE]: "file", [U.SYMLINK]: "symlink", [U.HARDLINK]: "hardlink", [U.FIFO]: "fifo" };
+const dec = new TextDecoder();
+
+/** The records ffi/unpack.c's OP_PACK writes, as tar headers and data. */
+async function* readRecords(source: AsyncIterable<Uint8Array>): AsyncGenerator<{ header: TarHeader; data?: AsyncGenerator<Uint8Array> }> {
+  const r = new ByteReader(source);
+  let xattrs: Record<string, Uint8Array> | undefined;
+  for (;;) {
+    const head = await r.readExact(40);
+    if (!head) throw new BunkerError("reading the file system stopped early");
+    const dv = new DataView(head.buffer, head.byteOffset, 40);
+    const type = head[0]!;
+    const pathLen = dv.getUint16(2, true);
+    const linkLen = dv.getUint32(16, true);
+    const size = Number(dv.getBigUint64(32, true));
+    if (type === U.END) return;
+    const path = dec.decode(await r.readExact(pathLen));
+    const link = linkLen ? dec.decode(await r.readExact(linkLen)) : "";
+    if (type === U.XATTR) {
+      (xattrs ??= {})[link] = new Uint8Array(size ? (await r.readExact(size))! : []);
+      continue;
+    }
+    const kind = TYPES[type];
+    if (!kind) throw new BunkerError(`reading the file system: unknown record type ${type}`);
+    const header: TarHeader = {
+      type: kind,
+      path,
+      mode: dv.getUint32(4, true),
+      uid: dv.getUint32(8, true),
+      gid: dv.getUint32(12, true),
+      mtime: Number(dv.getBigInt64(24, true)) + dv.getUint32(20, true) / 1e9,
+      size: kind === "file" ? size : 0,
+      linkname: link,
+      xattrs,
+    };
+    xattrs = undefined;
+    yield { header, data: kind === "file" ? r.stream(size) : undefined };
+  }
+}
+
+export interface ExportOptions {
+  output: string;
+  codec: Codec;
+  progress: boolean;
+}
+
+export interface ExportSummary {
+  output: string;
+  digest: string;
+  entries: number;
+  bytes: number;
+  compressed: number;
+  seconds: number;
+}
+
+/** What is exported: a stored container (image + its changes) or an image. */
+function source(store: Store, ref: string): { kind: "container" | "image"; image: ImageRecord; container?: ContainerRecord } {
+  const container = store.findContainer(ref);
+  if (container) {
+    if (running().some((s) => s.id === container.id)) throw new BunkerError(`container ${ref} is running: stop it before exporting it`);
+    const image = store.index().images.find((i) => i.id === container.image);
+    if (!image) throw new BunkerError(`the image of container ${ref} is gone from the store`);
+    return { kind: "container", image, container };
+  }
+  const image = store.find(ref);
+  if (!image) throw new BunkerError(`no such container or image: ${ref}`);
+  return { kind: "image", image };
+}
+
+/** The runtime config: the container's own, or what `bunker run IMAGE` would use. */
+function runtimeSpec(store: Store, image: ImageRecord, container?: ContainerRecord): Spec {
+  const saved = container && sys.tryRead(`${store.containerDir(container.id)}/config.json`);
+  if (saved) return JSON.parse(saved) as Spec;
+  const flags: RunFlags = { env: [], envFile: [], volume: [], tmpfs: [], readOnly: false, init: false, tty: false, interactive: false, capAdd: [], capDrop: [] };
+  // an image without a command (`docker export`, then import) keeps having none
+  const cmd = image.config.config ?? {};
+  const commandless = !image.runtime && !cmd.Entrypoint?.length && !cmd.Cmd?.length;
+  const spec = buildSpec({
+    flags,
+    command: commandless ? ["sh"] : [],
+    rootfs: ROOTFS,
+    bundle: image.runtime,
+    image: image.runtime ? undefined : image.config.config,
+    id: image.id.slice(7),
+    maps: () => store.maps(),
+    hostEnv: {},
+    readFile: () => "",
+    readRoot: () => undefined,
+  }).spec;
+  if (commandless) delete spec.process!.args;
+  return spec;
+}
+
+/** Owners a one-id store kept in metadata (topmost layer wins); not for paths the container changed. */
+function keptOwners(store: Store, image: ImageRecord, upper?: string): Map<string, [number, number, number]> {
+  const owners = new Map<string, [number, number, number]>();
+  for (const layer of image.layers) {
+    for (const [path, o] of Object.entries(store.layerInfo(layer).altered)) owners.set(path, o);
+  }
+  if (upper) for (const path of owners.keys()) if (sys.stat(`${upper}/${path}`, false)) owners.delete(path);
+  return owners;
+}
+
+export async function exportBundle(ref: string, opts: ExportOptions): Promise<ExportSummary> {
+  const start = performance.now();
+  const store = new Store();
+  const { kind, image, container } = source(store, ref);
+  if (sys.stat(opts.output, false)) throw new BunkerError(`${opts.output} exists: remove it first, or choose another -o`);
+  const dirs = [
+    ...(container ? [`${store.containerDir(container.id)}/upper`] : []),
+    ...[...image.layers].reverse().map((l) => `${store.layerDir(l)}/diff`),
+  ];
+  const owners = keptOwners(store, image, container && `${store.containerDir(container.id)}/upper`);
+  const spec = runtimeSpec(store, image, container);
+  const manifest: BundleManifest = {
+    format: FORMAT,
+    version: VERSION,
+    created: new Date().toISOString(),
+    source: { kind, id: container?.id ?? image.id, name: container?.name ?? image.names[0] },
+    image: withVolumes(image, spec),
+    owners: owners.size ? Object.fromEntries(owners) : undefined,
+  };
+  const config = portableSpec(spec);
+  // crun and runc need a map for the user namespace: the exporting user's own id,
+  // and then no mount may name another (devpts's gid=5, for one)
+  config.linux = { ...config.linux, uidMappings: [{ containerID: 0, hostID: process.getuid!(), size: 1 }], gidMappings: [{ containerID: 0, hostID: process.getgid!(), size: 1 }] };
+  for (const m of config.mounts ?? []) m.options = m.options?.filter((o) => !/^[ug]id=([1-9]\d*)$/.test(o));
+
+  const tmp = `${opts.output}.${process.pid}.partial`;
+  const out = new FrameWriter(tmp, opts.codec);
+  const progress = opts.progress ? Progress.forTerminal("export", image.size) : undefined;
+  const digests = new Digests();
+  let entries = 0;
+  const now = Math.floor(Date.now() / 1000);
+  const put = async (h: TarHeader, data?: AsyncIterable<Uint8Array> | Uint8Array) => {
+    await out.write(encodeHeader(h));
+    const hasher = new Bun.CryptoHasher("sha256");
+    if (data instanceof Uint8Array) {
+      hasher.update(data);
+      await out.write(data);
+    } else if (data) {
+      for await (const chunk of data) {
+        hasher.update(chunk);
+        await out.write(chunk);
+        progress?.advance(chunk.length);
+      }
+    }
+    if (h.size) await out.write(padding(h.size));
+    digests.add(row(h, h.type === "file" ? hasher.digest("hex") : ""));
+    entries++;
+  };
+  const file = (path: string, text: string) => {
+    const data = new TextEncoder().encode(text);
+    return put({ type: "file", path, mode: 0o644, uid: 0, gid: 0, size: data.length, mtime: now, linkname: "" }, data);
+  };
+
+  try {
+    await file(MANIFEST, `${JSON.stringify(manifest, null, 1)}\n`);
+    await file("config.json", `${JSON.stringify(config, null, 1)}\n`);
+    await put({ type: "dir", path: ROOTFS, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: now, linkname: "" });
+    const who = identity();
+    const at = store.staging();
+    let code: number;
+    try {
+      const stage = await spawnStage(compilePack(dirs, `${at.dir}`, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }));
+      stage.stdin.end();
+      for await (const e of readRecords(stage.stdout)) {
+        const h = e.header;
+        const kept = owners.get(h.path);
+        if (kept) [h.uid, h.gid, h.mode] = kept;
+        h.path = `${ROOTFS}/${h.path}`;
+        if (h.type === "hardlink") h.linkname = `${ROOTFS}/${h.linkname}`;
+        await put(h, e.data);
+      }
+      code = await stage.exited;
+    } finally {
+      at.release();
+      await store.remove([at.dir]);
+    }
+    if (code !== 0) throw new BunkerError(`reading the file system of ${ref} failed`);
+    const digest = digests.digest();
+    if (!digests.complete) throw new BunkerError(`${ref} has more than 500000 files: too many for one bundle`);
+    await file(DIGESTS, digests.file());
+    await out.write(END_OF_ARCHIVE);
+    await out.close();
+    sys.rename(tmp, opts.output);
+    progress?.done();
+    return {
+      output: opts.output,
+      digest,
+      entries,
+      bytes: out.raw,
+      compressed: out.compressed,
+      seconds: (performance.now() - start) / 1000,
+    };
+  } catch (e) {
+    out.abort();
+    progress?.done();
+    try {
+      sys.unlink(tmp);
+    } catch {}
+    throw e;
+  }
+}
+
+/** The image config, with the volumes the container declared (their host paths stay here). */
+function withVolumes(image: ImageRecord, spec: Spec) {
+  const volumes: Record<string, object> = { ...(image.config.config?.Volumes ?? {}) };
+  for (const m of spec.mounts ?? []) if (m.type === "bind" && m.source !== "/sys") volumes[m.destination] = {};
+  return { ...image.config, config: { ...image.config.config, Volumes: Object.keys(volumes).length ? volumes : undefined } };
+}

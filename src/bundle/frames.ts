@@ -1,0 +1,69 @@
+// Writing a byte stream as independent compressed frames (zstd frames or
+// gzip members), several at a time on the thread pool, in order.
+import * as sys from "../linux/sys.ts";
+
+export type Codec = "zstd" | "gzip";
+
+/** 4 MiB of tar per frame: big enough to compress well, small enough to spread. */
+const FRAME = 4 << 20;
+
+export class FrameWriter {
+  private buf = new Uint8Array(FRAME);
+  private len = 0;
+  private readonly inflight: Promise<Uint8Array>[] = [];
+  private readonly fd: number;
+  /** Bytes in and out, for progress and the summary. */
+  raw = 0;
+  compressed = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly codec: Codec,
+    private readonly parallel = Math.max(2, navigator.hardwareConcurrency ?? 2),
+  ) {
+    this.fd = sys.openWrite(path);
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    this.raw += bytes.length;
+    for (let off = 0; off < bytes.length; ) {
+      const take = Math.min(FRAME - this.len, bytes.length - off);
+      this.buf.set(bytes.subarray(off, off + take), this.len);
+      this.len += take;
+      off += take;
+      if (this.len === FRAME) await this.frame();
+    }
+  }
+
+  private async frame(): Promise<void> {
+    const data = this.buf.subarray(0, this.len);
+    this.buf = new Uint8Array(FRAME);
+    this.len = 0;
+    this.inflight.push(compress(data, this.codec));
+    // memory stays bounded: at most `parallel` frames in the air
+    while (this.inflight.length >= this.parallel) this.out(await this.inflight.shift()!);
+  }
+
+  private out(bytes: Uint8Array): void {
+    sys.writeAll(this.fd, bytes, `write ${this.path}`);
+    this.compressed += bytes.length;
+  }
+
+  async close(): Promise<void> {
+    if (this.len) await this.frame();
+    while (this.inflight.length) this.out(await this.inflight.shift()!);
+    sys.fsync(this.fd);
+    sys.close(this.fd);
+  }
+
+  /** Give up: close without flushing what is left. */
+  abort(): void {
+    sys.close(this.fd);
+  }
+}
+
+async function compress(data: Uint8Array, codec: Codec): Promise<Uint8Array> {
+  if (codec === "zstd") return Bun.zstdCompress(data, { level: 3 });
+  const zlib = await import("node:zlib");
+  return new Promise((resolve, reject) => zlib.gzip(data, { level: 6 }, (e, b) => (e ? reject(e) : resolve(new Uint8Array(b.buffer, b.byteOffset, b.length)))));
+}

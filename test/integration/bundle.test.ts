@@ -1,0 +1,152 @@
+// The portable bundle: export a changed container on "host A", import it
+// into an empty store standing for "host B", and it runs the same. GNU tar,
+// crun and runc read it too, and a damaged one is refused.
+import { describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { asRoot, asUser, bunker, setup } from "./harness.ts";
+import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
+
+const h = setup();
+
+/** Every file under some directories: type, owner, mode, size, mtime, links, and content or target. */
+/** Every file under some directories: type, owner, mode, size, mtime, and links and content, or
+ * target. The /etc files bunker binds in are left out: each container has its own. */
+const LISTING =
+  "cd / && find etc srv bin/busybox -xdev | grep -v -e '^etc/hosts$' -e '^etc/hostname$' -e '^etc/resolv.conf$' | sort | while read f; do " +
+  "printf '%s %s ' \"$f\" \"$(stat -c '%F %u:%g %a %s %Y' \"$f\")\"; " +
+  "if [ -L \"$f\" ]; then readlink \"$f\"; elif [ -f \"$f\" ]; then echo $(stat -c %h \"$f\") $(sha256sum \"$f\" | cut -c1-16); else echo; fi; done";
+
+const CHANGES = [
+  "echo changed > /etc/motd",
+  "mkdir -p /srv/data && echo served > /srv/data/index",
+  "chown 33:33 /srv/data/index && chmod 640 /srv/data/index",
+  "ln /srv/data/index /srv/data/hard",
+  "ln -s data/index /srv/link",
+  "touch -d @1000000000 /srv/data/index",
+  "cp /bin/busybox /srv/data/suid && chmod 4755 /srv/data/suid",
+  "rm /etc/group",
+].join(" && ");
+
+/** Host A: an image, a container that changes it (and lists what it sees), a bundle of that container. */
+function hostA(codec = "zstd") {
+  const a = freshStore();
+  const w = workdir();
+  expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+  const made = inStore(a.env, ["run", "--name", "app", "-h", "apphost", "-e", "APP=1", "-w", "/srv", "--tmpfs", "/cache", "base", "/bin/sh", "-c", `${CHANGES} && ${LISTING}`]);
+  expect(made.stderr).toBe("");
+  expect(made.code).toBe(0);
+  const out = mkdtempSync(join(h.dir, "bundle-"));
+  chmodSync(out, 0o777);
+  const bundle = join(out, "app.bundle");
+  const r = inStore(a.env, ["export", "app", "-o", bundle, "--compress", codec, "--json"]);
+  expect(r.stderr).toBe("");
+  const summary = JSON.parse(r.stdout);
+  expect(summary.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+  expect(summary.compressed).toBeLessThan(summary.bytes);
+  return { store: a, bundle, listing: made.stdout.trim().split("\n"), w };
+}
+
+describe("export and import", () => {
+  test.each(["zstd", "gzip"])("a changed container moves to an empty store and runs the same (%s)", (codec) => {
+    const a = hostA(codec);
+    const b = freshStore();
+    const imp = inStore(b.env, ["import", a.bundle]);
+    expect(imp.stderr).toBe("");
+    expect(imp.stdout).toMatch(/^app:latest sha256:/);
+    const r = inStore(b.env, ["run", "--rm", "app", "/bin/sh", "-c", `hostname; echo $APP; pwd; grep -c ' /cache ' /proc/mounts; ${LISTING}`]);
+    expect(r.stderr).toBe("");
+    const [host, app, cwd, cache, ...files] = r.stdout.trim().split("\n");
+    expect([host, app, cwd, cache]).toEqual(["apphost", "1", "/srv", "1"]);
+    // the same files, owners, modes, times, links and contents as on host A
+    expect(files).toEqual(a.listing);
+    if (h.main.subuid) {
+      expect(files.find((l) => l.startsWith("srv/data/index "))).toStartWith("srv/data/index regular file 33:33 640 7 1000000000 2 ");
+      expect(files.find((l) => l.startsWith("srv/data/suid "))).toContain(" 0:0 4755 ");
+    }
+    expect(files.some((l) => l.startsWith("etc/group "))).toBe(false);
+  });
+
+  test("owners a one-id store could not hold travel in the bundle and come back where ranges exist", () => {
+    if (!asRoot) return; // needs the second user and a tar with other owners
+    const w = workdir();
+    const tar = tarOf(rootfsDir(w, "echo x > owned && chown 33:44 owned && chmod 4750 owned"), join(w, "own.tar"));
+    const single = freshStore(h.single);
+    const imported = inStore(single.env, ["import", tar, "--name", "own"], { user: h.single });
+    expect(imported.stderr).toContain("one-id map cannot hold");
+    expect(imported.code).toBe(0);
+    const out = mkdtempSync(join(h.dir, "bundle-"));
+    chmodSync(out, 0o777);
+    const bundle = join(out, "own.bundle");
+    expect(inStore(single.env, ["export", "own", "-o", bundle], { user: h.single }).code).toBe(0);
+    const ranges = freshStore();
+    expect(inStore(ranges.env, ["import", bundle]).code).toBe(0);
+    expect(inStore(ranges.env, ["run", "--rm", "own", "stat", "-c", "%u:%g %a", "/owned"]).stdout).toBe("33:44 4750\n");
+  });
+
+  test("GNU tar reads a bundle: an OCI runtime bundle that crun and runc run", () => {
+    const a = hostA();
+    const list = Bun.spawnSync(["tar", "-tf", a.bundle]).stdout.toString().split("\n");
+    expect(list.slice(0, 3)).toEqual(["bunker.json", "config.json", "rootfs/"]);
+    expect(list.filter(Boolean).at(-1)).toBe("bunker.sha256");
+    const dir = mkdtempSync(join(h.dir, "extracted-"));
+    chmodSync(dir, 0o777);
+    // extracted by the user, as anyone would: plain tar, owners as the user's
+    const x = Bun.spawnSync(asUser(["tar", "-C", dir, "-xf", a.bundle]), { stderr: "pipe" });
+    expect(x.exitCode).toBe(0);
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+    expect(config.root.path).toBe("rootfs");
+    expect(config.hostname).toBe("apphost");
+    config.process.args = ["/bin/sh", "-c", "cat /etc/motd; hostname"];
+    writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+    // bunker itself runs it as a bundle
+    expect(bunker(["run", dir]).stdout).toBe("changed\napphost\n");
+    for (const rt of ["runc", "crun"]) {
+      if (Bun.spawnSync(["sh", "-c", `command -v ${rt}`]).exitCode !== 0) continue;
+      if (rt === "crun" && !asRoot) continue; // crun refuses this host's hybrid cgroups unless the empty cgroup2 is hidden
+      const state = mkdtempSync(join(h.dir, `${rt}-state-`));
+      chmodSync(state, 0o777);
+      const cmd = asUser([rt, "--root", state, "run", "--bundle", dir, `b${process.pid}`]);
+      const hide = "mountpoint -q /sys/fs/cgroup/unified && mount -t tmpfs none /sys/fs/cgroup/unified; exec \"$@\"";
+      const r = Bun.spawnSync(asRoot ? ["unshare", "-m", "--propagation", "private", "sh", "-c", hide, "sh", ...cmd] : cmd, { stdout: "pipe", stderr: "pipe" });
+      expect(`${rt}: ${r.stdout.toString()}${r.stderr.toString()}`).toBe(`${rt}: changed\napphost\n`);
+    }
+  });
+
+  test("a damaged bundle is refused, naming what does not match, and nothing is left", () => {
+    const a = hostA();
+    // change one file's content inside the tar and recompress: every frame is valid, the digests are not
+    const dir = mkdtempSync(join(h.dir, "tamper-"));
+    chmodSync(dir, 0o755);
+    sh(`cd ${dir} && zstd -q -d -c ${a.bundle} > b.tar && mkdir x && tar -C x -xf b.tar && echo evil > x/rootfs/etc/motd && tar --format=posix --numeric-owner -C x -cf t.tar bunker.json config.json rootfs bunker.sha256 && zstd -q t.tar -o t.bundle && chmod 644 t.bundle`);
+    const b = freshStore();
+    const r = inStore(b.env, ["import", join(dir, "t.bundle")]);
+    expect(r.code).toBe(125);
+    expect(r.stderr.trim()).toMatch(/^bunker: .*"rootfs\/etc\/motd" does not match bunker.sha256: the bundle is corrupt$/);
+    noDebris(b.dir);
+    // a flipped byte in a compressed frame: zstd's own checksum catches it
+    const bytes = new Uint8Array(readFileSync(a.bundle));
+    bytes[Math.floor(bytes.length / 2)] ^= 0xff;
+    writeFileSync(join(dir, "flipped.bundle"), bytes);
+    chmodSync(join(dir, "flipped.bundle"), 0o644);
+    const f = inStore(b.env, ["import", join(dir, "flipped.bundle")]);
+    expect(f.code).toBe(125);
+    expect(f.stderr.trim().split("\n")).toHaveLength(1);
+    noDebris(b.dir);
+    // cut short: the digests never arrive
+    writeFileSync(join(dir, "cut.bundle"), readFileSync(a.bundle).subarray(0, 100_000));
+    chmodSync(join(dir, "cut.bundle"), 0o644);
+    const c = inStore(b.env, ["import", join(dir, "cut.bundle")]);
+    expect(c.code).toBe(125);
+    noDebris(b.dir);
+  });
+
+  test("export refuses to overwrite, and needs -o", () => {
+    const a = hostA();
+    const again = inStore(a.store.env, ["export", "app", "-o", a.bundle]);
+    expect(again.code).toBe(125);
+    expect(again.stderr).toContain("exists: remove it first");
+    expect(inStore(a.store.env, ["export", "app"]).stderr.trim()).toBe("bunker: export needs -o FILE: where to write the bundle");
+    expect(inStore(a.store.env, ["export", "nothing", "-o", `${a.bundle}2`]).stderr.trim()).toBe("bunker: no such container or image: nothing");
+  });
+});
