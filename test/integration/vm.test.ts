@@ -1,0 +1,38 @@
+// Another host: a bundle made here is imported and run inside cgroup2-vm, a
+// KVM/TCG guest with another kernel (6.1), pure cgroup v2, and a user 1000
+// with subordinate ids. Slow (a VM boot under emulation): about a minute.
+import { expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdtempSync } from "node:fs";
+import { join } from "node:path";
+import { asRoot, setup } from "./harness.ts";
+import { freshStore, inStore, rootfsDir, tarOf, workdir } from "./store.ts";
+
+const h = setup();
+const ROOT = new URL("../..", import.meta.url).pathname;
+const VM = [join(ROOT, "../shared/vm/cgroup2-vm"), "/work/shared/vm/cgroup2-vm"].find((p) => existsSync(p));
+
+test.skipIf(!VM || !asRoot)("a bundle made here imports and runs on another kernel (cgroup2-vm)", () => {
+  // host A: a container that changes its image, exported
+  const a = freshStore();
+  const w = workdir();
+  expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+  const made = inStore(a.env, ["run", "--name", "moved", "-h", "moved", "-e", "FROM=host-a", "base", "/bin/sh", "-c", "echo portable > /srv-note && chown 33:33 /srv-note"]);
+  expect(made.code).toBe(0);
+  const share = mkdtempSync(join(h.dir, "vm-"));
+  chmodSync(share, 0o777); // the test user writes the bundle here
+  expect(inStore(a.env, ["export", "moved", "-o", join(share, "moved.bundle")]).code).toBe(0);
+  Bun.spawnSync(["cp", h.bin, join(share, "bunker")]);
+  chmodSync(join(share, "moved.bundle"), 0o644);
+
+  // host B: the guest, as its uid 1000, with an empty store
+  const script = [
+    "export XDG_DATA_HOME=$(mktemp -d)",
+    "/opt/b/bunker import /opt/b/moved.bundle >/dev/null",
+    "/opt/b/bunker run --rm moved /bin/sh -c 'uname -r; hostname; echo $FROM; cat /srv-note; stat -c %u:%g /srv-note; cat /proc/self/uid_map | wc -l'",
+  ].join(" && ");
+  const r = Bun.spawnSync([VM!, "--timeout", "600", "--share-ro", `${share}:/opt/b`, "--", "sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
+  const out = r.stdout.toString().trim().split("\n");
+  expect(r.exitCode, r.stderr.toString().slice(-2000)).toBe(0);
+  expect(out[0]).not.toBe(Bun.spawnSync(["uname", "-r"]).stdout.toString().trim()); // another kernel
+  expect(out.slice(1)).toEqual(["moved", "host-a", "portable", "33:33", "2"]);
+}, 900_000);
