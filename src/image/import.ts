@@ -225,7 +225,9 @@ function register(store: Store, config: ImageConfig, configBytes: Uint8Array, na
     if (existing) existing.names = [...new Set([...existing.names, ...record.names])];
     else index.images.push(record);
   });
-  return store.find(record.id) ?? record;
+  // the names just given first: they are what the caller asked for
+  const stored = store.find(record.id) ?? record;
+  return { ...stored, names: [...new Set([...record.names, ...stored.names])] };
 }
 
 /** A root filesystem tar: one layer, an empty config (as `docker import` makes). */

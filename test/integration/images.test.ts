@@ -204,3 +204,26 @@ describe("image archives", () => {
     noDebris(dir);
   });
 });
+
+describe.skipIf(Bun.spawnSync(["sh", "-c", "command -v podman"]).exitCode !== 0 || !asRoot)("archives written by podman", () => {
+  test("podman save (docker-archive and oci-archive) and podman export import and run", () => {
+    const w = workdir();
+    const tag = `localhost/bunker-test-${process.pid}:1`;
+    const name = `bunker-test-${process.pid}`;
+    sh(`podman import -q ${tarOf(rootfsDir(w), join(w, "base.tar"))} ${tag} >/dev/null`);
+    try {
+      sh(`podman save -q -o ${w}/docker.tar ${tag} && podman save -q --format oci-archive -o ${w}/oci.tar ${tag}`);
+      sh(`podman create -q --name ${name} ${tag} sh >/dev/null && podman export -o ${w}/export.tar ${name}`);
+      sh(`chmod 644 ${w}/*.tar`);
+      const { env } = freshStore();
+      for (const kind of ["docker", "oci", "export"]) {
+        const imp = inStore(env, ["import", `${w}/${kind}.tar`, "--name", `pm-${kind}`]);
+        expect(imp.stderr).toBe("");
+        expect(imp.stdout).toStartWith(`pm-${kind}:latest sha256:`);
+        expect(inStore(env, ["run", "--rm", `pm-${kind}`, "/bin/sh", "-c", "echo $$"]).stdout).toBe("1\n");
+      }
+    } finally {
+      Bun.spawnSync(["sh", "-c", `podman rm -f ${name}; podman rmi -f ${tag}`], { stdout: "ignore", stderr: "ignore" });
+    }
+  });
+});
