@@ -53,7 +53,12 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((e: unknown) => {
+// A command whose promise never settles would let the process exit 0 once
+// nothing is left to wait for: that is a bug, and must not look like success.
+let settled = false;
+process.on("beforeExit", () => settled || fail("internal error: the command stopped without finishing", 125));
+
+main(process.argv.slice(2)).then(() => (settled = true), (e: unknown) => {
   if (e instanceof BunkerError) fail(e.message, e.exitCode);
   fail(`internal error: ${(e as Error)?.stack ?? e}`, 125);
 });

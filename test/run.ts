@@ -22,6 +22,7 @@ const proc = Bun.spawn([process.execPath, "test", ...passOn], {
 
 let passed = 0;
 let failed = 0;
+let summary = false;
 async function tee(stream: ReadableStream<Uint8Array>, out: { write(chunk: Uint8Array): unknown }): Promise<void> {
   const dec = new TextDecoder();
   let rest = "";
@@ -32,12 +33,13 @@ async function tee(stream: ReadableStream<Uint8Array>, out: { write(chunk: Uint8
     rest = lines.pop()!;
     for (const l of lines) {
       const m = /^\s*(\d+) (pass|fail)$/.exec(l);
-      if (m) m[2] === "pass" ? (passed = Number(m[1])) : (failed = Number(m[1]));
+      if (m) m[2] === "pass" ? (passed = Number(m[1])) : ((failed = Number(m[1])), (summary = true));
     }
   }
 }
 await Promise.all([tee(proc.stdout, process.stdout), tee(proc.stderr, process.stderr)]);
 const code = await proc.exited;
-if (code !== 0 && failed === 0) failed = 1; // bun test itself failed (load error, crash)
+// bun test itself failed (load error, crash), or stopped before its summary
+if ((code !== 0 || !summary) && failed === 0) failed = 1;
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(code === 0 && failed === 0 ? 0 : 1);

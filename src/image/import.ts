@@ -41,13 +41,22 @@ async function head(source: AsyncIterable<Uint8Array>, n: number): Promise<Uint8
 }
 
 /** Decompress a stream (gzip members or zstd frames, one after another). */
-async function* decompress(source: AsyncIterable<Uint8Array>, how: Compression): AsyncGenerator<Uint8Array> {
+export async function* decompress(source: AsyncIterable<Uint8Array>, how: Compression): AsyncGenerator<Uint8Array> {
   if (how === "none") return yield* source;
   const zlib = await import("node:zlib");
   const z = how === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
+  // wait for room, or for the end: a destroyed stream never drains
+  const room = () =>
+    new Promise<void>((resolve) => {
+      const done = () => (z.off("drain", done), z.off("close", done), resolve());
+      z.on("drain", done).on("close", done);
+    });
   const feed = (async () => {
     try {
-      for await (const chunk of source) if (!z.write(chunk)) await new Promise((r) => z.once("drain", r));
+      for await (const chunk of source) {
+        if (z.destroyed) return;
+        if (!z.write(chunk)) await room();
+      }
       z.end();
     } catch (e) {
       z.destroy(e as Error);
@@ -58,6 +67,7 @@ async function* decompress(source: AsyncIterable<Uint8Array>, how: Compression):
   } catch (e) {
     throw new ArchiveError(`the ${how} stream is corrupt or truncated: ${(e as Error).message}`);
   } finally {
+    z.destroy(); // a reader that stops early, or an error, must not leave the feeder waiting
     await feed;
   }
 }

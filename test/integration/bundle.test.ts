@@ -124,7 +124,7 @@ describe("export and import", () => {
     expect(r.code).toBe(125);
     expect(r.stderr.trim()).toMatch(/^bunker: .*"rootfs\/etc\/motd" does not match bunker.sha256: the bundle is corrupt$/);
     noDebris(b.dir);
-    // a flipped byte in a compressed frame: zstd's own checksum catches it
+    // a flipped byte in a compressed frame: the frame no longer decodes, or the digests catch it
     const bytes = new Uint8Array(readFileSync(a.bundle));
     bytes[Math.floor(bytes.length / 2)] ^= 0xff;
     writeFileSync(join(dir, "flipped.bundle"), bytes);
