@@ -180,8 +180,8 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     let code: number;
     try {
       const stage = await spawnStage(compilePack(dirs, `${at.dir}`, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }));
-      stage.stdin.end();
-      for await (const e of readRecords(stage.stdout)) {
+      sys.close(stage.stdin);
+      for await (const e of readRecords(sys.readPipe(stage.stdout))) {
         const h = e.header;
         const kept = owners.get(h.path);
         if (kept) [h.uid, h.gid, h.mode] = kept;
@@ -189,7 +189,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
         if (h.type === "hardlink") h.linkname = `${ROOTFS}/${h.linkname}`;
         await put(h, e.data);
       }
-      code = await stage.exited;
+      code = await stage.proc.exited;
     } finally {
       at.release();
       await store.remove([at.dir]);

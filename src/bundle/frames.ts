@@ -8,7 +8,9 @@ export type Codec = "zstd" | "gzip";
 const FRAME = 4 << 20;
 
 export class FrameWriter {
-  private buf = new Uint8Array(FRAME);
+  private buf: Uint8Array = Buffer.allocUnsafe(FRAME);
+  /** Frame buffers whose compression is done: reused, since touching fresh memory costs page faults. */
+  private readonly free: Uint8Array[] = [];
   private len = 0;
   private readonly inflight: Promise<Uint8Array>[] = [];
   private readonly fd: number;
@@ -36,10 +38,11 @@ export class FrameWriter {
   }
 
   private async frame(): Promise<void> {
-    const data = this.buf.subarray(0, this.len);
-    this.buf = new Uint8Array(FRAME);
+    const full = this.buf;
+    const data = full.subarray(0, this.len);
+    this.buf = this.free.pop() ?? Buffer.allocUnsafe(FRAME); // filled before it is read: no need to zero it
     this.len = 0;
-    this.inflight.push(compress(data, this.codec));
+    this.inflight.push(compress(data, this.codec).finally(() => this.free.push(full)));
     // memory stays bounded: at most `parallel` frames in the air
     while (this.inflight.length >= this.parallel) this.out(await this.inflight.shift()!);
   }

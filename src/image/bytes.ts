@@ -1,10 +1,13 @@
-// Reading an async byte stream in exact amounts, without copying more than needed.
+// Reading an async byte stream in exact amounts, copying only what spans chunks.
 
 export class TruncatedError extends Error {}
 
 export class ByteReader {
   private readonly it: AsyncIterator<Uint8Array>;
-  private buf: Uint8Array = new Uint8Array(0);
+  /** Unread chunks; the first may be partly read (from `off`). */
+  private chunks: Uint8Array[] = [];
+  private off = 0;
+  private buffered = 0;
   private done = false;
   /** Bytes handed out so far. */
   position = 0;
@@ -14,28 +17,53 @@ export class ByteReader {
   }
 
   private async fill(): Promise<boolean> {
-    if (this.done) return false;
-    const r = await this.it.next();
-    if (r.done) {
-      this.done = true;
-      return false;
+    while (!this.done) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.done = true;
+        return false;
+      }
+      const chunk = r.value instanceof Uint8Array ? r.value : new Uint8Array(r.value as ArrayBuffer);
+      if (chunk.length === 0) continue;
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+      return true;
     }
-    const chunk = r.value instanceof Uint8Array ? r.value : new Uint8Array(r.value as ArrayBuffer);
-    this.buf = this.buf.length === 0 ? chunk : concat(this.buf, chunk);
-    return true;
+    return false;
+  }
+
+  /** Up to n bytes from the front: the rest of the first chunk, without copying. */
+  private take(n: number): Uint8Array {
+    const first = this.chunks[0]!;
+    const len = Math.min(n, first.length - this.off);
+    const out = first.subarray(this.off, this.off + len);
+    this.off += len;
+    this.buffered -= len;
+    this.position += len;
+    if (this.off === first.length) {
+      this.chunks.shift();
+      this.off = 0;
+    }
+    return out;
   }
 
   /** Exactly n bytes, or undefined at a clean end of stream (nothing read). */
   async readExact(n: number): Promise<Uint8Array | undefined> {
-    while (this.buf.length < n) {
+    while (this.buffered < n) {
       if (!(await this.fill())) {
-        if (this.buf.length === 0) return undefined;
-        throw new TruncatedError(`the stream ends in the middle of a record (${this.buf.length} of ${n} bytes)`);
+        if (this.buffered === 0) return undefined;
+        throw new TruncatedError(`the stream ends in the middle of a record (${this.buffered} of ${n} bytes)`);
       }
     }
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    this.position += n;
+    const head = this.take(n);
+    if (head.length === n) return head;
+    const out = new Uint8Array(n); // it spans chunks: copy just these n bytes
+    out.set(head, 0);
+    for (let got = head.length; got < n; ) {
+      const part = this.take(n - got);
+      out.set(part, got);
+      got += part.length;
+    }
     return out;
   }
 
@@ -43,14 +71,11 @@ export class ByteReader {
   async *stream(n: number): AsyncGenerator<Uint8Array> {
     let left = n;
     while (left > 0) {
-      if (this.buf.length === 0 && !(await this.fill())) {
+      if (this.buffered === 0 && !(await this.fill())) {
         throw new TruncatedError(`the stream ends ${left} bytes before the end of a file`);
       }
-      const take = Math.min(left, this.buf.length);
-      const out = this.buf.subarray(0, take);
-      this.buf = this.buf.subarray(take);
-      this.position += take;
-      left -= take;
+      const out = this.take(left);
+      left -= out.length;
       yield out;
     }
   }
@@ -58,29 +83,14 @@ export class ByteReader {
   /** Everything left, to the end of the stream. */
   async *rest(): AsyncGenerator<Uint8Array> {
     for (;;) {
-      if (this.buf.length === 0 && !(await this.fill())) return;
-      const out = this.buf;
-      this.buf = new Uint8Array(0);
-      this.position += out.length;
-      yield out;
+      if (this.buffered === 0 && !(await this.fill())) return;
+      yield this.take(this.buffered);
     }
   }
 
   async skip(n: number): Promise<void> {
     for await (const _ of this.stream(n)) void _;
   }
-
-  /** True when nothing is left (reads ahead one chunk at most). */
-  async atEnd(): Promise<boolean> {
-    return this.buf.length === 0 && !(await this.fill());
-  }
-}
-
-export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }
 
 /** Collect a whole stream (for small things: manifests, configs). */

@@ -251,8 +251,9 @@ export class Store {
     if (paths.length === 0) return;
     const who = identity();
     const stage = await spawnStage(compileRmtree(paths, this.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }));
-    stage.stdin.end();
-    const code = await stage.exited;
+    sys.close(stage.stdin);
+    sys.close(stage.stdout);
+    const code = await stage.proc.exited;
     if (code !== 0) throw new BunkerError(`could not remove ${paths.join(", ")} from the store (exit ${code})`);
   }
 

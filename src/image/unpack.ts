@@ -6,7 +6,7 @@ import { BunkerError } from "../errors.ts";
 import { compileUnpack } from "../linux/compile.ts";
 import { mapsContain } from "../linux/idmap.ts";
 import { spawnStage } from "../linux/stage.ts";
-import { SysError } from "../linux/sys.ts";
+import * as sys from "../linux/sys.ts";
 import type { IdMapping } from "../spec/types.ts";
 import type { EntryType, TarEntry } from "./tar.ts";
 
@@ -245,39 +245,51 @@ export async function unpack(
 ): Promise<UnpackResult> {
   const stage = await spawnStage(compileUnpack(dir, opts, ctx));
   const paths: string[] = []; // record number -> path, for messages
-  let pending = 0;
-  const write = async (bytes: Uint8Array) => {
-    stage.stdin.write(bytes);
-    pending += bytes.length;
-    if (pending > 1 << 20) {
-      pending = 0;
-      await stage.stdin.flush(); // keep memory bounded: wait for the stage to catch up
-    }
-  };
+  const out = new BatchWriter(stage.stdin);
   let planned: Planned | undefined;
   let failure: unknown;
   try {
     planned = await planUnpack(entries, opts, {
-      record: (r, bytes) => (paths.push(r.path), write(bytes)),
-      data: write,
+      record: (r, bytes) => (paths.push(r.path), out.write(bytes)),
+      data: (bytes) => out.write(bytes),
     });
+    out.flush();
   } catch (e) {
     failure = e;
   }
-  try {
-    await stage.stdin.end();
-  } catch {
-    // the stage stopped reading: its result says why
-  }
-  const out = (await new Response(stage.stdout).text()).trim();
-  const code = await stage.exited;
-  const m = /^ok (\d+)$/.exec(out);
-  if (failure && !(failure instanceof Error && /EPIPE|broken pipe/i.test(failure.message) && !m)) throw failure;
+  sys.close(stage.stdin);
+  const chunks: Uint8Array[] = [];
+  for await (const c of sys.readPipe(stage.stdout, 4096)) chunks.push(c.slice());
+  const result = new TextDecoder().decode(Buffer.concat(chunks)).trim();
+  const code = await stage.proc.exited;
+  const m = /^ok (\d+)$/.exec(result);
+  // a stage that stopped reading (EPIPE) has said why in its result line
+  if (failure && !(failure instanceof sys.SysError && failure.code === "EPIPE")) throw failure;
   if (code !== 0 || !m) {
-    const f = /^fail (\d+) (\d+)$/.exec(out);
+    const f = /^fail (\d+) (\d+)$/.exec(result);
     if (!f) throw new BunkerError(`unpacking into ${dir} failed (the stage exited with ${code})`);
-    const err = new SysError("unpack", Number(f[2]), paths[Number(f[1])] ?? `record ${f[1]}`);
+    const err = new sys.SysError("unpack", Number(f[2]), paths[Number(f[1])] ?? `record ${f[1]}`);
     throw new BunkerError(err.message);
   }
   return { ...planned!, records: Number(m[1]) };
+}
+
+/** Small writes gathered into large ones: a record is 40 bytes and a name. */
+class BatchWriter {
+  private buf = new Uint8Array(256 << 10);
+  private len = 0;
+
+  constructor(private readonly fd: number) {}
+
+  write(bytes: Uint8Array): void {
+    if (bytes.length > this.buf.length - this.len || bytes.length >= this.buf.length / 2) this.flush();
+    if (bytes.length >= this.buf.length / 2) return sys.writeAll(this.fd, bytes); // large: no copy
+    this.buf.set(bytes, this.len);
+    this.len += bytes.length;
+  }
+
+  flush(): void {
+    if (this.len) sys.writeAll(this.fd, this.buf.subarray(0, this.len));
+    this.len = 0;
+  }
 }

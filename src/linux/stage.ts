@@ -52,21 +52,32 @@ function stageFile(bytes: Uint8Array, stateDir: string): string {
 
 const refused = (e: unknown) => e instanceof sys.SysError && (e.code === "EACCES" || e.code === "EPERM");
 
+export interface StageProcess {
+  proc: Bun.Subprocess<"ignore", "pipe", "inherit">;
+  /** Our end of the stage's stdin: blocking writes (sys.writeAll), closed by the caller. */
+  stdin: number;
+  /** Our end of the stage's stdout: read it with sys.readPipe. */
+  stdout: number;
+}
+
 /**
  * Run the stage as a child of this process, for plans that Bun feeds or
- * reads while they run (unpacking an image). stdin and stdout are pipes;
- * the plan is fd 3 of the child.
+ * reads while they run (unpacking, packing, removing). Its stdin and stdout
+ * are plain pipes this process writes and reads with blocking calls: for
+ * bulk data, Bun's streams cost more than the work. The plan is fd 3.
  */
-export async function spawnStage(plan: Plan): Promise<Bun.Subprocess<"pipe", "pipe", "inherit">> {
+export async function spawnStage(plan: Plan): Promise<StageProcess> {
   const bytes = await stageBytes();
   const planFd = sys.memfd("bunker-plan", sys.MFD_CLOEXEC);
   const stage = sealedStage(bytes);
+  const input = sys.pipe();
+  const output = sys.pipe();
   try {
     sys.writeAll(planFd, plan.encode());
-    return Bun.spawn([`/proc/self/fd/4`, "3"], { stdio: ["pipe", "pipe", "inherit", planFd, stage], env: {} });
+    const proc = Bun.spawn([`/proc/self/fd/4`, "3"], { stdio: [input[0], output[1], "inherit", planFd, stage], env: {} });
+    return { proc: proc as unknown as StageProcess["proc"], stdin: input[1], stdout: output[0] };
   } finally {
-    sys.close(planFd);
-    sys.close(stage);
+    for (const fd of [planFd, stage, input[0], output[1]]) sys.close(fd);
   }
 }
 

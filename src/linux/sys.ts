@@ -13,6 +13,7 @@ function defs(T: Ffi["FFIType"]) {
     syscall: { args: [T.i64, T.i64, T.ptr, T.ptr, T.u64], returns: T.i64 },
     fchmod: { args: [T.i32, T.u32], returns: T.i32 },
     fsync: { args: [T.i32], returns: T.i32 },
+    pipe2: { args: [T.ptr, T.i32], returns: T.i32 },
     read: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
     write: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
     close: { args: [T.i32], returns: T.i32 },
@@ -50,7 +51,7 @@ function libc() {
 export const ERRNO: Record<number, string> = {
   1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 8: "ENOEXEC", 9: "EBADF", 12: "ENOMEM", 13: "EACCES",
   14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
-  26: "ETXTBSY", 28: "ENOSPC", 30: "EROFS", 36: "ENAMETOOLONG", 38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP",
+  26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 32: "EPIPE", 36: "ENAMETOOLONG", 38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP",
   95: "EOPNOTSUPP", 122: "EDQUOT",
 };
 
@@ -196,6 +197,37 @@ export function openWrite(path: string, mode = 0o644): number {
   const fd = check(c.open(p(cstr(path)), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode), "create", path);
   check(c.fchmod(fd, mode), "chmod", path);
   return fd;
+}
+
+/** A pipe: [read end, write end], both close-on-exec. */
+export function pipe(): [number, number] {
+  const fds = new Int32Array(2);
+  check(libc().c.pipe2(p(new Uint8Array(fds.buffer)), O_CLOEXEC), "pipe2");
+  return [fds[0]!, fds[1]!];
+}
+
+/**
+ * Read a pipe to its end in large blocking reads. The chunks come from a
+ * small ring of buffers, reused (fresh memory costs page faults): a chunk is
+ * valid until three more have been read, so consume each before then.
+ */
+export async function* readPipe(fd: number, size = 1 << 20): AsyncGenerator<Uint8Array> {
+  const { c } = libc();
+  const ring = [0, 1, 2, 3].map(() => new Uint8Array(size));
+  try {
+    for (let i = 0; ; i++) {
+      const buf = ring[i % ring.length]!;
+      const n = Number(c.read(fd, p(buf), size));
+      if (n < 0) {
+        if (errno() === 4) continue;
+        throw new SysError("read", errno());
+      }
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    c.close(fd);
+  }
 }
 
 export function fsync(fd: number): void {
