@@ -123,6 +123,9 @@ static int fstatat(int dir, const char *p, struct stat *st, int flags) { return 
 static ssize_t flistxattr(int fd, char *list, size_t n) { return SYS3(__NR_flistxattr, fd, list, n); }
 static ssize_t fgetxattr(int fd, const char *name, void *v, size_t n) { return SYS4(__NR_fgetxattr, fd, name, v, n); }
 static long lseek(int fd, long off, int whence) { return SYS3(__NR_lseek, fd, off, whence); }
+static ssize_t splice(int in, long *inoff, int out, long *outoff, size_t n, unsigned flags) {
+  return SYS6(__NR_splice, in, inoff, out, outoff, n, flags);
+}
 static int fsetxattr(int fd, const char *name, const void *v, size_t n, int flags) { return (int)SYS5(__NR_fsetxattr, fd, name, v, n, flags); }
 static int rmdir(const char *p) { return (int)SYS3(__NR_unlinkat, AT_FDCWD, p, AT_REMOVEDIR); }
 static int openat2(int dir, const char *p, struct open_how *how) { return (int)SYS4(__NR_openat2, dir, p, how, sizeof *how); }

@@ -300,6 +300,35 @@ static void pxattrs(int fd, const char *path) {
   }
 }
 
+/*
+ * A file's data: exactly size bytes (one that shrinks meanwhile is padded
+ * with zeros, one that grows is cut). Larger files move from the page
+ * cache to the pipe with splice, never through this process's memory.
+ */
+static int pdata(int fd, uint64_t size) {
+  int spliced = size >= sizeof pbuf;
+  if (spliced) pflush();
+  for (uint64_t left = size; left > 0;) {
+    size_t want = left < sizeof ubuf ? (size_t)left : sizeof ubuf;
+    ssize_t r;
+    if (spliced) {
+      r = splice(fd, NULL, 1, NULL, left < (1u << 30) ? (size_t)left : (1u << 30), 0);
+      if (r > 0) { left -= (uint64_t)r; continue; }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno != EINVAL) return -1;
+      spliced = 0; /* a file system without splice, or the end came early: on by hand */
+      continue;
+    }
+    r = read(fd, ubuf, want);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) memset(ubuf, 0, want), r = (ssize_t)want;
+    pout(ubuf, (size_t)r);
+    left -= (uint64_t)r;
+  }
+  return 0;
+}
+
 struct seen { uint64_t dev, ino; char *path; };
 static struct seen *links;
 static size_t nlinks, caplinks;
@@ -355,15 +384,7 @@ static int pwalk(int dirfd, const char *dir) {
         if (fd < 0) return -1;
         pxattrs(fd, path);
         precord(U_FILE, path, NULL, &st, (uint64_t)st.st_size);
-        /* exactly st_size bytes: a file that shrinks meanwhile is padded, one that grows cut */
-        for (uint64_t left = (uint64_t)st.st_size; left > 0;) {
-          ssize_t r = read(fd, ubuf, left < sizeof ubuf ? (size_t)left : sizeof ubuf);
-          if (r < 0 && errno == EINTR) continue;
-          if (r < 0) return keep_errno(-1, fd);
-          if (r == 0) memset(ubuf, 0, sizeof ubuf), r = left < sizeof ubuf ? (ssize_t)left : (ssize_t)sizeof ubuf;
-          pout(ubuf, (size_t)r);
-          left -= (uint64_t)r;
-        }
+        if (pdata(fd, (uint64_t)st.st_size) < 0) return keep_errno(-1, fd);
         close(fd);
       } else if (S_ISLNK(st.st_mode)) {
         char target[PATH_MAX];

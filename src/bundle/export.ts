@@ -181,7 +181,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     try {
       const stage = await spawnStage(compilePack(dirs, `${at.dir}`, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }));
       sys.close(stage.stdin);
-      for await (const e of readRecords(sys.readPipe(stage.stdout))) {
+      for await (const e of readRecords(sys.readChunks(stage.stdout))) {
         const h = e.header;
         const kept = owners.get(h.path);
         if (kept) [h.uid, h.gid, h.mode] = kept;

@@ -1,4 +1,6 @@
 // Reading an async byte stream in exact amounts, copying only what spans chunks.
+// Sources may reuse their buffers (sys.readChunks, decompress): a chunk is
+// valid until three more have been read, so what is kept must be copied.
 
 export class TruncatedError extends Error {}
 
@@ -100,7 +102,7 @@ export async function collect(source: AsyncIterable<Uint8Array>, max = 64 << 20)
   for await (const p of source) {
     total += p.length;
     if (total > max) throw new Error(`more than ${max} bytes`);
-    parts.push(p);
+    parts.push(p.slice()); // sources may reuse their buffers
   }
   const out = new Uint8Array(total);
   parts.reduce((off, p) => (out.set(p, off), off + p.length), 0);

@@ -7,6 +7,7 @@ import { BunkerError } from "../errors.ts";
 import { log } from "../log.ts";
 import * as sys from "../linux/sys.ts";
 import { ByteReader, collect, TruncatedError } from "./bytes.ts";
+import { decompress, sniff } from "./decompress.ts";
 import { type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type Staging, Store, writeAtomic } from "./store.ts";
 import { readTar, type TarEntry, TarError } from "./tar.ts";
 import { ArchiveError, unpack } from "./unpack.ts";
@@ -15,61 +16,18 @@ import { importBundle } from "../bundle/import.ts";
 import { MANIFEST } from "../bundle/format.ts";
 import type { Spec } from "../spec/types.ts";
 
-export type Compression = "none" | "gzip" | "zstd";
-
 /** Limits for one archive: generous, but a bomb stops somewhere. */
 const MAX_ENTRIES = 2_000_000;
 const MAX_BYTES = 256 * 2 ** 30;
 
-export function sniff(head: Uint8Array): Compression | "xz" | "bzip2" {
-  if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
-  if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
-  if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58 && head[4] === 0x5a) return "xz";
-  if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) return "bzip2";
-  return "none";
-}
-
-/** Bytes of a file (or part of one) as a stream. */
-function fileStream(path: string, start = 0, end?: number): AsyncIterable<Uint8Array> {
-  const f = Bun.file(path);
-  return (end === undefined && start === 0 ? f : f.slice(start, end)).stream() as unknown as AsyncIterable<Uint8Array>;
+/** Bytes of a file (or part of one), in chunks valid until three more are read (sys.readChunks). */
+async function* fileStream(path: string, start = 0, end?: number): AsyncGenerator<Uint8Array> {
+  yield* sys.readChunks(sys.openRead(path), { start, end });
 }
 
 async function head(source: AsyncIterable<Uint8Array>, n: number): Promise<Uint8Array> {
   for await (const chunk of source) return chunk.subarray(0, n);
   return new Uint8Array(0);
-}
-
-/** Decompress a stream (gzip members or zstd frames, one after another). */
-export async function* decompress(source: AsyncIterable<Uint8Array>, how: Compression): AsyncGenerator<Uint8Array> {
-  if (how === "none") return yield* source;
-  const zlib = await import("node:zlib");
-  const z = how === "gzip" ? zlib.createGunzip() : zlib.createZstdDecompress();
-  // wait for room, or for the end: a destroyed stream never drains
-  const room = () =>
-    new Promise<void>((resolve) => {
-      const done = () => (z.off("drain", done), z.off("close", done), resolve());
-      z.on("drain", done).on("close", done);
-    });
-  const feed = (async () => {
-    try {
-      for await (const chunk of source) {
-        if (z.destroyed) return;
-        if (!z.write(chunk)) await room();
-      }
-      z.end();
-    } catch (e) {
-      z.destroy(e as Error);
-    }
-  })();
-  try {
-    for await (const chunk of z as AsyncIterable<Buffer>) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length);
-  } catch (e) {
-    throw new ArchiveError(`the ${how} stream is corrupt or truncated: ${(e as Error).message}`);
-  } finally {
-    z.destroy(); // a reader that stops early, or an error, must not leave the feeder waiting
-    await feed;
-  }
 }
 
 /** Pass a stream through while hashing it. */
@@ -449,12 +407,12 @@ export async function importPath(input: string, name?: string): Promise<ImageRec
     if (how !== "none") {
       spool = store.staging();
       tarFile = `${spool.dir}/archive.tar`;
-      const w = Bun.file(tarFile).writer({ highWaterMark: 1 << 20 });
-      for await (const chunk of decompress(fileStream(input), how)) {
-        w.write(chunk);
-        await w.flush();
+      const fd = sys.openWrite(tarFile, 0o600);
+      try {
+        for await (const chunk of decompress(fileStream(input), how)) sys.writeAll(fd, chunk, `write ${tarFile}`);
+      } finally {
+        sys.close(fd);
       }
-      await w.end();
     }
     try {
       const idx = await indexTar(tarFile);

@@ -90,7 +90,7 @@ export function parsePax(data: Uint8Array): Map<string, Uint8Array> {
     const rec = data.subarray(sp + 1, off + len - 1);
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw new TarError("bad PAX record");
-    out.set(dec.decode(rec.subarray(0, eq)), rec.subarray(eq + 1));
+    out.set(dec.decode(rec.subarray(0, eq)), rec.slice(eq + 1)); // a copy: the stream's buffers are reused
     off += len;
   }
   return out;

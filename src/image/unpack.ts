@@ -259,7 +259,7 @@ export async function unpack(
   }
   sys.close(stage.stdin);
   const chunks: Uint8Array[] = [];
-  for await (const c of sys.readPipe(stage.stdout, 4096)) chunks.push(c.slice());
+  for await (const c of sys.readChunks(stage.stdout, { size: 4096 })) chunks.push(c.slice());
   const result = new TextDecoder().decode(Buffer.concat(chunks)).trim();
   const code = await stage.proc.exited;
   const m = /^ok (\d+)$/.exec(result);

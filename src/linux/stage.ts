@@ -56,7 +56,7 @@ export interface StageProcess {
   proc: Bun.Subprocess<"ignore", "pipe", "inherit">;
   /** Our end of the stage's stdin: blocking writes (sys.writeAll), closed by the caller. */
   stdin: number;
-  /** Our end of the stage's stdout: read it with sys.readPipe. */
+  /** Our end of the stage's stdout: read it with sys.readChunks. */
   stdout: number;
 }
 
@@ -70,8 +70,8 @@ export async function spawnStage(plan: Plan): Promise<StageProcess> {
   const bytes = await stageBytes();
   const planFd = sys.memfd("bunker-plan", sys.MFD_CLOEXEC);
   const stage = sealedStage(bytes);
-  const input = sys.pipe();
-  const output = sys.pipe();
+  const input = sys.pipe(1 << 20);
+  const output = sys.pipe(1 << 20);
   try {
     sys.writeAll(planFd, plan.encode());
     const proc = Bun.spawn([`/proc/self/fd/4`, "3"], { stdio: [input[0], output[1], "inherit", planFd, stage], env: {} });

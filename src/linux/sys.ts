@@ -15,6 +15,7 @@ function defs(T: Ffi["FFIType"]) {
     fsync: { args: [T.i32], returns: T.i32 },
     pipe2: { args: [T.ptr, T.i32], returns: T.i32 },
     read: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
+    pread: { args: [T.i32, T.ptr, T.u64, T.i64], returns: T.i64 },
     write: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
     close: { args: [T.i32], returns: T.i32 },
     mkdir: { args: [T.ptr, T.u32], returns: T.i32 },
@@ -125,7 +126,7 @@ function readFd(fd: number, what: string, max = Number.MAX_SAFE_INTEGER): string
 }
 
 export function readFile(path: string): string {
-  return readFd(check(libc().c.open(p(cstr(path)), O_RDONLY | O_CLOEXEC, 0), "open", path), path);
+  return readFd(openRead(path), path);
 }
 
 const O_PATH = 0o10000000, O_DIRECTORY = 0o200000, O_NONBLOCK = 0o4000, O_NOCTTY = 0o400;
@@ -199,35 +200,52 @@ export function openWrite(path: string, mode = 0o644): number {
   return fd;
 }
 
-/** A pipe: [read end, write end], both close-on-exec. */
-export function pipe(): [number, number] {
+/**
+ * A pipe: [read end, write end], both close-on-exec. `size` asks for a
+ * larger buffer (F_SETPIPE_SZ), which means fewer switches between writer
+ * and reader; a user over the kernel's pipe limits keeps the default.
+ */
+export function pipe(size?: number): [number, number] {
+  const { c } = libc();
   const fds = new Int32Array(2);
-  check(libc().c.pipe2(p(new Uint8Array(fds.buffer)), O_CLOEXEC), "pipe2");
+  check(c.pipe2(p(new Uint8Array(fds.buffer)), O_CLOEXEC), "pipe2");
+  if (size) c.fcntl(fds[0]!, 1031 /* F_SETPIPE_SZ */, size);
   return [fds[0]!, fds[1]!];
 }
 
 /**
- * Read a pipe to its end in large blocking reads. The chunks come from a
- * small ring of buffers, reused (fresh memory costs page faults): a chunk is
- * valid until three more have been read, so consume each before then.
+ * Read a pipe or file to its end (or a file's range [start, end)) in large
+ * blocking reads, closing fd at the end. The chunks come from a small ring
+ * of buffers, reused (fresh memory costs page faults): a chunk is valid
+ * until three more have been read, so consume or copy each before then.
  */
-export async function* readPipe(fd: number, size = 1 << 20): AsyncGenerator<Uint8Array> {
+export async function* readChunks(fd: number, opts: { size?: number; start?: number; end?: number } = {}): AsyncGenerator<Uint8Array> {
   const { c } = libc();
+  const size = opts.size ?? 1 << 20;
   const ring = [0, 1, 2, 3].map(() => new Uint8Array(size));
+  let at = opts.start;
   try {
     for (let i = 0; ; i++) {
       const buf = ring[i % ring.length]!;
-      const n = Number(c.read(fd, p(buf), size));
+      const want = opts.end === undefined ? size : Math.min(size, opts.end - at!);
+      if (want <= 0) return;
+      const n = Number(at === undefined ? c.read(fd, p(buf), want) : c.pread(fd, p(buf), want, at));
       if (n < 0) {
         if (errno() === 4) continue;
         throw new SysError("read", errno());
       }
       if (n === 0) return;
+      if (at !== undefined) at += n;
       yield buf.subarray(0, n);
     }
   } finally {
     c.close(fd);
   }
+}
+
+/** An existing file, open for reading (following links, as a named input may be one). */
+export function openRead(path: string): number {
+  return check(libc().c.open(p(cstr(path)), O_RDONLY | O_CLOEXEC, 0), "open", path);
 }
 
 export function fsync(fd: number): void {

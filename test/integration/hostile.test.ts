@@ -121,7 +121,7 @@ describe("the C unpacker on its own never leaves its directory", () => {
     }
     sys.close(stage.stdin);
     let out = "";
-    for await (const c of sys.readPipe(stage.stdout)) out += new TextDecoder().decode(c);
+    for await (const c of sys.readChunks(stage.stdout)) out += new TextDecoder().decode(c);
     await stage.proc.exited;
     return out.trim();
   }

@@ -1,8 +1,9 @@
-// The decompressor between a file and the tar reader: corrupt input and a
-// reader that stops early must end the stream, never leave it waiting.
-import { expect, test } from "bun:test";
-import { gzipSync } from "node:zlib";
-import { decompress, sniff } from "../../src/image/import.ts";
+// The decompressor between a file and the tar reader: zstd frames cut and
+// decoded in parallel, or streamed; corrupt input and a reader that stops
+// early must end the stream, never leave it waiting.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { createZstdCompress, gzipSync } from "node:zlib";
+import { cutFrame, decompress, FrameWalker, sniff, useHostZstd } from "../../src/image/decompress.ts";
 import { ArchiveError } from "../../src/image/unpack.ts";
 
 // 5 MiB of text that compresses into real blocks (random bytes would be
@@ -33,28 +34,120 @@ function total(source: AsyncIterable<Uint8Array>): Promise<number> {
   );
 }
 
-for (const [how, pack] of [
-  ["zstd", (b: Uint8Array) => Bun.zstdCompressSync(b)],
-  ["gzip", (b: Uint8Array) => new Uint8Array(gzipSync(b))],
-] as const) {
-  const packed = pack(raw);
+/** zstd frames as bunker's bundles have them: each states its size. */
+function sizedFrames(b: Uint8Array, frame = 1 << 20): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (let o = 0; o < b.length; o += frame) {
+    parts.push(Bun.zstdCompressSync(b.subarray(o, o + frame)));
+    if (o === 0) parts.push(new Uint8Array([0x5a, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3])); // a skippable frame
+  }
+  return Buffer.concat(parts);
+}
 
-  test(`${how}: whole streams come back whole`, async () => {
-    expect(sniff(packed)).toBe(how);
-    expect(await total(decompress(chunks(packed), how))).toBe(raw.length);
-  });
+/** One frame of unknown size, as a streaming compressor writes it. */
+async function streamedFrame(b: Uint8Array): Promise<Uint8Array> {
+  const z = createZstdCompress();
+  const parts: Buffer[] = [];
+  z.on("data", (c: Buffer) => parts.push(c));
+  const end = new Promise((r) => z.on("end", r));
+  z.write(b.subarray(0, 1000));
+  z.end(b.subarray(1000));
+  await end;
+  return Buffer.concat(parts);
+}
 
-  test(`${how}: a corrupt block early on is an ArchiveError, not a hang`, async () => {
-    const bad = Uint8Array.from(packed); // a copy (Buffer.slice would share)
-    bad.fill(0xff, 20_000, 20_100); // well before the end: the feeder is still waiting for room
-    await expect(total(decompress(chunks(bad), how))).rejects.toBeInstanceOf(ArchiveError);
-  });
+const streamed = await streamedFrame(raw);
+const cases = [
+  ["zstd", "one sized frame", Bun.zstdCompressSync(raw)],
+  ["zstd", "sized frames and a skippable one", sizedFrames(raw)],
+  ["zstd", "a frame of unknown size", streamed],
+  ["zstd", "sized frames, then one of unknown size", Buffer.concat([sizedFrames(raw.subarray(0, 3 << 20)), await streamedFrame(raw.subarray(3 << 20))])],
+  ["gzip", "one member", new Uint8Array(gzipSync(raw))],
+] as const;
 
-  test(`${how}: a reader that stops after the first chunk lets it finish`, async () => {
-    await deadline(
-      (async () => {
-        for await (const _ of decompress(chunks(packed), how)) break;
-      })(),
-    );
+for (const [how, what, packed] of [...cases, ...cases.filter((c) => c[0] === "zstd").map(([h, w, p]) => [h, `${w}, without libzstd`, p] as const)]) {
+  describe(`${how}, ${what}`, () => {
+    const bare = what.endsWith("without libzstd");
+    beforeEach(() => useHostZstd(!bare));
+    afterEach(() => useHostZstd(true));
+    test(`whole streams come back whole, in small or large reads`, async () => {
+      expect(sniff(packed)).toBe(how);
+      expect(await total(decompress(chunks(packed), how))).toBe(raw.length);
+      expect(await total(decompress(chunks(packed, 7777), how))).toBe(raw.length);
+      const copies = await Array.fromAsync(decompress(chunks(packed, 1 << 20), how), (c) => c.slice()); // buffers are reused
+      expect(Buffer.concat(copies).equals(raw)).toBe(true);
+    });
+
+    test(`a corrupt block early on is an ArchiveError, not a hang`, async () => {
+      const bad = Uint8Array.from(packed); // a copy (Buffer.slice would share)
+      bad.fill(0xff, 20_000, 20_100); // well before the end: the feeder is still waiting for room
+      await expect(total(decompress(chunks(bad), how))).rejects.toBeInstanceOf(ArchiveError);
+    });
+
+    test(`cut short is an ArchiveError`, async () => {
+      await expect(total(decompress(chunks(packed.subarray(0, packed.length - 100)), how))).rejects.toBeInstanceOf(ArchiveError);
+    });
+
+    test(`a reader that stops after the first chunk lets it finish`, async () => {
+      await deadline(
+        (async () => {
+          for await (const _ of decompress(chunks(packed), how)) break;
+        })(),
+      );
+    });
   });
 }
+
+test("cutFrame finds a frame's end from its block headers alone", () => {
+  const one = Bun.zstdCompressSync(raw.subarray(0, 300_000));
+  expect(cutFrame(one)).toEqual({
+    kind: "frame",
+    length: one.length,
+    contentSize: 300_000,
+  });
+  expect(cutFrame(Buffer.concat([one, one]))).toEqual({
+    kind: "frame",
+    length: one.length,
+    contentSize: 300_000,
+  });
+  for (const n of [3, 7, 20, one.length - 1]) expect(cutFrame(one.subarray(0, n))).toEqual({ kind: "more" });
+  expect(cutFrame(streamed)).toEqual({ kind: "stream" });
+  expect(() => cutFrame(new TextEncoder().encode("not zstd at all"))).toThrow(/magic number/);
+  const reserved = Uint8Array.from(one);
+  reserved[4]! |= 0x08;
+  expect(() => cutFrame(reserved)).toThrow(/reserved bit/);
+});
+
+test("a frame that lies about its size is refused", async () => {
+  const one = Uint8Array.from(Bun.zstdCompressSync(raw.subarray(0, 300_000)));
+  const at = 5 + (one[4]! & 0x20 ? 0 : 1); // the content size field: 4 bytes for this size
+  new DataView(one.buffer).setUint32(at, 299_000, true);
+  await expect(total(decompress(chunks(one), "zstd"))).rejects.toBeInstanceOf(ArchiveError);
+});
+
+test("FrameWalker is at a boundary only between frames, however the bytes are split", () => {
+  const stream = sizedFrames(raw.subarray(0, 2 << 20), 256 << 10);
+  const ends = new Set<number>();
+  for (let o = 0; o < stream.length;) {
+    const cut = cutFrame(stream.subarray(o));
+    if (cut.kind !== "frame" && cut.kind !== "skip") throw new Error(`${cut.kind} at ${o}`);
+    ends.add((o += cut.length));
+  }
+  for (const step of [1, 5, 4096, 1 << 20]) {
+    const w = new FrameWalker();
+    for (let o = 0; o < stream.length; o += step) {
+      w.feed(stream.subarray(o, o + step));
+      const at = Math.min(o + step, stream.length);
+      if (w.atBoundary || ends.has(at)) expect(`${at}: ${w.atBoundary}`).toBe(`${at}: ${ends.has(at)}`);
+    }
+  }
+  // a frame of unknown size, whole and cut
+  for (const [bytes, whole] of [
+    [streamed, true],
+    [streamed.subarray(0, streamed.length - 100), false],
+  ] as const) {
+    const w = new FrameWalker();
+    w.feed(bytes);
+    expect(w.atBoundary).toBe(whole);
+  }
+});
