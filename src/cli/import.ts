@@ -3,7 +3,7 @@ import { parseCli } from "./args.ts";
 import type { Command } from "./command.ts";
 
 const importArgs = {
-  source: { type: "positional", description: "A root filesystem tar, a docker-archive, an OCI layout (tar or directory); plain, gzip or zstd", valueHint: "FILE|DIR" },
+  source: { type: "positional", description: "A bunker bundle, a root filesystem tar, a docker-archive, an OCI layout (tar or directory); plain, gzip or zstd", valueHint: "FILE|DIR" },
   name: { type: "string", description: "Name the image", valueHint: "NAME[:TAG]" },
   json: { type: "boolean", description: "Print the result as JSON" },
 } as const;
@@ -18,7 +18,7 @@ export default {
       throw new BunkerError(`invalid image name "${name}": use lower-case letters, digits, '.', '_', '-' and '/', and an optional :TAG`);
     }
     const { importPath } = await import("../image/import.ts");
-    const images = await importPath(positionals[0]!, name);
+    const images = await importPath(positionals[0]!, name, !values.json);
     if (values.json) console.log(JSON.stringify(images.map((i) => ({ id: i.id, names: i.names, layers: i.layers.length, size: i.size }))));
     else for (const i of images) console.log(`${i.names[0] ?? "<none>"} ${i.id}`);
   },

@@ -14,6 +14,7 @@ import { ArchiveError, unpack } from "./unpack.ts";
 import { findHelper, identity } from "../runtime/host.ts";
 import { importBundle } from "../bundle/import.ts";
 import { MANIFEST } from "../bundle/format.ts";
+import { Progress } from "../bundle/progress.ts";
 import type { Spec } from "../spec/types.ts";
 
 /** Limits for one archive: generous, but a bomb stops somewhere. */
@@ -374,7 +375,16 @@ function archiveKind(first: string | undefined): "bundle" | "image" | "rootfs" {
   return /^(manifest\.json|repositories|oci-layout|index\.json|blobs\/?|[0-9a-f]{64}(\/|\.json)?)/.test(name) ? "image" : "rootfs";
 }
 
-export async function importPath(input: string, name?: string): Promise<ImageRecord[]> {
+/** Bytes passing by, counted on a progress bar. */
+async function* counted(source: AsyncIterable<Uint8Array>, progress?: Progress): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    progress?.advance(chunk.length);
+    yield chunk;
+  }
+}
+
+export async function importPath(input: string, name?: string, showProgress = true): Promise<ImageRecord[]> {
+  let progress: Progress | undefined;
   const store = new Store();
   await store.sweep();
   const st = sys.stat(input);
@@ -395,9 +405,12 @@ export async function importPath(input: string, name?: string): Promise<ImageRec
       break;
     }
     const kind = archiveKind(first);
-    if (kind === "rootfs") return [await importRootfs(store, fileStream(input), name, input)];
+    // the pass that reads the whole file shows a progress bar on a terminal
+    progress = showProgress ? Progress.forTerminal("import", st.size) : undefined;
+    const whole = () => counted(fileStream(input), progress);
+    if (kind === "rootfs") return [await importRootfs(store, whole(), name, input)];
     if (kind === "bundle") {
-      const b = await importBundle(decompress(fileStream(input), how), name, (entries, check) => stageLayer(store, entries, false, check));
+      const b = await importBundle(decompress(whole(), how), name, (entries, check) => stageLayer(store, entries, false, check));
       noteOwners(store, [b.layer]);
       return [register(store, b.manifest.image, b.configBytes, b.names, [b.layer], input, b.runtime)];
     }
@@ -409,7 +422,7 @@ export async function importPath(input: string, name?: string): Promise<ImageRec
       tarFile = `${spool.dir}/archive.tar`;
       const fd = sys.openWrite(tarFile, 0o600);
       try {
-        for await (const chunk of decompress(fileStream(input), how)) sys.writeAll(fd, chunk, `write ${tarFile}`);
+        for await (const chunk of decompress(whole(), how)) sys.writeAll(fd, chunk, `write ${tarFile}`);
       } finally {
         sys.close(fd);
       }
@@ -429,6 +442,8 @@ export async function importPath(input: string, name?: string): Promise<ImageRec
     if (e instanceof TarError || e instanceof TruncatedError) throw new BunkerError(`${input}: ${e.message}`);
     if (e instanceof ArchiveError) throw new BunkerError(`${input}: ${e.message}`);
     throw e;
+  } finally {
+    progress?.done(); // ends the bar's line, before any message
   }
 }
 

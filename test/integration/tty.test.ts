@@ -4,6 +4,7 @@ import { afterAll, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import { asUser, setup } from "./harness.ts";
+import { freshStore, rootfsDir, tarOf, workdir } from "./store.ts";
 
 const h = setup();
 // the test user must be able to create the socket
@@ -70,4 +71,32 @@ test.skipIf(!hasTmux)("-it gives a terminal in raw mode that follows window size
   expect(s).toMatch(/^status=3$/m);
   // the caller's terminal is back in canonical mode
   expect(s).toMatch(/^icanon$/m);
+});
+
+test.skipIf(!hasTmux)("export and import draw a progress bar on a terminal, and end its line", { timeout: 30000 }, async () => {
+  const a = freshStore();
+  const b = freshStore();
+  const w = workdir();
+  const tar = tarOf(rootfsDir(w), join(w, "base.tar"));
+  const out = join(w, "out");
+  chmodSync(w, 0o777);
+  tmux("new-session", "-d", "-s", "p", "-x", "120", "-y", "24", "env", "PS1=outer$ ", "/bin/sh");
+  const send = (line: string) => (tmux("send-keys", "-t", "p", "-l", line), tmux("send-keys", "-t", "p", "Enter"));
+  const seen = async (pattern: RegExp, what: string) => {
+    for (let i = 0; i < 100; i++) {
+      const s = tmux("capture-pane", "-p", "-t", "p");
+      if (pattern.test(s)) return s;
+      await Bun.sleep(50);
+    }
+    throw new Error(`timed out waiting for ${what}; the screen was:\n${tmux("capture-pane", "-p", "-t", "p")}`);
+  };
+  send(`XDG_DATA_HOME=${a.dir} ${h.bin} import ${tar} --name base >/dev/null; echo done-1`);
+  await seen(/^done-1$/m, "the first import");
+  send(`XDG_DATA_HOME=${a.dir} ${h.bin} export base -o ${out}.bundle; echo done-2`);
+  let s = await seen(/^done-2$/m, "the export");
+  expect(s).toMatch(/^export \[#+\] [\d.]+ MB\/[\d.]+ MB [\d.]+ MB\/s ETA \S+ *$/m);
+  send(`XDG_DATA_HOME=${b.dir} ${h.bin} import ${out}.bundle; echo done-3`);
+  s = await seen(/^done-3$/m, "the import of the bundle");
+  // the bar, then the result on a line of its own
+  expect(s).toMatch(/^import \[#+\] [\d.]+ MB\/[\d.]+ MB [\d.]+ MB\/s ETA \S+ *\nbase:latest sha256:[0-9a-f]{64}$/m);
 });
