@@ -234,15 +234,12 @@ async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecode
     for (let n = 0; ;) {
       const cut = start < end ? cutFrame(buf.subarray(start, end)) : { kind: "more" as const };
       if (cut.kind === "frame") {
-        if (cut.contentSize > 0) {
-          const slot = n++ % 4;
-          if ((outs[slot]?.length ?? 0) < cut.contentSize) outs[slot] = new Uint8Array(Math.max(cut.contentSize, 1 << 20));
-          const got = decode(buf.subarray(start, start + cut.length), outs[slot]!);
-          if (got !== cut.contentSize)
-            throw new ArchiveError(`the zstd stream is corrupt: a frame holds ${got} bytes where its header says ${cut.contentSize}`);
-          start += cut.length;
-          yield outs[slot]!.subarray(0, got);
-        } else start += cut.length;
+        const slot = n++ % 4;
+        if ((outs[slot]?.length ?? 0) < cut.contentSize) outs[slot] = new Uint8Array(Math.max(cut.contentSize, 1 << 20));
+        const got = decode(buf.subarray(start, start + cut.length), outs[slot]!);
+        if (got !== cut.contentSize) throw new ArchiveError(`the zstd stream is corrupt: a frame holds ${got} bytes where its header says ${cut.contentSize}`);
+        start += cut.length;
+        if (got) yield outs[slot]!.subarray(0, got);
       } else if (cut.kind === "skip" && end - start >= cut.length) {
         start += cut.length;
       } else if (cut.kind === "stream") {
