@@ -31,7 +31,8 @@ export class Progress {
     const width = 24;
     const bar = "#".repeat(Math.round(frac * width)).padEnd(width, ".");
     const eta = rate > 0 && this.total > this.done_ ? `${Math.ceil((this.total - this.done_) / rate)}s` : "-";
-    const line = `\r${this.what} [${bar}] ${mb(this.done_)}/${mb(this.total)} ${mb(rate)}/s ETA ${eta} `;
+    // \x1b[K clears what a longer line drawn before left behind
+    const line = `\r${this.what} [${bar}] ${mb(this.done_)}/${mb(this.total)} ${mb(rate)}/s ETA ${eta}\x1b[K`;
     sys.writeAll(2, new TextEncoder().encode(line));
   }
 
