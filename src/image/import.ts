@@ -105,9 +105,11 @@ async function importLayer(
   return stageLayer(store, readTar(tar), asLayer, async () => {
     // the digests cover the whole blob, past the tar's end-of-archive blocks
     for await (const _ of tar.rest()) void _;
+    // each once: a CryptoHasher starts over after digest()
     const diffId = digestOf(tarHash);
-    if (want.digest && digestOf(raw) !== want.digest) {
-      throw new ArchiveError(`a layer's digest is ${digestOf(raw)}, not ${want.digest} as its manifest says: the archive is corrupt`);
+    const digest = digestOf(raw);
+    if (want.digest && digest !== want.digest) {
+      throw new ArchiveError(`a layer's digest is ${digest}, not ${want.digest} as its manifest says: the archive is corrupt`);
     }
     if (want.diffId && diffId !== want.diffId) {
       throw new ArchiveError(`a layer's content digest is ${diffId}, not ${want.diffId} as the image config says: the archive is corrupt`);

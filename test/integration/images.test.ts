@@ -1,7 +1,7 @@
 // Images: import each kind of input (made here, with GNU tar), run it on an
 // overlay, keep and remove containers.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
@@ -201,6 +201,22 @@ describe("image archives", () => {
     expect(r.code).toBe(125);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toMatch(/corrupt/);
+    noDebris(dir);
+  });
+
+  test("a layer blob replaced by another valid one is refused, naming the digest it has and the one it should", async () => {
+    const w = workdir();
+    const oci = await ociLayout(w, layers(w), "example.com/demo:3", { Cmd: ["true"] });
+    const manifest = JSON.parse(readFileSync(join(oci, "blobs/sha256", JSON.parse(readFileSync(join(oci, "index.json"), "utf8")).manifests[0].digest.slice(7)), "utf8"));
+    const want = manifest.layers[0].digest as string;
+    // another well-formed gzip tar under the first layer's name
+    const other = tarOf(layerDir(w, "other", { "x/other": "other\n" }), join(w, "other.tar"));
+    sh(`gzip -n -c ${other} > ${join(oci, "blobs/sha256", want.slice(7))}`);
+    const has = `sha256:${await sha256(join(oci, "blobs/sha256", want.slice(7)))}`;
+    const { env, dir } = freshStore();
+    const r = inStore(env, ["import", oci]);
+    expect(r.code).toBe(125);
+    expect(r.stderr.trim()).toBe(`bunker: ${oci}: a layer's digest is ${has}, not ${want} as its manifest says: the archive is corrupt`);
     noDebris(dir);
   });
 });
