@@ -3,7 +3,7 @@ import { BunkerError } from "../errors.ts";
 import { ByteReader } from "../image/bytes.ts";
 import { type ContainerRecord, type ImageRecord, Store } from "../image/store.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../image/tar.ts";
-import { U } from "../image/unpack.ts";
+import { decodeRecordHead, U } from "../image/unpack.ts";
 import { compilePack } from "../linux/compile.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
@@ -25,11 +25,8 @@ async function* readRecords(source: AsyncIterable<Uint8Array>): AsyncGenerator<{
   for (;;) {
     const head = await r.readExact(40);
     if (!head) throw new BunkerError("reading the file system stopped early");
-    const dv = new DataView(head.buffer, head.byteOffset, 40);
-    const type = head[0]!;
-    const pathLen = dv.getUint16(2, true);
-    const linkLen = dv.getUint32(16, true);
-    const size = Number(dv.getBigUint64(32, true));
+    const { pathLen, linkLen, record } = decodeRecordHead(head);
+    const { type, size } = record;
     if (type === U.END) return;
     const path = dec.decode(await r.readExact(pathLen));
     const link = linkLen ? dec.decode(await r.readExact(linkLen)) : "";
@@ -42,10 +39,10 @@ async function* readRecords(source: AsyncIterable<Uint8Array>): AsyncGenerator<{
     const header: TarHeader = {
       type: kind,
       path,
-      mode: dv.getUint32(4, true),
-      uid: dv.getUint32(8, true),
-      gid: dv.getUint32(12, true),
-      mtime: Number(dv.getBigInt64(24, true)) + dv.getUint32(20, true) / 1e9,
+      mode: record.mode,
+      uid: record.uid,
+      gid: record.gid,
+      mtime: record.mtime,
       size: kind === "file" ? size : 0,
       linkname: link,
       xattrs,

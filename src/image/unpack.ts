@@ -28,7 +28,7 @@ export interface Record_ {
 
 const enc = new TextEncoder();
 
-/** The 40-byte header and names of a record (ffi/unpack.c reads the same layout). */
+/** The 40-byte header and names of a record (ffi/unpack.c reads the same layout; decodeRecordHead below reads it back). */
 export function encodeRecord(r: Record_): Uint8Array {
   const path = enc.encode(r.path);
   const link = enc.encode(r.link ?? "");
@@ -49,6 +49,24 @@ export function encodeRecord(r: Record_): Uint8Array {
   out.set(path, 40);
   out.set(link, 40 + path.length);
   return out;
+}
+
+/** A record's 40-byte header, as OP_PACK writes it: the names' lengths, then the rest. */
+export function decodeRecordHead(head: Uint8Array): { pathLen: number; linkLen: number; record: Required<Omit<Record_, "path" | "link">> } {
+  const dv = new DataView(head.buffer, head.byteOffset, 40);
+  return {
+    pathLen: dv.getUint16(2, true),
+    linkLen: dv.getUint32(16, true),
+    record: {
+      type: head[0]!,
+      flags: head[1]!,
+      mode: dv.getUint32(4, true),
+      uid: dv.getUint32(8, true),
+      gid: dv.getUint32(12, true),
+      mtime: Number(dv.getBigInt64(24, true)) + dv.getUint32(20, true) / 1e9,
+      size: Number(dv.getBigUint64(32, true)),
+    },
+  };
 }
 
 export class ArchiveError extends BunkerError {}
