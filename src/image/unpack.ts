@@ -276,9 +276,7 @@ export async function unpack(
     failure = e;
   }
   sys.close(stage.stdin);
-  const chunks: Uint8Array[] = [];
-  for await (const c of sys.readChunks(stage.stdout, { size: 4096 })) chunks.push(c.slice());
-  const result = new TextDecoder().decode(Buffer.concat(chunks)).trim();
+  const result = sys.readFd(stage.stdout, "the unpacker's result").trim(); // one line, at its exit
   const code = await stage.proc.exited;
   const m = /^ok (\d+)$/.exec(result);
   // a stage that stopped reading (EPIPE) has said why in its result line

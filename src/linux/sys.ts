@@ -99,8 +99,8 @@ function check(rc: number | bigint, call: string, path?: string): number {
 const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000;
 const O_NOFOLLOW = 0o400000, O_CLOEXEC = 0o2000000;
 
-/** Read an open fd to its end (at most max bytes, or throw EFBIG), and close it. */
-function readFd(fd: number, what: string, max = Number.MAX_SAFE_INTEGER): string {
+/** Read an open fd (a file, or a pipe's end) to its end as text (at most max bytes, or throw EFBIG), and close it. */
+export function readFd(fd: number, what: string, max = Number.MAX_SAFE_INTEGER): string {
   const { c } = libc();
   try {
     const chunks: Uint8Array[] = [];
@@ -181,22 +181,25 @@ export function writeAll(fd: number, data: Uint8Array, what = "write"): void {
 
 /** Create (or with replace, truncate) a file and write it; never follows a symlink. */
 export function writeFile(path: string, data: string | Uint8Array, mode = 0o644, replace = false): void {
+  const fd = openWrite(path, mode, replace);
+  try {
+    writeAll(fd, typeof data === "string" ? enc.encode(data) : data, `write ${path}`);
+  } finally {
+    libc().c.close(fd);
+  }
+}
+
+/** A new file (or with replace, an existing one truncated), never through a link, open for writing with exactly `mode`. */
+export function openWrite(path: string, mode = 0o644, replace = false): number {
   const { c } = libc();
   const flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (replace ? O_TRUNC : O_EXCL);
   const fd = check(c.open(p(cstr(path)), flags, mode), "create", path);
   try {
     check(c.fchmod(fd, mode), "chmod", path); // whatever the caller's umask
-    writeAll(fd, typeof data === "string" ? enc.encode(data) : data, `write ${path}`);
-  } finally {
+  } catch (e) {
     c.close(fd);
+    throw e;
   }
-}
-
-/** A new file (never an existing one, never through a link), open for writing. */
-export function openWrite(path: string, mode = 0o644): number {
-  const { c } = libc();
-  const fd = check(c.open(p(cstr(path)), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode), "create", path);
-  check(c.fchmod(fd, mode), "chmod", path);
   return fd;
 }
 

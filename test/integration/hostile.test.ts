@@ -120,8 +120,7 @@ describe("the C unpacker on its own never leaves its directory", () => {
       // it stopped reading after a failure: its result says which
     }
     sys.close(stage.stdin);
-    let out = "";
-    for await (const c of sys.readChunks(stage.stdout)) out += new TextDecoder().decode(c);
+    const out = sys.readFd(stage.stdout, "the unpacker's result");
     await stage.proc.exited;
     return out.trim();
   }
