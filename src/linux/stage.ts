@@ -6,13 +6,19 @@
 // embeds it, so dist/bunker is the one file a host needs.
 import stagePath from "../../build/bunker-stage" with { type: "file" };
 import { BunkerError } from "../errors.ts";
+import { stateRoot } from "../runtime/state.ts";
 import type { Plan } from "./plan.ts";
 import * as sys from "./sys.ts";
 
-async function stageBytes(): Promise<Uint8Array> {
-  const f = Bun.file(stagePath);
-  if (!(await f.exists())) throw new BunkerError(`the C stage is missing (${stagePath}): run 'npm run build'`);
-  return new Uint8Array(await f.arrayBuffer());
+let loaded: Promise<Uint8Array> | undefined;
+
+/** The stage's bytes, read once per process (an import spawns a stage per layer). */
+function stageBytes(): Promise<Uint8Array> {
+  return (loaded ??= (async () => {
+    const f = Bun.file(stagePath);
+    if (!(await f.exists())) throw new BunkerError(`the C stage is missing (${stagePath}): run 'npm run build'`);
+    return new Uint8Array(await f.arrayBuffer());
+  })());
 }
 
 /** The stage as a sealed, executable memfd: a container can see it as
@@ -50,7 +56,13 @@ function stageFile(bytes: Uint8Array, stateDir: string): string {
   return path;
 }
 
-const refused = (e: unknown) => e instanceof sys.SysError && (e.code === "EACCES" || e.code === "EPERM");
+/** The kernel refused to create or execute an executable memfd (our SysError, or Bun.spawn's error). */
+const refused = (e: unknown) => ["EACCES", "EPERM"].includes((e as { code?: string } | undefined)?.code ?? "");
+
+const noExec = (stateDir: string) =>
+  new BunkerError(
+    `cannot execute the C stage: this kernel forbids executing memfds (vm.memfd_noexec) and ${stateDir} is mounted noexec; set XDG_RUNTIME_DIR to a directory on a file system that allows exec`,
+  );
 
 export interface StageProcess {
   proc: Bun.Subprocess<"ignore", "pipe", "inherit">;
@@ -66,18 +78,40 @@ export interface StageProcess {
  * are plain pipes this process writes and reads with blocking calls: for
  * bulk data, Bun's streams cost more than the work. The plan is fd 3.
  */
-export async function spawnStage(plan: Plan): Promise<StageProcess> {
+export async function spawnStage(plan: Plan, stateDir: () => string = stateRoot): Promise<StageProcess> {
   const bytes = await stageBytes();
   const planFd = sys.memfd("bunker-plan", sys.MFD_CLOEXEC);
-  const stage = sealedStage(bytes);
   const input = sys.pipe(1 << 20);
   const output = sys.pipe(1 << 20);
+  const spawn = (stage: number | string) =>
+    Bun.spawn([typeof stage === "number" ? "/proc/self/fd/4" : stage, "3"], {
+      stdio: [input[0], output[1], "inherit", planFd, typeof stage === "number" ? stage : "ignore"],
+      env: {},
+    });
   try {
     sys.writeAll(planFd, plan.encode());
-    const proc = Bun.spawn([`/proc/self/fd/4`, "3"], { stdio: [input[0], output[1], "inherit", planFd, stage], env: {} });
+    let proc: ReturnType<typeof spawn> | undefined;
+    let stage: number | undefined;
+    try {
+      stage = sealedStage(bytes);
+      proc = spawn(stage);
+    } catch (e) {
+      if (!refused(e)) throw e;
+    } finally {
+      if (stage !== undefined) sys.close(stage);
+    }
+    if (!proc) {
+      // memfd exec refused: run a copy from the state directory, as execStage does
+      const dir = stateDir();
+      try {
+        proc = spawn(stageFile(bytes, dir));
+      } catch (e) {
+        throw refused(e) ? noExec(dir) : e;
+      }
+    }
     return { proc: proc as unknown as StageProcess["proc"], stdin: input[1], stdout: output[0] };
   } finally {
-    for (const fd of [planFd, stage, input[0], output[1]]) sys.close(fd);
+    for (const fd of [planFd, input[0], output[1]]) sys.close(fd);
   }
 }
 
@@ -98,9 +132,6 @@ export async function execStage(plan: Plan, stateDir: string): Promise<never> {
   try {
     return sys.exec(stageFile(bytes, stateDir), argv, []);
   } catch (e) {
-    if (!refused(e)) throw e;
-    throw new BunkerError(
-      `cannot execute the C stage: this kernel forbids executing memfds (vm.memfd_noexec) and ${stateDir} is mounted noexec; set XDG_RUNTIME_DIR to a directory on a file system that allows exec`,
-    );
+    throw refused(e) ? noExec(stateDir) : e;
   }
 }

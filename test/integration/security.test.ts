@@ -4,6 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, asUser, runSh, setup } from "./harness.ts";
+import { freshStore, rootfsDir, tarOf, workdir } from "./store.ts";
 
 const h = setup();
 const sha = (p: string) => new Bun.CryptoHasher("sha256").update(readFileSync(p)).digest("hex");
@@ -85,15 +86,18 @@ describe.skipIf(!asRoot)("a host that lacks something else", () => {
   test("memfds not executable (vm.memfd_noexec=2): a copy in the state directory, unless it is noexec", () => {
     const dir = mkdtempSync(join(h.dir, "noexec-"));
     chmodSync(dir, 0o777);
-    const run = (what: string) =>
-      asUser([h.bin, "run", h.main.rootfs, "echo", what], { env: { XDG_RUNTIME_DIR: dir } })
-        .map((a) => `'${a}'`)
-        .join(" ");
+    const quote = (argv: string[]) => argv.map((a) => `'${a}'`).join(" ");
+    const run = (what: string) => quote(asUser([h.bin, "run", h.main.rootfs, "echo", what], { env: { XDG_RUNTIME_DIR: dir } }));
+    // the store's commands spawn the stage rather than becoming it: the same copy serves them
+    const w = workdir();
+    const tar = tarOf(rootfsDir(w), join(w, "base.tar"));
+    const store = freshStore();
+    const imp = quote(asUser([h.bin, "import", tar, "--name", "noexec"], { env: { XDG_RUNTIME_DIR: dir, ...store.env } }));
     // vm.memfd_noexec belongs to the PID namespace: set it in a new one
     const r = sh(
-      `unshare -p -f -m --mount-proc sh -c "echo 2 > /proc/sys/vm/memfd_noexec && ${run("via-copy")} && mount -t tmpfs -o noexec,mode=777 tmpfs ${dir} && ${run("never")}"`,
+      `unshare -p -f -m --mount-proc sh -c "echo 2 > /proc/sys/vm/memfd_noexec && ${run("via-copy")} && ${imp} && mount -t tmpfs -o noexec,mode=777 tmpfs ${dir} && ${run("never")}"`,
     );
-    expect(r.stdout.toString()).toBe("via-copy\n");
+    expect(r.stdout.toString()).toMatch(/^via-copy\nnoexec:latest sha256:[0-9a-f]{64}\n$/);
     expect(r.stderr.toString().trim()).toBe(
       `bunker: cannot execute the C stage: this kernel forbids executing memfds (vm.memfd_noexec) and ${dir}/bunker is mounted noexec; set XDG_RUNTIME_DIR to a directory on a file system that allows exec`,
     );
