@@ -8,6 +8,8 @@ test("parseSubids finds a user's ranges by name or by uid", () => {
   expect(parseSubids(subuid, "dave", 1000)).toEqual([{ start: 300000, count: 10 }]);
   expect(parseSubids(subuid, "carol", 5)).toEqual([]);
   expect(parseSubids("", "alice", 1)).toEqual([]);
+  // indented lines and CRLF endings, as hand-edited files have them
+  expect(parseSubids("  erin:200000:100\r\n  # indented comment\r\n", "erin", 7)).toEqual([{ start: 200000, count: 100 }]);
 });
 
 test("rangeMaps puts the user at 0 and the ranges after it", () => {
