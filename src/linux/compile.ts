@@ -95,6 +95,27 @@ export interface CompileContext {
 
 const withHint = (desc: string, hint?: string) => (hint ? `${desc}\t${hint}` : desc);
 
+function makePrivate(plan: Plan, hint?: string): void {
+  plan.add(Op.MOUNT, withHint("make the mount namespace private", hint), {
+    flags: OpFlag.HOST_TARGET,
+    strs: ["", "/", "", ""],
+    ints: [MS.REC | MS.PRIVATE, Create.NONE, -1],
+  });
+}
+
+/** An overlay of `lower` (top first) on `at`: writable with an upper and work directory, else read-only. */
+function addOverlay(plan: Plan, at: string, what: string, lower: string[], rw?: { upper: string; work: string }): void {
+  const paths = rw ? [...lower, rw.upper, rw.work] : lower;
+  if (paths.some((p) => /[:,\\]/.test(p))) throw new BunkerError(`the store's path holds ':' or ',', which overlayfs cannot take: set XDG_DATA_HOME elsewhere`);
+  const data = `lowerdir=${lower.join(":")}${rw ? `,upperdir=${rw.upper},workdir=${rw.work}` : ""},userxattr`;
+  if (data.length > 4000) throw new BunkerError(`the image has too many layers (${lower.length}) for one overlay mount`);
+  plan.add(Op.MOUNT, withHint(`mount ${what} (overlayfs) on ${at}`, "overlayfs in a user namespace needs Linux 5.11"), {
+    flags: OpFlag.HOST_TARGET,
+    strs: ["overlay", at, "overlay", data],
+    ints: [rw ? 0 : MS.RDONLY, Create.NONE, -1],
+  });
+}
+
 /**
  * The order, and why:
  * - stage: clone; write the id maps (or run newuidmap/newgidmap); release.
@@ -120,25 +141,10 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   // --- the child: the file system, on the host's /proc ---------------------
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
   plan.add(Op.DUMPABLE, "make the setup process non-dumpable", { ints: [0] });
-  plan.add(Op.MOUNT, withHint("make the mount namespace private", ctx.hint), {
-    flags: OpFlag.HOST_TARGET,
-    strs: ["", "/", "", ""],
-    ints: [MS.REC | MS.PRIVATE, Create.NONE, -1],
-  });
+  makePrivate(plan, ctx.hint);
   if (ns.has("uts") && spec.hostname) plan.add(Op.SETHOSTNAME, `set hostname ${spec.hostname}`, { strs: [spec.hostname] });
   if (ns.has("network")) plan.add(Op.LOOPBACK, "bring up the loopback interface");
-  if (ctx.overlay) {
-    const o = ctx.overlay;
-    const paths = [...o.lower, o.upper, o.work];
-    if (paths.some((p) => /[:,\\]/.test(p))) throw new BunkerError(`the store's path holds ':' or ',', which overlayfs cannot take: set XDG_DATA_HOME elsewhere`);
-    const data = `lowerdir=${o.lower.join(":")},upperdir=${o.upper},workdir=${o.work},userxattr`;
-    if (data.length > 4000) throw new BunkerError(`the image has too many layers (${o.lower.length}) for one overlay mount`);
-    plan.add(Op.MOUNT, withHint(`mount the image's layers (overlayfs) on ${rootfs}`, "overlayfs in a user namespace needs Linux 5.11"), {
-      flags: OpFlag.HOST_TARGET,
-      strs: ["overlay", rootfs, "overlay", data],
-      ints: [0, Create.NONE, -1],
-    });
-  }
+  if (ctx.overlay) addOverlay(plan, rootfs, "the image's layers", ctx.overlay.lower, ctx.overlay);
   plan.add(Op.ROOT, `bind the root filesystem ${rootfs}`, { strs: [rootfs] });
 
   const mounts = spec.mounts ?? [];
@@ -293,13 +299,8 @@ export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsC
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
   let root = dirs[0]!;
   if (dirs.length > 1) {
-    if (dirs.some((d) => /[:,\\]/.test(d))) throw new BunkerError(`the store's path holds ':' or ',', which overlayfs cannot take: set XDG_DATA_HOME elsewhere`);
-    plan.add(Op.MOUNT, "make the mount namespace private", { flags: OpFlag.HOST_TARGET, strs: ["", "/", "", ""], ints: [MS.REC | MS.PRIVATE, Create.NONE, -1] });
-    plan.add(Op.MOUNT, withHint(`mount the layers (overlayfs) on ${at}`, "overlayfs in a user namespace needs Linux 5.11"), {
-      flags: OpFlag.HOST_TARGET,
-      strs: ["overlay", at, "overlay", `lowerdir=${dirs.join(":")},userxattr`],
-      ints: [MS.RDONLY, Create.NONE, -1],
-    });
+    makePrivate(plan);
+    addOverlay(plan, at, "the layers", dirs);
     root = at;
   }
   plan.add(Op.PACK, `read ${root}`, { strs: [root] });
