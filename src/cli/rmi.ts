@@ -13,10 +13,11 @@ export default {
     if (positionals.length === 0) throw new BunkerError("rmi needs an image: bunker rmi NAME|ID...");
     const { Store } = await import("../image/store.ts");
     const store = new Store();
+    const containers = store.containers(); // rmi removes none: read them once
     for (const ref of positionals) {
       const image = store.find(ref);
       if (!image) throw new BunkerError(`no such image: ${ref}`);
-      const users = store.containers().filter((c) => c.image === image.id);
+      const users = containers.filter((c) => c.image === image.id);
       if (users.length) {
         throw new BunkerError(`image ${ref} is used by container ${users[0]!.name ?? users[0]!.id.slice(0, 12)}: remove that first ('bunker rm')`);
       }

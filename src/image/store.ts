@@ -16,7 +16,7 @@ import { chooseMaps, type MapChoice } from "../linux/idmap.ts";
 import { compileRmtree } from "../linux/compile.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
-import type { IdMapping, Spec } from "../spec/types.ts";
+import type { Spec } from "../spec/types.ts";
 import { findHelper, identity, subIds } from "../runtime/host.ts";
 import { privateDir } from "../runtime/state.ts";
 
@@ -302,4 +302,3 @@ export function writeAtomic(path: string, data: string): void {
   sys.rename(tmp, path);
 }
 
-export type { IdMapping };

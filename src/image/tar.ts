@@ -77,7 +77,7 @@ function checksumOk(b: Uint8Array): boolean {
 }
 
 /** PAX records: "LEN KEY=VALUE\n", LEN counting the whole record. */
-export function parsePax(data: Uint8Array): Map<string, Uint8Array> {
+function parsePax(data: Uint8Array): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
   let off = 0;
   while (off < data.length) {
@@ -158,7 +158,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | ByteReader): 
     const type = TYPES[flag];
     if (!type) throw new TarError(`unsupported tar entry type '${flag === "\0" ? "\\0" : flag}' (sparse or multi-volume archives are not supported)`);
 
-    const ext = new Map([...global, ...(pax ?? [])]);
+    const ext = pax ? new Map([...global, ...pax]) : global; // read only
     const text = (k: string) => (ext.has(k) ? dec.decode(ext.get(k)) : undefined);
     const number = (k: string, fallback: number) => {
       const t = text(k);
@@ -274,7 +274,8 @@ export function encodeHeader(h: TarHeader): Uint8Array {
   const name = h.type === "dir" && !h.path.endsWith("/") ? `${h.path}/` : h.path;
   const size = h.type === "file" ? h.size : 0;
   const records: Uint8Array[] = [];
-  if (enc.encode(name).length > 100) records.push(paxRecord("path", name));
+  const long = enc.encode(name).length > 100;
+  if (long) records.push(paxRecord("path", name));
   if (enc.encode(h.linkname).length > 100) records.push(paxRecord("linkpath", h.linkname));
   if (size > 0o77777777777) records.push(paxRecord("size", String(size)));
   if (h.uid > 0o7777777) records.push(paxRecord("uid", String(h.uid)));
@@ -283,7 +284,7 @@ export function encodeHeader(h: TarHeader): Uint8Array {
   for (const [k, v] of Object.entries(h.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
     records.push(paxRecord(`SCHILY.xattr.${k}`, v));
   }
-  const main = block(h, enc.encode(name).length > 100 ? name.slice(-99) : name, FLAG[h.type], size);
+  const main = block(h, long ? name.slice(-99) : name, FLAG[h.type], size);
   if (records.length === 0) return main;
   const paxData = new Uint8Array(records.reduce((n, r) => n + r.length, 0));
   records.reduce((off, r) => (paxData.set(r, off), off + r.length), 0);
@@ -295,9 +296,11 @@ export function encodeHeader(h: TarHeader): Uint8Array {
   return out;
 }
 
-/** Zero bytes to the next 512-byte boundary after n bytes of data. */
+const ZEROS = new Uint8Array(512);
+
+/** Zero bytes to the next 512-byte boundary after n bytes of data (shared: never write to it). */
 export function padding(n: number): Uint8Array {
-  return new Uint8Array(pad(n));
+  return ZEROS.subarray(0, pad(n));
 }
 
 /** Two zero blocks: the end of an archive. */

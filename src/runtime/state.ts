@@ -27,9 +27,15 @@ export function privateDir(dir: string): string {
   return dir;
 }
 
-export function stateRoot(): string {
+/** Where the runtime state lives, whether or not it exists yet. */
+function statePath(): string {
   const xdg = process.env.XDG_RUNTIME_DIR;
-  return privateDir(xdg?.startsWith("/") ? `${xdg}/bunker` : `/tmp/bunker-${process.getuid!()}`);
+  return xdg?.startsWith("/") ? `${xdg}/bunker` : `/tmp/bunker-${process.getuid!()}`;
+}
+
+/** The runtime state directory, created (private) if needed. */
+export function stateRoot(): string {
+  return privateDir(statePath());
 }
 
 export interface ContainerState {
@@ -48,6 +54,9 @@ export function starttime(pid: number): string | undefined {
   return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
 }
 
+/** Its stage still runs: the pid exists and was started when the state says (not reused). */
+const alive = (st: ContainerState) => starttime(st.pid) === st.starttime;
+
 export function readState(root: string, id: string): ContainerState | undefined {
   try {
     return JSON.parse(sys.readFile(`${root}/containers/${id}/state.json`)) as ContainerState;
@@ -58,15 +67,14 @@ export function readState(root: string, id: string): ContainerState | undefined 
 
 /** Containers whose bunker is running, from the runtime state directory. */
 export function running(): ContainerState[] {
-  const xdg = process.env.XDG_RUNTIME_DIR;
-  const root = xdg?.startsWith("/") ? `${xdg}/bunker` : `/tmp/bunker-${process.getuid!()}`;
+  const root = statePath();
   let ids: string[];
   try {
     ids = sys.readdir(`${root}/containers`);
   } catch {
     return [];
   }
-  return ids.map((id) => readState(root, id)).filter((s): s is ContainerState => s !== undefined && starttime(s.pid) === s.starttime);
+  return ids.map((id) => readState(root, id)).filter((s): s is ContainerState => s !== undefined && alive(s));
 }
 
 export class ContainerDir {
@@ -106,7 +114,7 @@ export class ContainerDir {
         }
         const owner = sys.readlink(link);
         const st = readState(this.root, owner);
-        if (st && starttime(st.pid) === st.starttime) {
+        if (st && alive(st)) {
           throw new BunkerError(`the container name "${name}" is already in use by container ${owner.slice(0, 12)}: choose another --name`);
         }
         // stale: its stage was killed before it could tidy up
