@@ -92,5 +92,8 @@ export function parseCli<D extends ArgsDef>(defs: D, raw: readonly string[], opt
     }
     positionals.push(arg);
   }
+  if (positionals.length && !Object.values(defs).some((d) => d.type === "positional")) {
+    throw new BunkerError(`${opts.verb} takes no arguments, got "${positionals[0]}"`);
+  }
   return { values, positionals };
 }

@@ -1,4 +1,3 @@
-import { BunkerError } from "../errors.ts";
 import { parseCli } from "./args.ts";
 import type { Command } from "./command.ts";
 import { table } from "./table.ts";
@@ -17,8 +16,7 @@ function size(n: number): string {
 export default {
   def: { meta: { name: "images", description: "List the images in the store" }, args: imagesArgs },
   async run(rawArgs) {
-    const { values, positionals } = parseCli(imagesArgs, rawArgs, { verb: "images" });
-    if (positionals.length) throw new BunkerError(`images takes no arguments, got "${positionals[0]}"`);
+    const { values } = parseCli(imagesArgs, rawArgs, { verb: "images" });
     const { Store } = await import("../image/store.ts");
     const images = new Store().index().images;
     if (values.json) {

@@ -1,4 +1,3 @@
-import { BunkerError } from "../errors.ts";
 import { parseCli } from "./args.ts";
 import type { Command } from "./command.ts";
 import { table } from "./table.ts";
@@ -20,8 +19,7 @@ function ago(iso: string): string {
 export default {
   def: { meta: { name: "ps", description: "List containers" }, args: psArgs },
   async run(rawArgs) {
-    const { values, positionals } = parseCli(psArgs, rawArgs, { verb: "ps" });
-    if (positionals.length) throw new BunkerError(`ps takes no arguments, got "${positionals[0]}"`);
+    const { values } = parseCli(psArgs, rawArgs, { verb: "ps" });
     const { running } = await import("../runtime/state.ts");
     const { Store } = await import("../image/store.ts");
     const live = new Map(running().map((s) => [s.id, s]));

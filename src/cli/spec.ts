@@ -13,8 +13,7 @@ const specArgs = {
 export default {
   def: { meta: { name: "spec", description: "Write a default OCI runtime config.json, as `runc spec` does" }, args: specArgs },
   run(rawArgs) {
-    const { values, positionals } = parseCli(specArgs, rawArgs, { verb: "spec" });
-    if (positionals.length) throw new BunkerError(`spec takes no arguments, got "${positionals[0]}"`);
+    const { values } = parseCli(specArgs, rawArgs, { verb: "spec" });
     const dir = (values.bundle as string | undefined) ?? ".";
     const path = `${dir}/config.json`;
     const rootless = values.rootless as boolean;

@@ -34,3 +34,9 @@ test("bad flags are errors that say where to look", () => {
   expect(() => parse(["--e", "x"])).toThrow("unknown flag: --e");
   expect(() => parse(["--target", "x"])).toThrow("unknown flag: --target");
 });
+
+test("a verb that declares no positionals refuses arguments by name", () => {
+  const defs = { json: { type: "boolean", description: "JSON" } } as const;
+  expect(parseCli(defs, ["--json"], { verb: "images" }).values.json).toBe(true);
+  expect(() => parseCli(defs, ["--json", "extra"], { verb: "images" })).toThrow('images takes no arguments, got "extra"');
+});
