@@ -182,9 +182,18 @@ export class Store {
       sys.symlink(id, this.nameLink(name));
     } catch (e) {
       if (!(e instanceof sys.SysError && e.code === "EEXIST")) throw e;
-      const owner = Store.nameOwner(name) ?? "?";
-      throw new BunkerError(`the container name "${name}" is already in use by container ${owner.slice(0, 12)}: remove it with 'bunker rm ${name}' or choose another --name`);
+      throw Store.nameInUse(name, Store.nameOwner(name) ?? "?");
     }
+  }
+
+  /** The error for a name a stored container holds. */
+  static nameInUse(name: string, owner: string): BunkerError {
+    return new BunkerError(`the container name "${name}" is already in use by container ${owner.slice(0, 12)}: remove it with 'bunker rm ${name}' or choose another --name`);
+  }
+
+  /** Give up a name, if container id holds it. */
+  releaseName(name: string, id: string): void {
+    if (Store.nameOwner(name) === id) sys.unlink(this.nameLink(name));
   }
 
   /** The container's directory: its upper layer, overlay work dir, mount point and record. */
@@ -225,7 +234,7 @@ export class Store {
 
   async removeContainer(c: ContainerRecord): Promise<void> {
     await this.remove([this.containerDir(c.id)]);
-    if (c.name && Store.nameOwner(c.name) === c.id) sys.unlink(this.nameLink(c.name));
+    if (c.name) this.releaseName(c.name, c.id);
   }
 
   /** Drop an image from the index, then the layers no image uses any more. */

@@ -82,7 +82,8 @@ export async function run(target: string, command: string[], flags: RunFlags): P
   const id = sys.randomHex(32);
   // a name is an image first, as in Docker; "/..." and "./..." are always directories
   const imageFirst = !target.startsWith("/") && !target.startsWith(".");
-  const stored = imageFirst && sys.stat(`${Store.dataRoot()}/images.json`) ? new Store().find(target) : undefined;
+  const store = imageFirst && sys.stat(`${Store.dataRoot()}/images.json`) ? new Store() : undefined;
+  const stored = store?.find(target);
   const local = stored ? undefined : loadTarget(target);
   if (!stored && !local) {
     throw new BunkerError(
@@ -91,7 +92,7 @@ export async function run(target: string, command: string[], flags: RunFlags): P
         : `${target}: no such directory: give a root filesystem directory or an OCI bundle`,
     );
   }
-  const img = stored ? openImage(new Store(), stored, id, flags) : undefined;
+  const img = stored ? openImage(store!, stored, id, flags) : undefined;
   const { rootfs, bundle, bundleDir } = local ?? { rootfs: img!.rootfs };
 
   const built = buildSpec({
@@ -168,7 +169,7 @@ export async function run(target: string, command: string[], flags: RunFlags): P
 /** A name held by a stopped container of the store is taken too, as in Docker. */
 function refuseStoredName(name: string): void {
   const owner = Store.nameOwner(name);
-  if (owner) throw new BunkerError(`the container name "${name}" is already in use by container ${owner.slice(0, 12)}: remove it with 'bunker rm ${name}' or choose another --name`);
+  if (owner) throw Store.nameInUse(name, owner);
 }
 
 /** An image from the store, and the container it gets: its own upper layer
@@ -178,17 +179,17 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
   if (flags.userns === "single" && store.ranges) {
     throw new BunkerError("this store's images were unpacked with subordinate id ranges: --userns=single cannot run them");
   }
-  const layers = record.layers.map((d) => `${store.layerDir(d)}/diff`);
+  const top = record.layers.map((d) => `${store.layerDir(d)}/diff`).reverse(); // overlayfs and lookups go top first
   const dir = store.containerDir(id);
   return {
     rootfs: `${dir}/rootfs`,
     dir,
     maps,
     record,
-    overlay: { lower: [...layers].reverse(), upper: `${dir}/upper`, work: `${dir}/work` },
+    overlay: { lower: top, upper: `${dir}/upper`, work: `${dir}/work` },
     /** A file of the image: from the topmost layer that has it. */
     readRoot: (path: string) => {
-      for (const l of [...layers].reverse()) {
+      for (const l of top) {
         const text = sys.readInRoot(l, path);
         if (text !== undefined) return text;
       }
@@ -198,7 +199,7 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
     nameLink: (name: string) => store.nameLink(name),
     record_: (spec: Spec, name?: string) => store.createContainer(id, { image: record, name, spec }),
     discard: async (name?: string) => {
-      if (name && Store.nameOwner(name) === id) sys.unlink(store.nameLink(name));
+      if (name) store.releaseName(name, id);
       await store.remove([dir]).catch(() => {});
     },
   };
