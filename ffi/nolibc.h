@@ -127,6 +127,11 @@ static ssize_t splice(int in, long *inoff, int out, long *outoff, size_t n, unsi
   return SYS6(__NR_splice, in, inoff, out, outoff, n, flags);
 }
 static int fsetxattr(int fd, const char *name, const void *v, size_t n, int flags) { return (int)SYS5(__NR_fsetxattr, fd, name, v, n, flags); }
+static int renameat(int od, const char *o, int nd, const char *n) { return (int)SYS4(__NR_renameat, od, o, nd, n); }
+static int pipe2(int fds[2], int flags) { return (int)SYS2(__NR_pipe2, fds, flags); }
+static int setns(int fd, int type) { return (int)SYS2(__NR_setns, fd, type); }
+#define CLOCK_REALTIME 0
+static int clock_gettime(int clk, struct timespec_ *t) { return (int)SYS2(__NR_clock_gettime, clk, t); }
 static int rmdir(const char *p) { return (int)SYS3(__NR_unlinkat, AT_FDCWD, p, AT_REMOVEDIR); }
 static int openat2(int dir, const char *p, struct open_how *how) { return (int)SYS4(__NR_openat2, dir, p, how, sizeof *how); }
 static int mount_setattr(int dir, const char *p, unsigned flags, struct mount_attr *a) {
@@ -343,6 +348,28 @@ static void putnum(struct buf *b, long v) {
   while (u);
   if (neg) d[--i] = '-';
   put(b, d + i, sizeof d - (size_t)i);
+}
+/* v in decimal, zero-padded to width digits */
+static void putpad(struct buf *b, long v, int width) {
+  char d[24];
+  int i = sizeof d;
+  do d[--i] = (char)('0' + v % 10), v /= 10, width--;
+  while (v || width > 0);
+  put(b, d + i, sizeof d - (size_t)i);
+}
+/* The time now in RFC 3339 with nanoseconds, UTC: 2026-11-27T21:44:21.123456789Z */
+static void puttime(struct buf *b) {
+  struct timespec_ t = { 0, 0 };
+  clock_gettime(CLOCK_REALTIME, &t);
+  long days = t.sec / 86400, secs = t.sec % 86400;
+  /* civil date from days since 1970-01-01 (H. Hinnant's algorithm) */
+  long z = days + 719468, era = z / 146097, doe = z - era * 146097;
+  long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  long doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+  long d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2);
+  putpad(b, y, 4), put(b, "-", 1), putpad(b, m, 2), put(b, "-", 1), putpad(b, d, 2), put(b, "T", 1);
+  putpad(b, secs / 3600, 2), put(b, ":", 1), putpad(b, secs / 60 % 60, 2), put(b, ":", 1), putpad(b, secs % 60, 2);
+  put(b, ".", 1), putpad(b, t.nsec, 9), put(b, "Z", 1);
 }
 static int overflowed(const struct buf *b) { return b->overflow; }
 static void write_all(int fd, const char *p, size_t n) {

@@ -31,7 +31,13 @@ enum {
   OP_RELEASE = 4,   /* let the child run its ops */
   OP_SUPERVISE = 5, /* ints: SV_* flags, mask of signals to forward; proxy, reap */
   OP_CLEANUP = 6,   /* strs: paths to unlink ("/" suffix: rmdir); runs at exit, also on failure */
-  OP_STATUS = 7,    /* strs: a file to write the exit status to */
+  OP_STATUS = 7,    /* strs: a file to write "STATUS TIME" to */
+  OP_DETACH = 8,    /* strs: log file ("" none); ints: log size cap, keep stdin open.
+                       Before OP_CLONE: a session of our own; the child's stdout and
+                       stderr become pipes we log; fd 1 hears 'R' once the command runs */
+  OP_RECORD = 9,    /* strs: a file to write "PID STARTTIME CHILD CHILD_STARTTIME TIME" to */
+  OP_JOIN = 10,     /* ints: pid, namespace flags; strs: its start time. Join its
+                       namespaces (user first); the next OP_CLONE's child is inside */
   OP_CHILD_BASE = 32,
   /* child ops */
   OP_PDEATHSIG = 32, /* ints: signal */
@@ -111,13 +117,22 @@ static pid_t spawned[8];
 static uint32_t spawned_op[8];
 static int nspawned;
 static ksigset_t fwdset; /* signals the parent forwards (from the plan), plus SIGCHLD */
+static int errfd = 2;    /* where the stage's own messages go */
+/* detached (OP_DETACH): */
+static int readyfd = -1;        /* hears 'R' once the command runs, then closes */
+static int detached;            /* OP_DETACH ran: output goes to the log */
+static int outr = -1, errr = -1; /* read ends of the container's stdout and stderr, until supervise() takes them */
+static int stdin_keep = -1;     /* write end of the container's stdin, held open (-i) */
+static int logfd = -1;
+static const char *logpath;
+static long logcap, logsize;
 
 static __attribute__((noreturn)) void die_plan(const char *why) {
   char m[256];
   struct buf b = BUF(m);
   puts_(&b, "bunker: internal error: bad plan: ");
   puts_(&b, why);
-  emit(2, &b);
+  emit(errfd, &b);
   _exit(125);
 }
 
@@ -125,7 +140,8 @@ static __attribute__((noreturn)) void die_plan(const char *why) {
 /* The fewest ints and strings each op reads; every op is checked before any runs. */
 static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CLONE] = { 1, 0 }, [OP_WRITE] = { 0, 2 }, [OP_SPAWN] = { 0, 1 }, [OP_RELEASE] = { 0, 0 },
-  [OP_SUPERVISE] = { 2, 0 }, [OP_CLEANUP] = { 0, 0 }, [OP_STATUS] = { 0, 1 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
+  [OP_SUPERVISE] = { 2, 0 }, [OP_CLEANUP] = { 0, 0 }, [OP_STATUS] = { 0, 1 }, [OP_DETACH] = { 2, 1 },
+  [OP_RECORD] = { 0, 1 }, [OP_JOIN] = { 2, 1 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
   [OP_SETHOSTNAME] = { 0, 1 }, [OP_ROOT] = { 0, 1 }, [OP_MOUNT] = { 3, 4 }, [OP_REMOUNT] = { 1, 1 },
   [OP_MASK] = { 0, 1 }, [OP_MKDIR] = { 0, 1 }, [OP_SYMLINK] = { 0, 2 }, [OP_PIVOT] = { 0, 0 },
   [OP_LOOPBACK] = { 0, 0 }, [OP_CONSOLE] = { 0, 1 }, [OP_SETSID] = { 0, 0 }, [OP_STDIN_NULL] = { 0, 0 },
@@ -135,7 +151,7 @@ static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 },
 };
 static const int VALID[OP_END] = {
-  [OP_CLONE] = 1, [OP_WRITE] = 1, [OP_SPAWN] = 1, [OP_RELEASE] = 1, [OP_SUPERVISE] = 1, [OP_CLEANUP] = 1, [OP_STATUS] = 1,
+  [OP_CLONE ... OP_JOIN] = 1,
   [OP_PDEATHSIG ... OP_PACK] = 1,
 };
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
@@ -678,6 +694,10 @@ static int run_child_op(uint32_t i, struct op *o) {
 
 static __attribute__((noreturn)) void child_main(uint32_t start) {
   reset_signals();
+  /* what only the supervisor may hold (the fds are close-on-exec, but --init never execs) */
+  int mine[] = { errfd == 2 ? -1 : errfd, readyfd, outr, errr, stdin_keep, logfd };
+  for (int k = 0; k < 6; k++)
+    if (mine[k] >= 0) close(mine[k]);
   char go;
   if (read(sock, &go, 1) != 1) _exit(125); /* the parent failed or is gone */
   for (uint32_t i = start; i < nops; i++) {
@@ -693,6 +713,148 @@ static __attribute__((noreturn)) void child_main(uint32_t start) {
 }
 
 /* ---- parent ------------------------------------------------------------- */
+/* Field 22 of /proc/PID/stat (start time in ticks), to tell a reused pid from the one meant. */
+static int starttime(pid_t pid, struct buf *out) {
+  char path[40], st[1024];
+  struct buf p = BUF(path);
+  puts_(&p, "/proc/"), putnum(&p, pid), puts_(&p, "/stat");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, st, sizeof st - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  st[n] = 0;
+  char *f = strrchr(st, ')');
+  if (!f) return -1;
+  for (int field = 2; field < 22; field++) { /* ") S ppid ...": field 3 follows ") " */
+    f = strchr(f + 1, ' ');
+    if (!f) return -1;
+  }
+  f++;
+  put(out, f, (size_t)(strchrnul(f, ' ') - f));
+  return 0;
+}
+
+/* Write a small file whole or not at all: PATH.tmp, then rename. */
+static int write_atomic(const char *path, const struct buf *b) {
+  char tmp[PATH_MAX];
+  struct buf t = BUF(tmp);
+  puts_(&t, path), puts_(&t, ".tmp");
+  if (overflowed(&t)) { errno = ENAMETOOLONG; return -1; }
+  int fd = openat(AT_FDCWD, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  write_all(fd, b->p, b->len);
+  close(fd);
+  return renameat(AT_FDCWD, tmp, AT_FDCWD, path);
+}
+
+/* ---- the log of a detached container: CRI's format, as Podman's k8s-file:
+ *   2026-11-27T21:44:21.123456789Z stdout F a whole line
+ *   2026-11-27T21:44:21.123456789Z stderr P part of a line (no newline)
+ * Past logcap bytes the log moves to LOG.1 (replacing it) and starts again. */
+struct stream {
+  size_t len;
+  char buf[8192];
+};
+static struct stream streams[2]; /* stdout, stderr (zeroed: in .bss, not in the binary) */
+
+static void log_reopen(int truncate) {
+  if (logfd >= 0) close(logfd);
+  logfd = openat(AT_FDCWD, logpath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0600);
+  struct stat st;
+  logsize = logfd >= 0 && fstat(logfd, &st) == 0 ? (long)st.st_size : 0;
+}
+
+static void log_flush(struct stream *s, char tag) {
+  if (logfd < 0) { s->len = 0; return; }
+  char line[sizeof s->buf + 64];
+  struct buf b = BUF(line);
+  puttime(&b);
+  puts_(&b, s == &streams[0] ? " stdout " : " stderr "), put(&b, tag == 'F' ? "F " : "P ", 2);
+  put(&b, s->buf, s->len);
+  put(&b, "\n", 1);
+  s->len = 0;
+  if (logsize > 0 && logsize + (long)b.len > logcap) {
+    char old[PATH_MAX];
+    struct buf o = BUF(old);
+    puts_(&o, logpath), puts_(&o, ".1");
+    if (!overflowed(&o) && renameat(AT_FDCWD, logpath, AT_FDCWD, old) == 0) log_reopen(1);
+  }
+  write_all(logfd, b.p, b.len);
+  logsize += (long)b.len;
+}
+
+static void log_data(struct stream *s, const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '\n') { log_flush(s, 'F'); continue; }
+    s->buf[s->len++] = p[i];
+    if (s->len == sizeof s->buf) log_flush(s, 'P');
+  }
+}
+
+static int null_fd(int fd, int flags) {
+  int n = open("/dev/null", flags | O_CLOEXEC);
+  if (n < 0) return -1;
+  int rc = dup2(n, fd);
+  close(n);
+  return rc < 0 ? -1 : 0;
+}
+
+static int do_detach(const struct op *o) {
+  int out[2], err[2];
+  if (setsid() < 0 && errno != EPERM) return -1; /* EPERM: a session leader already */
+  if ((errfd = fcntl(2, F_DUPFD_CLOEXEC, 3)) < 0 || (readyfd = fcntl(1, F_DUPFD_CLOEXEC, 3)) < 0) return -1;
+  if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) return -1;
+  if (dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) return -1;
+  close(out[1]), close(err[1]);
+  outr = out[0], errr = err[0], detached = 1;
+  if (o->ints[1]) { /* -i: stdin stays open, with nothing to read */
+    int in[2];
+    if (pipe2(in, O_CLOEXEC) < 0 || dup2(in[0], 0) < 0) return -1;
+    close(in[0]);
+    stdin_keep = in[1];
+  }
+  logpath = o->strs[0], logcap = (long)o->ints[0];
+  if (*logpath) {
+    log_reopen(0);
+    if (logfd < 0) return -1;
+  }
+  return 0;
+}
+
+/* Join the namespaces of a running container: open them all, check the pid
+ * is still the process meant, then enter, user first (it grants the rest). */
+static int do_join(const struct op *o) {
+  static const struct { const char *name; long flag; } NS[] = {
+    { "user", CLONE_NEWUSER }, { "mnt", CLONE_NEWNS }, { "pid", CLONE_NEWPID }, { "ipc", CLONE_NEWIPC },
+    { "uts", CLONE_NEWUTS }, { "net", CLONE_NEWNET }, { "cgroup", CLONE_NEWCGROUP },
+  };
+  pid_t pid = (pid_t)o->ints[0];
+  int fds[7], n = 0, rc = -1;
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  for (int k = 0; k < 7; k++) {
+    if (!(o->ints[1] & NS[k].flag)) continue;
+    char path[64];
+    struct buf p = BUF(path);
+    puts_(&p, "/proc/"), putnum(&p, pid), puts_(&p, "/ns/"), puts_(&p, NS[k].name);
+    if ((fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+      if (errno == ENOENT) errno = ESRCH;
+      goto out;
+    }
+    n++;
+  }
+  char st[24];
+  struct buf b = BUF(st);
+  if (starttime(pid, &b) < 0 || strcmp(st, o->strs[0]) != 0) { errno = ESRCH; goto out; }
+  for (int k = 0; k < n; k++)
+    if (setns(fds[k], 0) < 0) goto out;
+  rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  rc = rootfd < 0 || chdir("/") < 0 ? -1 : 0;
+out:
+  while (n > 0) keep_errno(0, fds[--n]);
+  return rc;
+}
+
 static struct termios saved_tio;
 static int raw_set;
 
@@ -724,7 +886,7 @@ static void print_error(uint32_t index, int err, int status) {
     puterr(&b, err);
   }
   if (tab) puts_(&b, "; "), puts_(&b, tab + 1);
-  emit(2, &b);
+  emit(errfd, &b);
 }
 
 static void cleanup(void) {
@@ -747,7 +909,7 @@ static __attribute__((noreturn)) void fail(uint32_t index, int err) {
     struct buf b = BUF(m);
     puts_(&b, "bunker: the stage failed: ");
     puterr(&b, err);
-    emit(2, &b);
+    emit(errfd, &b);
   } else if (index != UINT32_MAX) {
     print_error(index, err, -1);
   }
@@ -805,7 +967,18 @@ static int receive(struct msg *m, int *fd) {
   return 1;
 }
 
-/* Proxy the pty, forward signals, and wait for the child. Returns the exit code. */
+/* The command runs (its exec closed the socket without a report): a detached
+ * stage tells the CLI, and has nothing more to say on its stderr. */
+static void ready(void) {
+  if (readyfd < 0) return;
+  write_all(readyfd, "R", 1);
+  close(readyfd);
+  readyfd = -1;
+  null_fd(errfd, O_WRONLY);
+}
+
+/* Proxy the pty or log the output, forward signals, and wait for the child.
+ * Returns the exit code. */
 static int supervise(int flags) {
   int sfd = signalfd(&fwdset, SFD_CLOEXEC | SFD_NONBLOCK);
   if (sfd < 0) fail(UINT32_MAX - 1, errno);
@@ -813,15 +986,23 @@ static int supervise(int flags) {
   int in_open = (flags & SV_TTY) && (flags & SV_STDIN);
   char inbuf[4096];
   size_t inlen = 0;
+  int pipes[2] = { outr, errr }; /* closed here: a later clone's fds may take their numbers */
+  outr = errr = -1;
+  if (pipes[0] >= 0) { /* the child holds the write ends now */
+    null_fd(1, O_WRONLY);
+    null_fd(2, O_WRONLY);
+  }
 
   for (;;) {
-    if (exited && master < 0 && !sock_open) break;
-    struct pollfd p[4];
-    int np = 0, isig, isock = -1, imaster = -1, iin = -1;
+    if (exited && master < 0 && !sock_open && pipes[0] < 0 && pipes[1] < 0) break;
+    struct pollfd p[6];
+    int np = 0, isig, isock = -1, imaster = -1, iin = -1, ipipe[2] = { -1, -1 };
     p[isig = np++] = (struct pollfd){ sfd, POLLIN, 0 };
     if (sock_open) p[isock = np++] = (struct pollfd){ sock, POLLIN, 0 };
     if (master >= 0) p[imaster = np++] = (struct pollfd){ master, (short)(POLLIN | (inlen ? POLLOUT : 0)), 0 };
     if (master >= 0 && in_open && inlen < sizeof inbuf) p[iin = np++] = (struct pollfd){ 0, POLLIN, 0 };
+    for (int k = 0; k < 2; k++)
+      if (pipes[k] >= 0) p[ipipe[k] = np++] = (struct pollfd){ pipes[k], POLLIN, 0 };
     /* once the child is gone, drain what is left without waiting forever */
     int r = poll(p, (unsigned long)np, exited ? 200 : -1);
     if (r == 0) break;
@@ -845,6 +1026,7 @@ static int supervise(int flags) {
       int fd;
       if (!receive(&m, &fd)) {
         sock_open = 0; /* the child exec'd (or died): no more reports */
+        if (err_index < 0 && !exited) ready();
       } else if (m.type == MSG_ERROR && err_index < 0 && m.index >= 0 && (uint32_t)m.index < nops) {
         err_index = m.index, err = m.err;
       } else if (m.type == MSG_MASTER && fd >= 0 && master < 0) {
@@ -869,7 +1051,8 @@ static int supervise(int flags) {
       if (p[imaster].revents & (POLLIN | POLLHUP | POLLERR)) {
         char buf[16384];
         ssize_t n = read(master, buf, sizeof buf);
-        if (n > 0) write_all(1, buf, (size_t)n);
+        if (n > 0 && detached) log_data(&streams[0], buf, (size_t)n);
+        else if (n > 0) write_all(1, buf, (size_t)n);
         else if (n == 0 || errno != EAGAIN) close(master), master = -1;
       }
     }
@@ -878,6 +1061,17 @@ static int supervise(int flags) {
       if (n > 0) inlen += (size_t)n;
       else in_open = 0, inbuf[inlen++] = 4; /* end of input: send ^D */
     }
+    for (int k = 0; k < 2; k++) {
+      if (ipipe[k] < 0 || !p[ipipe[k]].revents) continue;
+      char buf[16384];
+      ssize_t n = read(pipes[k], buf, sizeof buf);
+      if (n > 0) log_data(&streams[k], buf, (size_t)n);
+      else if (n == 0 || errno != EINTR) close(pipes[k]), pipes[k] = -1;
+    }
+  }
+  for (int k = 0; k < 2; k++) {
+    if (streams[k].len) log_flush(&streams[k], 'P');
+    if (pipes[k] >= 0) close(pipes[k]);
   }
   restore_tty();
   while (!exited && waitpid(child, &status, 0) < 0 && errno == EINTR) {}
@@ -886,6 +1080,7 @@ static int supervise(int flags) {
     if (ops[err_index].code == OP_EXEC) return exec_status(&ops[err_index], err);
     return 125;
   }
+  ready(); /* a command that ran, however briefly */
   return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
@@ -957,14 +1152,29 @@ int main(int argc, char **argv) {
       else code = supervise((int)o->ints[0]);
       break;
     case OP_STATUS: {
-      char m[16];
+      char m[64];
       struct buf b = BUF(m);
-      putnum(&b, code);
-      put(&b, "\n", 1);
-      int fd = openat(AT_FDCWD, o->strs[0], O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-      if (fd >= 0) write_all(fd, b.p, b.len), close(fd);
+      putnum(&b, code), put(&b, " ", 1), puttime(&b), put(&b, "\n", 1);
+      write_atomic(o->strs[0], &b);
       break;
     }
+    case OP_DETACH:
+      if (do_detach(o) < 0) fail(i, errno);
+      break;
+    case OP_RECORD: {
+      char m[160];
+      struct buf b = BUF(m);
+      putnum(&b, getpid()), put(&b, " ", 1);
+      if (starttime(getpid(), &b) < 0) fail(i, errno);
+      put(&b, " ", 1), putnum(&b, child), put(&b, " ", 1);
+      if (starttime(child, &b) < 0) fail(i, errno);
+      put(&b, " ", 1), puttime(&b), put(&b, "\n", 1);
+      if (write_atomic(o->strs[0], &b) < 0) fail(i, errno);
+      break;
+    }
+    case OP_JOIN:
+      if (do_join(o) < 0) fail(i, errno);
+      break;
     case OP_CLEANUP: break; /* done once, at exit */
     default: fail(i, ENOSYS);
     }

@@ -17,7 +17,14 @@ const VERBS: Record<string, () => Promise<{ default: Command<any> }>> = {
   images: () => import("./cli/images.ts"),
   rmi: () => import("./cli/rmi.ts"),
   ps: () => import("./cli/ps.ts"),
-  rm: () => import("./cli/rm.ts"),
+  rm: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.rm })),
+  stop: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.stop })),
+  kill: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.kill })),
+  restart: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.restart })),
+  wait: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.wait })),
+  logs: () => import("./cli/logs.ts"),
+  exec: () => import("./cli/exec.ts"),
+  inspect: () => import("./cli/inspect.ts"),
   spec: () => import("./cli/spec.ts"),
 };
 

@@ -8,7 +8,7 @@ import { compilePack } from "../linux/compile.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import { findHelper, identity } from "../runtime/host.ts";
-import { running } from "../runtime/state.ts";
+import { readContainer, statePath } from "../runtime/state.ts";
 import { buildSpec, type RunFlags } from "../spec/build.ts";
 import type { Spec } from "../spec/types.ts";
 import { type BundleManifest, DIGESTS, Digests, FORMAT, MANIFEST, portableSpec, ROOTFS, row, VERSION } from "./format.ts";
@@ -71,7 +71,7 @@ export interface ExportSummary {
 function source(store: Store, ref: string): { kind: "container" | "image"; image: ImageRecord; container?: ContainerRecord } {
   const container = store.findContainer(ref);
   if (container) {
-    if (running().some((s) => s.id === container.id)) throw new BunkerError(`container ${ref} is running: stop it before exporting it`);
+    if (readContainer(statePath(), container.id)?.status === "running") throw new BunkerError(`container ${ref} is running: stop it before exporting it`);
     const image = store.index().images.find((i) => i.id === container.image);
     if (!image) throw new BunkerError(`the image of container ${ref} is gone from the store`);
     return { kind: "container", image, container };

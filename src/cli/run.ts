@@ -21,11 +21,21 @@ export const runArgs = {
   "cap-add": { type: "string", description: "Add a capability (repeatable; ALL for all)", valueHint: "CAP" },
   "cap-drop": { type: "string", description: "Drop a capability (repeatable; ALL for all)", valueHint: "CAP" },
   name: { type: "string", description: "Name the container", valueHint: "NAME" },
-  rm: { type: "boolean", description: "Remove the container (made from an image) when it exits" },
+  rm: { type: "boolean", description: "Remove the container when it exits" },
+  detach: { type: "boolean", alias: "d", description: "Run in the background and print the container id" },
+  "log-opt": { type: "string", description: "Log option for -d: max-size=SIZE (default 16m; then the log moves to log.1)", valueHint: "max-size=SIZE" },
   userns: { type: "string", description: "auto: subordinate id ranges when configured (default); single: map only your own id", valueHint: "auto|single" },
 } as const;
 
 const REPEATABLE = ["env", "env-file", "volume", "tmpfs", "cap-add", "cap-drop"] as const;
+
+/** --log-opt max-size=N[k|m|g] -> bytes. */
+function logOpt(opt: string | undefined): number | undefined {
+  if (opt === undefined) return undefined;
+  const m = opt.match(/^max-size=(\d+)([kmg]?)b?$/i);
+  if (!m || Number(m[1]) === 0) throw new BunkerError(`invalid --log-opt "${opt}": use max-size=SIZE, for example max-size=10m`);
+  return Number(m[1]) * 1024 ** " kmg".indexOf((m[2] || " ").toLowerCase());
+}
 
 export default {
   def: { meta: { name: "run", description: "Run a command in a new container" }, args: runArgs },
@@ -53,8 +63,11 @@ export default {
       name: str("name"),
       userns: str("userns"),
       rm: v.rm as boolean,
+      detach: v.detach as boolean,
+      logMaxSize: logOpt(str("log-opt")),
     };
     const { run } = await import("../runtime/run.ts");
-    await run(target, command, flags);
+    const id = await run(target, command, flags);
+    console.log(id); // only a detached run returns
   },
 } satisfies Command<typeof runArgs>;

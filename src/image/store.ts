@@ -18,7 +18,7 @@ import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import type { Spec } from "../spec/types.ts";
 import { findHelper, identity, subIds } from "../runtime/host.ts";
-import { privateDir } from "../runtime/state.ts";
+import { parseExit, privateDir } from "../runtime/state.ts";
 
 /** The image config of the OCI image spec (the parts bunker uses). */
 export interface ImageConfig {
@@ -93,11 +93,7 @@ export class Store {
 
   /** The container holding a name in the store, if any (without creating the store). */
   static nameOwner(name: string): string | undefined {
-    try {
-      return sys.readlink(`${Store.dataRoot()}/names/${name}`);
-    } catch {
-      return undefined;
-    }
+    return sys.tryReadlink(`${Store.dataRoot()}/names/${name}`);
   }
 
   constructor(root = Store.dataRoot()) {
@@ -178,6 +174,7 @@ export class Store {
 
   /** Claim a container name for good (until `bunker rm`), as Docker does. */
   claimName(name: string, id: string): void {
+    if (Store.nameOwner(name) === id) return; // started again
     try {
       sys.symlink(id, this.nameLink(name));
     } catch (e) {
@@ -219,8 +216,7 @@ export class Store {
       const text = sys.tryRead(`${this.containerDir(id)}/container.json`);
       if (!text) continue;
       const c = JSON.parse(text) as ContainerRecord;
-      const exit = sys.tryRead(`${this.containerDir(id)}/exit`);
-      if (exit !== undefined && /^\d+\s*$/.test(exit)) c.exitCode = Number(exit);
+      c.exitCode = parseExit(sys.tryRead(`${this.containerDir(id)}/exit`))?.code;
       out.push(c);
     }
     return out.sort((a, b) => (a.created < b.created ? 1 : -1));

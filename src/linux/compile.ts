@@ -3,7 +3,7 @@
 import { BunkerError } from "../errors.ts";
 import { join } from "../paths.ts";
 import { DEFAULT_PATH } from "../spec/defaults.ts";
-import type { IdMapping, Mount, RunOptions, Spec } from "../spec/types.ts";
+import type { IdMapping, Mount, Process, RunOptions, Spec } from "../spec/types.ts";
 import { capMask } from "./caps.ts";
 import { formatMap, isSelfMap, mapsContain, newidmapArgs } from "./idmap.ts";
 import { MS, type ParsedMountOptions, parseMountOptions } from "./mountopts.ts";
@@ -89,8 +89,12 @@ export interface CompileContext {
   kind: (hostPath: string) => "dir" | "file" | undefined;
   /** The root is an overlay of image layers (top first) mounted on spec.root.path. */
   overlay?: { lower: string[]; upper: string; work: string };
-  /** After the container: where to write its exit status, and trees to remove (--rm). */
-  after?: { status?: string; remove?: string[] };
+  /** After the container: files to write its exit status to, and trees to remove (--rm). */
+  after?: { status?: string[]; remove?: string[] };
+  /** Where the stage records its pid and the container's (see OP_RECORD). */
+  record?: string;
+  /** Detached (-d): the stage leaves the caller's session and logs the output. */
+  detach?: { log: string; logCap: number };
 }
 
 const withHint = (desc: string, hint?: string) => (hint ? `${desc}\t${hint}` : desc);
@@ -136,7 +140,14 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   const rootfs = spec.root!.path;
 
   // --- the stage: clone, id maps, release --------------------------------
+  if (ctx.detach) {
+    plan.add(Op.DETACH, "detach: a session of its own, the output to the log", {
+      strs: [ctx.detach.log],
+      ints: [ctx.detach.logCap, opts.interactive ? 1 : 0],
+    });
+  }
   const direct = addNamespaces(plan, [...ns], uidMaps, gidMaps, ctx);
+  if (ctx.record) plan.add(Op.RECORD, "record the pids", { strs: [ctx.record] });
 
   // --- the child: the file system, on the host's /proc ---------------------
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
@@ -176,8 +187,30 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   if (spec.root!.readonly) plan.add(Op.REMOUNT, "make the root filesystem read-only", { strs: ["/"], ints: [MS.RDONLY] });
   if (proc.terminal) plan.add(Op.CONSOLE, "set up the terminal", { strs: ["/dev/console"] });
   plan.add(Op.PIVOT, `pivot_root into ${rootfs}`);
+  addProcess(plan, proc, opts, direct, gidMaps);
 
-  // --- the child: the process ------------------------------------------------
+  // --- the stage again: run it, then tidy up ----------------------------------
+  addSupervise(plan, proc, opts);
+  for (const f of ctx.after?.status ?? []) plan.add(Op.STATUS, "record the exit status", { strs: [f] });
+  if (ctx.after?.remove?.length) {
+    // --rm: the container's files belong to its ids; remove them from a user namespace with its maps
+    addNamespaces(plan, ["user"], uidMaps, gidMaps, ctx);
+    plan.add(Op.RMTREE, `remove the container's files`, { strs: ctx.after.remove });
+    plan.add(Op.SUPERVISE, "wait for the removal", { ints: [Supervise.AFTER, FORWARDED_SIGNALS] });
+  }
+  if (ctx.cleanup.length) plan.add(Op.CLEANUP, "remove the container's runtime files", { strs: ctx.cleanup });
+  return plan;
+}
+
+function addSupervise(plan: Plan, proc: Process, opts: Pick<RunOptions, "interactive">): void {
+  plan.add(Op.SUPERVISE, "supervise the container", {
+    ints: [(proc.terminal ? Supervise.TTY : 0) | (proc.terminal && opts.interactive ? Supervise.STDIN : 0), FORWARDED_SIGNALS],
+  });
+}
+
+/** The child, in its root: session, limits, capabilities, groups and user,
+ * working directory, no_new_privs, fds, exec. */
+function addProcess(plan: Plan, proc: Process, opts: Pick<RunOptions, "interactive" | "init">, direct: boolean, gidMaps: IdMapping[]): void {
   if (!proc.terminal) plan.add(Op.SETSID, "start a new session");
   if (!proc.terminal && !opts.interactive) plan.add(Op.STDIN_NULL, "connect stdin to /dev/null");
   plan.add(Op.UMASK, "set the umask", { ints: [proc.user.umask ?? 0o022] });
@@ -216,19 +249,32 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
     ints: [args.length, env.length, EXIT_NOT_FOUND, EXIT_CANNOT_INVOKE],
     strs: [path, ...args, ...env],
   });
+}
 
-  // --- the stage again: run it, then tidy up ----------------------------------
-  plan.add(Op.SUPERVISE, "supervise the container", {
-    ints: [(proc.terminal ? Supervise.TTY : 0) | (proc.terminal && opts.interactive ? Supervise.STDIN : 0), FORWARDED_SIGNALS],
-  });
-  if (ctx.after?.status) plan.add(Op.STATUS, "record the exit status", { strs: [ctx.after.status] });
-  if (ctx.after?.remove?.length) {
-    // --rm: the container's files belong to its ids; remove them from a user namespace with its maps
-    addNamespaces(plan, ["user"], uidMaps, gidMaps, ctx);
-    plan.add(Op.RMTREE, `remove the container's files`, { strs: ctx.after.remove });
-    plan.add(Op.SUPERVISE, "wait for the removal", { ints: [Supervise.AFTER, FORWARDED_SIGNALS] });
-  }
-  if (ctx.cleanup.length) plan.add(Op.CLEANUP, "remove the container's runtime files", { strs: ctx.cleanup });
+/** A process in a running container (`bunker exec`): join its namespaces,
+ * then the same process steps as `run`. */
+export function compileExec(
+  spec: Spec,
+  proc: Process,
+  target: { pid: number; starttime: string },
+  opts: { interactive: boolean; detach: boolean },
+  ctx: Pick<CompileContext, "uid" | "gid">,
+): Plan {
+  const plan = new Plan();
+  const linux = spec.linux!;
+  const ns = (linux.namespaces ?? []).map((n) => n.type);
+  let flags = 0;
+  for (const t of ns) flags |= NS_FLAGS[t] ?? 0;
+  if (opts.detach) plan.add(Op.DETACH, "detach from the terminal", { strs: [""], ints: [0, 0] });
+  plan.add(Op.JOIN, `join the container's namespaces (${ns.join(", ")})`, { ints: [target.pid, flags], strs: [target.starttime] });
+  plan.add(Op.CLONE, "start the process", { ints: [0] });
+  plan.add(Op.RELEASE, "let it run");
+  plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
+  plan.add(Op.DUMPABLE, "make the setup process non-dumpable", { ints: [0] });
+  if (proc.terminal) plan.add(Op.CONSOLE, "set up the terminal", { strs: [""] });
+  const direct = isSelfMap(linux.uidMappings!, ctx.uid) && isSelfMap(linux.gidMappings!, ctx.gid);
+  addProcess(plan, proc, { interactive: opts.interactive, init: false }, direct, linux.gidMappings!);
+  addSupervise(plan, proc, opts);
   return plan;
 }
 

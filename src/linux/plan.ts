@@ -13,6 +13,9 @@ export const Op = {
   SUPERVISE: 5,
   CLEANUP: 6,
   STATUS: 7,
+  DETACH: 8,
+  RECORD: 9,
+  JOIN: 10,
   // run by the child, inside the new namespaces
   PDEATHSIG: 32,
   DUMPABLE: 33,

@@ -72,47 +72,81 @@ export interface StageProcess {
   stdout: number;
 }
 
-/**
- * Run the stage as a child of this process, for plans that Bun feeds or
- * reads while they run (unpacking, packing, removing). Its stdin and stdout
- * are plain pipes this process writes and reads with blocking calls: for
- * bulk data, Bun's streams cost more than the work. The plan is fd 3.
- */
-export async function spawnStage(plan: Plan, stateDir: () => string = stateRoot): Promise<StageProcess> {
+type Stdio = [number | "ignore", number, number | "inherit"];
+
+/** Start the stage as a child with the given stdio; the plan is fd 3. */
+async function launch(plan: Plan, stdio: Stdio, stateDir: () => string) {
   const bytes = await stageBytes();
   const planFd = sys.memfd("bunker-plan", sys.MFD_CLOEXEC);
-  const input = sys.pipe(1 << 20);
-  const output = sys.pipe(1 << 20);
   const spawn = (stage: number | string) =>
     Bun.spawn([typeof stage === "number" ? "/proc/self/fd/4" : stage, "3"], {
-      stdio: [input[0], output[1], "inherit", planFd, typeof stage === "number" ? stage : "ignore"],
+      stdio: [...stdio, planFd, typeof stage === "number" ? stage : "ignore"],
       env: {},
     });
   try {
     sys.writeAll(planFd, plan.encode());
-    let proc: ReturnType<typeof spawn> | undefined;
     let stage: number | undefined;
     try {
       stage = sealedStage(bytes);
-      proc = spawn(stage);
+      return spawn(stage);
     } catch (e) {
       if (!refused(e)) throw e;
     } finally {
       if (stage !== undefined) sys.close(stage);
     }
-    if (!proc) {
-      // memfd exec refused: run a copy from the state directory, as execStage does
-      const dir = stateDir();
-      try {
-        proc = spawn(stageFile(bytes, dir));
-      } catch (e) {
-        throw refused(e) ? noExec(dir) : e;
-      }
+    // memfd exec refused: run a copy from the state directory, as execStage does
+    const dir = stateDir();
+    try {
+      return spawn(stageFile(bytes, dir));
+    } catch (e) {
+      throw refused(e) ? noExec(dir) : e;
     }
+  } finally {
+    sys.close(planFd);
+  }
+}
+
+/**
+ * Run the stage as a child of this process, for plans that Bun feeds or
+ * reads while they run (unpacking, packing, removing). Its stdin and stdout
+ * are plain pipes this process writes and reads with blocking calls: for
+ * bulk data, Bun's streams cost more than the work.
+ */
+export async function spawnStage(plan: Plan, stateDir: () => string = stateRoot): Promise<StageProcess> {
+  const input = sys.pipe(1 << 20);
+  const output = sys.pipe(1 << 20);
+  try {
+    const proc = await launch(plan, [input[0], output[1], "inherit"], stateDir);
     return { proc: proc as unknown as StageProcess["proc"], stdin: input[1], stdout: output[0] };
   } finally {
-    for (const fd of [planFd, input[0], output[1]]) sys.close(fd);
+    for (const fd of [input[0], output[1]]) sys.close(fd);
   }
+}
+
+/**
+ * Start a plan with OP_DETACH: the stage leaves for a session of its own
+ * and outlives this process. It writes 'R' to its stdout once the command
+ * runs; if it fails before, its stderr holds the message and its exit
+ * status the code.
+ */
+export async function detachStage(plan: Plan, stateDir: string): Promise<{ ok: true } | { ok: false; message: string; code: number }> {
+  const ready = sys.pipe();
+  const errors = sys.pipe();
+  let proc: Awaited<ReturnType<typeof launch>>;
+  try {
+    proc = await launch(plan, ["ignore", ready[1], errors[1]], () => stateDir);
+  } finally {
+    sys.close(ready[1]);
+    sys.close(errors[1]);
+  }
+  // both are read to their end, and closed, by readFd
+  const said = sys.readFd(ready[0], "the stage's answer", 16);
+  const message = sys.readFd(errors[0], "the stage's messages", 64 << 10).trimEnd();
+  if (said === "R") {
+    proc.unref();
+    return { ok: true };
+  }
+  return { ok: false, message: message.replace(/^bunker: /, ""), code: await proc.exited };
 }
 
 export async function execStage(plan: Plan, stateDir: string): Promise<never> {

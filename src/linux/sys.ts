@@ -285,6 +285,14 @@ export function readlink(path: string): string {
   return new TextDecoder().decode(buf.subarray(0, n));
 }
 
+export function tryReadlink(path: string): string | undefined {
+  try {
+    return readlink(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** An open fd holding an exclusive flock on path (created if missing), or
  * undefined when another process holds it and wait is false. */
 export function lockFile(path: string, wait: boolean): number | undefined {
@@ -315,6 +323,7 @@ export interface Stat {
   mode: number;
   uid: number;
   size: number;
+  ino: number;
 }
 
 const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000, STATX_BASIC = 0x7ff;
@@ -331,7 +340,7 @@ function statx(dirfd: number, path: string, flags: number, what: string): Stat |
   const mode = dv.getUint16(28, true);
   const type = mode & 0o170000;
   const kind: Kind = type === 0o040000 ? "dir" : type === 0o100000 ? "file" : type === 0o120000 ? "link" : "other";
-  return { kind, mode: mode & 0o7777, uid: dv.getUint32(20, true), size: Number(dv.getBigUint64(40, true)) };
+  return { kind, mode: mode & 0o7777, uid: dv.getUint32(20, true), size: Number(dv.getBigUint64(40, true)), ino: Number(dv.getBigUint64(32, true)) };
 }
 
 /** statx(2); lstat semantics with follow = false. Undefined when missing. */

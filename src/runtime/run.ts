@@ -3,7 +3,7 @@ import { BunkerError } from "../errors.ts";
 import { log, say } from "../log.ts";
 import { chooseMaps } from "../linux/idmap.ts";
 import { compile } from "../linux/compile.ts";
-import { execStage } from "../linux/stage.ts";
+import { detachStage, execStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import { resolve } from "../paths.ts";
 import { buildSpec, type RunFlags } from "../spec/build.ts";
@@ -12,7 +12,7 @@ import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
 import { type ImageRecord, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
-import { ContainerDir, type ContainerState, stateRoot, starttime } from "./state.ts";
+import { type ContainerConfig, ContainerDir, locked, stateRoot } from "./state.ts";
 
 function kind(path: string): "dir" | "file" | undefined {
   const st = sys.stat(path);
@@ -72,14 +72,24 @@ function resolvConf(ownNetwork: boolean): string {
     .join("\n");
 }
 
-export async function run(target: string, command: string[], flags: RunFlags): Promise<never> {
-  if (flags.tty && flags.interactive && !sys.isatty(0)) {
+/** A detached container's log moves to log.1 past this size, unless --log-opt max-size says otherwise. */
+export const LOG_CAP = 16 << 20;
+
+/** A container started again (restart): its id and when it was made. */
+export interface Again {
+  id: string;
+  created: string;
+}
+
+/** Run a container; detached, return its id once it runs. */
+export async function run(target: string, command: string[], flags: RunFlags, again?: Again): Promise<string> {
+  if (flags.tty && flags.interactive && !flags.detach && !sys.isatty(0)) {
     throw new BunkerError("the input device is not a TTY: drop -t, or run from a terminal");
   }
   checkKernel();
   const hint = checkUserNamespaces();
   const who = identity();
-  const id = sys.randomHex(32);
+  const id = again?.id ?? sys.randomHex(32);
   // a name is an image first, as in Docker; "/..." and "./..." are always directories
   const imageFirst = !target.startsWith("/") && !target.startsWith(".");
   const store = imageFirst && sys.stat(`${Store.dataRoot()}/images.json`) ? new Store() : undefined;
@@ -92,7 +102,7 @@ export async function run(target: string, command: string[], flags: RunFlags): P
         : `${target}: no such directory: give a root filesystem directory or an OCI bundle`,
     );
   }
-  const img = stored ? openImage(store!, stored, id, flags) : undefined;
+  const img = stored ? openImage(store!, stored, id, flags, again !== undefined) : undefined;
   const { rootfs, bundle, bundleDir } = local ?? { rootfs: img!.rootfs };
 
   const built = buildSpec({
@@ -123,58 +133,95 @@ export async function run(target: string, command: string[], flags: RunFlags): P
   if (errs.length) throw new BunkerError(firstOf(errs));
   if (built.notice) log().info(built.notice);
 
-  const state = new ContainerDir(stateRoot(), id);
-  try {
-    if (opts.name) {
+  const root = stateRoot();
+  const state = locked(root, () => {
+    const dir = new ContainerDir(root, id, again !== undefined);
+    try {
+      opts.name ??= generateName(root);
       img?.claimName(opts.name);
-      if (!img) refuseStoredName(opts.name);
-      state.claimName(opts.name);
+      if (!img) refuseStoredName(opts.name, id);
+      dir.claimName(opts.name);
+      return dir;
+    } catch (e) {
+      if (!again) dir.remove();
+      throw e;
     }
+  });
+  try {
     img?.record_(spec, opts.name);
     const etcFiles = [
-      { destination: "/etc/hosts", source: state.write("hosts", hostsFile(spec.hostname, opts.name, ownNetwork)) },
+      { destination: "/etc/hosts", source: state.write("hosts", hostsFile(spec.hostname, flags.name, ownNetwork)) },
       { destination: "/etc/resolv.conf", source: state.write("resolv.conf", resolvConf(ownNetwork)) },
     ];
     if (spec.hostname) etcFiles.push({ destination: "/etc/hostname", source: state.write("hostname", `${spec.hostname}\n`) });
-    const record: ContainerState = {
+    const config: ContainerConfig = {
       id,
       name: opts.name,
-      pid: process.pid, // the stage keeps bunker's pid
-      starttime: starttime(process.pid),
+      created: again?.created ?? new Date().toISOString(),
+      target,
+      command,
+      flags,
+      image: img && { id: img.record.id, name: img.record.names[0] },
+      detached: flags.detach === true,
+      stopSignal: img?.record.config.config?.StopSignal,
       rootfs,
-      created: new Date().toISOString(),
+      spec,
     };
-    state.write("state.json", JSON.stringify(record));
+    state.write("config.json", JSON.stringify(config));
+    // a detached container stays, with its log and exit status, until `bunker rm` (or --rm)
+    const detach = flags.detach ? { log: state.path("log"), logCap: flags.logMaxSize ?? LOG_CAP } : undefined;
+    if (detach) state.path("log.1");
+    const record = state.path("pid");
+    const status = [...(detach ? [state.path("exit")] : []), ...(img ? [`${img.dir}/exit`] : [])];
     const plan = compile(spec, opts, {
       uid: who.uid,
       gid: who.gid,
       helper: findHelper,
       bundleDir,
       etcFiles,
-      cleanup: [...state.cleanupList(), ...(img && flags.rm && opts.name ? [img.nameLink(opts.name)] : [])],
+      cleanup: !detach || flags.rm ? [...state.cleanupList(), ...(img && flags.rm ? [img.nameLink(opts.name!)] : [])] : [],
       hint,
       kind,
       overlay: img?.overlay,
-      after: img ? { status: `${img.dir}/exit`, remove: flags.rm ? [img.dir] : undefined } : undefined,
+      after: { status, remove: img && flags.rm ? [img.dir] : undefined },
+      record,
+      detach,
     });
     if (process.env.BUNKER_PLAN) say(plan.describe());
-    return await execStage(plan, state.root);
+    if (!detach) return await execStage(plan, state.root);
+    const started = await detachStage(plan, state.root);
+    if (!started.ok) throw new BunkerError(started.message, started.code);
+    return id;
   } catch (e) {
-    state.remove();
-    await img?.discard(opts.name);
+    if (!again) {
+      state.remove();
+      await img?.discard(opts.name);
+    }
     throw e;
   }
 }
 
+const ADJECTIVES = "brave calm clever eager fancy gentle happy jolly keen lucid merry nifty proud quirky rapid serene sharp sleepy snappy stoic sunny swift tender vivid wise witty zealous bold cosy dapper".split(" ");
+const NOUNS = "albatross badger beaver bison crane dingo falcon ferret gecko heron ibex jackal koala lemur lynx marmot newt ocelot otter panda puffin quokka raven salmon tapir urchin walrus wombat yak zebra".split(" ");
+
+/** A readable name no container holds, as Docker makes them: adjective_animal. */
+function generateName(root: string): string {
+  const pick = (a: string[]) => a[Math.floor(Math.random() * a.length)]!;
+  for (let i = 0; ; i++) {
+    const name = `${pick(ADJECTIVES)}_${pick(NOUNS)}${i >= 10 ? `_${i}` : ""}`;
+    if (!sys.tryReadlink(`${root}/names/${name}`) && !Store.nameOwner(name)) return name;
+  }
+}
+
 /** A name held by a stopped container of the store is taken too, as in Docker. */
-function refuseStoredName(name: string): void {
+function refuseStoredName(name: string, id: string): void {
   const owner = Store.nameOwner(name);
-  if (owner) throw Store.nameInUse(name, owner);
+  if (owner && owner !== id) throw Store.nameInUse(name, owner);
 }
 
 /** An image from the store, and the container it gets: its own upper layer
  * and work directory, and a mount point for the overlay. */
-function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlags) {
+function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlags, again: boolean) {
   const maps = store.maps();
   if (flags.userns === "single" && store.ranges) {
     throw new BunkerError("this store's images were unpacked with subordinate id ranges: --userns=single cannot run them");
@@ -197,7 +244,7 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
     },
     claimName: (name: string) => store.claimName(name, id),
     nameLink: (name: string) => store.nameLink(name),
-    record_: (spec: Spec, name?: string) => store.createContainer(id, { image: record, name, spec }),
+    record_: (spec: Spec, name?: string) => again || store.createContainer(id, { image: record, name, spec }),
     discard: async (name?: string) => {
       if (name) store.releaseName(name, id);
       await store.remove([dir]).catch(() => {});

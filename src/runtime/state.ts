@@ -1,8 +1,21 @@
 // Runtime state: $XDG_RUNTIME_DIR/bunker, or a private /tmp/bunker-UID.
-// A running container has containers/ID/ (its generated /etc files and
-// state.json) and, when named, names/NAME -> ID.
+//
+//   lock                 held while containers or names are created or removed
+//   names/NAME -> ID     a container's name
+//   containers/ID/
+//     config.json        what it was started with (flags, spec): exec, inspect, restart
+//     pid                "STAGE STAGE_START PID PID_START STARTED", written by the stage
+//     exit               "STATUS FINISHED", written by the stage when the container ends
+//     log, log.1         a detached container's output (CRI format; see ffi/stage.c)
+//     hosts, ...         its generated /etc files
+//
+// The stage (ffi/stage.c) supervises each container and writes pid and exit
+// itself, so that the state stays true when bunker is killed at any point.
+// A pid is only trusted together with its start time (pid reuse).
 import { BunkerError } from "../errors.ts";
 import * as sys from "../linux/sys.ts";
+import type { RunFlags } from "../spec/build.ts";
+import type { Spec } from "../spec/types.ts";
 
 function stateError(e: unknown, dir: string): BunkerError {
   const why = e instanceof sys.SysError ? e.reason : (e as Error).message;
@@ -28,7 +41,7 @@ export function privateDir(dir: string): string {
 }
 
 /** Where the runtime state lives, whether or not it exists yet. */
-function statePath(): string {
+export function statePath(): string {
   const xdg = process.env.XDG_RUNTIME_DIR;
   return xdg?.startsWith("/") ? `${xdg}/bunker` : `/tmp/bunker-${process.getuid!()}`;
 }
@@ -38,35 +51,101 @@ export function stateRoot(): string {
   return privateDir(statePath());
 }
 
-export interface ContainerState {
-  id: string;
-  name?: string;
-  /** The stage's pid: bunker's own, kept across exec. */
-  pid: number;
-  /** Field 22 of /proc/PID/stat, to tell a reused pid from ours. */
-  starttime?: string;
-  rootfs: string;
-  created: string;
-}
-
-export function starttime(pid: number): string | undefined {
-  const stat = sys.tryRead(`/proc/${pid}/stat`);
-  return stat?.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
-}
-
-/** Its stage still runs: the pid exists and was started when the state says (not reused). */
-const alive = (st: ContainerState) => starttime(st.pid) === st.starttime;
-
-export function readState(root: string, id: string): ContainerState | undefined {
+/** Run fn holding the state lock: creating and removing containers and names happen one at a time. */
+export function locked<T>(root: string, fn: () => T): T {
+  const fd = sys.lockFile(`${root}/lock`, true)!;
   try {
-    return JSON.parse(sys.readFile(`${root}/containers/${id}/state.json`)) as ContainerState;
-  } catch {
-    return undefined;
+    return fn();
+  } finally {
+    sys.close(fd);
   }
 }
 
-/** Containers whose bunker is running, from the runtime state directory. */
-export function running(): ContainerState[] {
+/** What a container was started with. */
+export interface ContainerConfig {
+  id: string;
+  name?: string;
+  created: string;
+  /** `run`'s ROOTFS|BUNDLE|IMAGE, COMMAND and flags, to start it again. */
+  target: string;
+  command: string[];
+  flags: RunFlags;
+  /** The image it was made from. */
+  image?: { id: string; name?: string };
+  detached: boolean;
+  /** The image's StopSignal, for `stop`. */
+  stopSignal?: string;
+  rootfs: string;
+  spec: Spec;
+}
+
+export interface PidRecord {
+  /** The stage supervising the container, and its start time. */
+  stage: number;
+  stageStart: string;
+  /** The container's first process (its PID 1), as the host sees it. */
+  pid: number;
+  pidStart: string;
+  started: string;
+}
+
+export interface ExitRecord {
+  code: number;
+  finished: string;
+}
+
+export type Status = "created" | "running" | "exited";
+
+export interface Container {
+  id: string;
+  dir: string;
+  config: ContainerConfig;
+  status: Status;
+  pids?: PidRecord;
+  exit?: ExitRecord;
+  /** Its stage died without recording how the container ended (killed). */
+  lost: boolean;
+}
+
+/** The process still runs: the pid exists, is no zombie waiting for a reaper,
+ * and was started when recorded (not reused). */
+export function alive(pid: number, start: string): boolean {
+  const stat = sys.tryRead(`/proc/${pid}/stat`);
+  const f = stat?.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return f !== undefined && f[0] !== "Z" && f[0] !== "X" && f[19] === start;
+}
+
+export function parsePids(text: string | undefined): PidRecord | undefined {
+  const f = text?.trim().split(" ");
+  if (!f || f.length !== 5 || !/^\d+$/.test(f[0]!) || !/^\d+$/.test(f[2]!)) return undefined;
+  return { stage: Number(f[0]), stageStart: f[1]!, pid: Number(f[2]), pidStart: f[3]!, started: f[4]! };
+}
+
+export function parseExit(text: string | undefined): ExitRecord | undefined {
+  const m = text?.match(/^(\d+)(?: (\S+))?\s*$/);
+  return m ? { code: Number(m[1]), finished: m[2] ?? "" } : undefined;
+}
+
+export function readContainer(root: string, id: string): Container | undefined {
+  const dir = `${root}/containers/${id}`;
+  const text = sys.tryRead(`${dir}/config.json`);
+  if (!text) return undefined;
+  let config: ContainerConfig;
+  try {
+    config = JSON.parse(text) as ContainerConfig;
+  } catch {
+    return undefined;
+  }
+  const pids = parsePids(sys.tryRead(`${dir}/pid`));
+  const exit = parseExit(sys.tryRead(`${dir}/exit`));
+  const up = pids !== undefined && exit === undefined && alive(pids.stage, pids.stageStart);
+  const lost = pids !== undefined && exit === undefined && !up;
+  const status: Status = up ? "running" : exit || lost ? "exited" : "created";
+  return { id, dir, config, status, pids, exit, lost };
+}
+
+/** Every container of the runtime state, newest first. */
+export function containers(): Container[] {
   const root = statePath();
   let ids: string[];
   try {
@@ -74,7 +153,21 @@ export function running(): ContainerState[] {
   } catch {
     return [];
   }
-  return ids.map((id) => readState(root, id)).filter((s): s is ContainerState => s !== undefined && alive(s));
+  return ids
+    .map((id) => readContainer(root, id))
+    .filter((c): c is Container => c !== undefined)
+    .sort((a, b) => (a.config.created < b.config.created ? 1 : -1));
+}
+
+/** A container, by name, full id or unique id prefix. */
+export function lookup(ref: string, all = containers()): Container | undefined {
+  const root = statePath();
+  const owner = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(ref) ? sys.tryReadlink(`${root}/names/${ref}`) : undefined;
+  const byName = owner ? all.find((c) => c.id === owner) : undefined;
+  if (byName) return byName;
+  const hits = all.filter((c) => c.id === ref || (ref.length >= 4 && c.id.startsWith(ref)));
+  if (hits.length > 1) throw new BunkerError(`"${ref}" matches ${hits.length} containers: give more of the id`);
+  return hits[0];
 }
 
 export class ContainerDir {
@@ -82,20 +175,27 @@ export class ContainerDir {
   private readonly files: string[] = [];
   private nameLink?: string;
 
+  /** A new container's directory; with reuse, the existing one of a container started again. */
   constructor(
     readonly root: string,
     readonly id: string,
+    reuse = false,
   ) {
     this.dir = `${root}/containers/${id}`;
     try {
       sys.mkdir(`${root}/containers`, 0o700);
-      if (!sys.mkdir(this.dir, 0o700)) throw new BunkerError(`container ${id} exists already`);
+      if (!sys.mkdir(this.dir, 0o700) && !reuse) throw new BunkerError(`container ${id} exists already`);
     } catch (e) {
       throw e instanceof BunkerError ? e : stateError(e, root);
     }
+    for (const f of ["pid", "exit"]) {
+      this.files.push(`${this.dir}/${f}`);
+      if (reuse) tryUnlink(`${this.dir}/${f}`);
+    }
   }
 
-  /** Claim a name, taking it over from a container that is no longer running. */
+  /** Claim a name (under the lock). A foreground container whose stage was
+   * killed before it could tidy up gives its name up; any other keeps it until `rm`. */
   claimName(name: string): void {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(name)) {
       throw new BunkerError(`invalid container name "${name}": use letters, digits, '_', '.' and '-'`);
@@ -113,12 +213,17 @@ export class ContainerDir {
           if (!(e instanceof sys.SysError && e.code === "EEXIST")) throw e;
         }
         const owner = sys.readlink(link);
-        const st = readState(this.root, owner);
-        if (st && alive(st)) {
-          throw new BunkerError(`the container name "${name}" is already in use by container ${owner.slice(0, 12)}: choose another --name`);
+        if (owner === this.id) {
+          this.nameLink = link;
+          return;
         }
-        // stale: its stage was killed before it could tidy up
-        removeContainerDir(`${this.root}/containers/${owner}`);
+        const c = readContainer(this.root, owner);
+        if (c && !(c.lost && !c.config.detached)) {
+          throw new BunkerError(
+            `the container name "${name}" is already in use by container ${owner.slice(0, 12)}: ${c.status === "running" ? "choose another --name" : `remove it with 'bunker rm ${name}' or choose another --name`}`,
+          );
+        }
+        if (c) removeContainerDir(c.dir);
         sys.unlink(link);
       }
     } catch (e) {
@@ -127,20 +232,26 @@ export class ContainerDir {
     throw new BunkerError(`could not claim the container name "${name}"`);
   }
 
-  write(file: string, data: string): string {
+  /** A file of the container that the stage removes with it. */
+  path(file: string): string {
     const p = `${this.dir}/${file}`;
+    this.files.push(p);
+    return p;
+  }
+
+  write(file: string, data: string): string {
+    const p = this.path(file);
     try {
-      sys.writeFile(p, data, 0o644);
+      sys.writeFile(p, data, 0o644, true);
     } catch (e) {
       throw stateError(e, this.dir);
     }
-    this.files.push(p);
     return p;
   }
 
   /** What the stage removes when the container is gone, files before their dir. */
   cleanupList(): string[] {
-    return [...this.files, ...(this.nameLink ? [this.nameLink] : []), `${this.dir}/`];
+    return [...new Set(this.files), ...(this.nameLink ? [this.nameLink] : []), `${this.dir}/`];
   }
 
   /** Undo everything, for failures before the stage takes over. */
@@ -154,10 +265,16 @@ export class ContainerDir {
   }
 }
 
-/** A container directory holds only flat files. */
-function removeContainerDir(dir: string): void {
+function tryUnlink(path: string): void {
   try {
-    for (const f of sys.readdir(dir)) sys.unlink(`${dir}/${f}`);
+    sys.unlink(path);
+  } catch {}
+}
+
+/** A container directory holds only flat files. */
+export function removeContainerDir(dir: string): void {
+  try {
+    for (const f of sys.readdir(dir)) tryUnlink(`${dir}/${f}`);
     sys.rmdir(dir);
   } catch {}
 }

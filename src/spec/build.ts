@@ -25,8 +25,12 @@ export interface RunFlags {
   capDrop: string[];
   name?: string;
   userns?: string;
-  /** Remove the container when it exits (for a container made from an image). */
+  /** Remove the container when it exits. */
   rm?: boolean;
+  /** Run in the background (-d), supervised by the stage alone. */
+  detach?: boolean;
+  /** -d: the log's size cap (--log-opt max-size). */
+  logMaxSize?: number;
 }
 
 export interface BuildInput {
@@ -145,6 +149,38 @@ export function buildSpec(input: BuildInput): Built {
   // runc forwards stdin to a bundle's terminal; `run -t` wants -i for that, as Docker does
   const interactive = flags.interactive || (bundle !== undefined && proc.terminal === true);
   return { spec, opts: { interactive, init: flags.init, name: flags.name }, notice };
+}
+
+export interface ExecFlags {
+  env: string[];
+  workdir?: string;
+  user?: string;
+  tty: boolean;
+}
+
+/** The process of `bunker exec`: the container's, with the command and -e, -w, -u, -t applied, as Docker does. */
+export function execProcess(spec: Spec, command: string[], flags: ExecFlags, read: (path: string) => string | undefined, hostEnv: Record<string, string | undefined>): Process {
+  const base = spec.process!;
+  const proc: Process = { ...structuredClone(base), args: [...command], terminal: flags.tty };
+  if (flags.workdir !== undefined) {
+    if (!flags.workdir.startsWith("/")) throw new BunkerError(`--workdir must be an absolute path, not "${flags.workdir}"`);
+    proc.cwd = join(flags.workdir);
+  }
+  let env = base.env ?? [];
+  let home: string | undefined;
+  if (flags.user !== undefined) {
+    const u = resolveUser(flags.user, read);
+    proc.user = { ...proc.user, uid: u.uid, gid: u.gid, additionalGids: u.groups.filter((g) => mapsContain(spec.linux!.gidMappings!, g)) };
+    home = u.home;
+    env = env.filter((e) => !e.startsWith("HOME="));
+    // Docker: a user other than root keeps the bounding set, and nothing in effect
+    const caps = base.capabilities ?? {};
+    const root = u.uid === 0;
+    const set = (c: string[] | undefined) => (root ? (c?.length ? c : caps.bounding) : []);
+    proc.capabilities = { ...caps, effective: set(caps.effective), permitted: set(caps.permitted), ambient: root ? caps.ambient : [] };
+  }
+  proc.env = buildEnv(env, { hostname: spec.hostname, home, tty: flags.tty, overrides: flags.env, hostEnv });
+  return proc;
 }
 
 function adjusted(base: readonly string[], flags: RunFlags): string[] {
