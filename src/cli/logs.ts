@@ -86,6 +86,8 @@ export default {
     let offset = st?.size ?? 0;
     const old = sys.stat(`${log}.1`);
     const first = [...(old ? await readFrom(`${log}.1`, 0, old.size) : []), ...(await readFrom(log, 0, offset))];
+    // without -f, a last line without its newline is a line too
+    if (!v.follow && pending) first.push(pending), (pending = undefined);
     print(tail === undefined || tail === "all" ? first : first.slice(Math.max(0, first.length - Number(tail))));
     if (v.follow) {
       // read on from where we are; a rotation (a new inode, or a shorter file) starts again from 0

@@ -174,7 +174,10 @@ export class Store {
 
   /** Claim a container name for good (until `bunker rm`), as Docker does. */
   claimName(name: string, id: string): void {
-    if (Store.nameOwner(name) === id) return; // started again
+    const owner = Store.nameOwner(name);
+    if (owner === id) return; // started again
+    // a name whose container never appeared (its bunker was killed) is free
+    if (owner !== undefined && !sys.stat(`${this.containerDir(owner)}/container.json`)) sys.unlink(this.nameLink(name));
     try {
       sys.symlink(id, this.nameLink(name));
     } catch (e) {

@@ -12,7 +12,7 @@ import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
 import { type ImageRecord, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
-import { type ContainerConfig, ContainerDir, locked, stateRoot } from "./state.ts";
+import { ContainerDir, locked, stateRoot } from "./state.ts";
 
 function kind(path: string): "dir" | "file" | undefined {
   const st = sys.stat(path);
@@ -141,6 +141,20 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
       img?.claimName(opts.name);
       if (!img) refuseStoredName(opts.name, id);
       dir.claimName(opts.name);
+      img?.record_(spec, opts.name);
+      dir.commit({
+        id,
+        name: opts.name,
+        created: again?.created ?? new Date().toISOString(),
+        target,
+        command,
+        flags,
+        image: img && { id: img.record.id, name: img.record.names[0] },
+        detached: flags.detach === true,
+        stopSignal: img?.record.config.config?.StopSignal,
+        rootfs,
+        spec,
+      });
       return dir;
     } catch (e) {
       if (!again) dir.remove();
@@ -148,26 +162,11 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     }
   });
   try {
-    img?.record_(spec, opts.name);
     const etcFiles = [
       { destination: "/etc/hosts", source: state.write("hosts", hostsFile(spec.hostname, flags.name, ownNetwork)) },
       { destination: "/etc/resolv.conf", source: state.write("resolv.conf", resolvConf(ownNetwork)) },
     ];
     if (spec.hostname) etcFiles.push({ destination: "/etc/hostname", source: state.write("hostname", `${spec.hostname}\n`) });
-    const config: ContainerConfig = {
-      id,
-      name: opts.name,
-      created: again?.created ?? new Date().toISOString(),
-      target,
-      command,
-      flags,
-      image: img && { id: img.record.id, name: img.record.names[0] },
-      detached: flags.detach === true,
-      stopSignal: img?.record.config.config?.StopSignal,
-      rootfs,
-      spec,
-    };
-    state.write("config.json", JSON.stringify(config));
     // a detached container stays, with its log and exit status, until `bunker rm` (or --rm)
     const detach = flags.detach ? { log: state.path("log"), logCap: flags.logMaxSize ?? LOG_CAP } : undefined;
     if (detach) state.path("log.1");
@@ -216,7 +215,7 @@ function generateName(root: string): string {
 /** A name held by a stopped container of the store is taken too, as in Docker. */
 function refuseStoredName(name: string, id: string): void {
   const owner = Store.nameOwner(name);
-  if (owner && owner !== id) throw Store.nameInUse(name, owner);
+  if (owner && owner !== id && sys.stat(`${Store.dataRoot()}/containers/${owner}/container.json`)) throw Store.nameInUse(name, owner);
 }
 
 /** An image from the store, and the container it gets: its own upper layer

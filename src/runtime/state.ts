@@ -171,27 +171,45 @@ export function lookup(ref: string, all = containers()): Container | undefined {
 }
 
 export class ContainerDir {
-  readonly dir: string;
+  /** ID.new until commit(): a container appears whole, with its config, or not at all. */
+  dir: string;
+  private readonly final: string;
   private readonly files: string[] = [];
   private nameLink?: string;
 
-  /** A new container's directory; with reuse, the existing one of a container started again. */
+  /** A new container's directory (under the lock); with reuse, the existing one of a container started again. */
   constructor(
     readonly root: string,
     readonly id: string,
     reuse = false,
   ) {
-    this.dir = `${root}/containers/${id}`;
+    this.final = `${root}/containers/${id}`;
+    this.dir = reuse ? this.final : `${this.final}.new`;
     try {
       sys.mkdir(`${root}/containers`, 0o700);
+      // a .new directory seen under the lock was left by a bunker killed while creating it
+      for (const d of sys.readdir(`${root}/containers`)) if (d.endsWith(".new")) removeContainerDir(`${root}/containers/${d}`);
       if (!sys.mkdir(this.dir, 0o700) && !reuse) throw new BunkerError(`container ${id} exists already`);
     } catch (e) {
       throw e instanceof BunkerError ? e : stateError(e, root);
     }
     for (const f of ["pid", "exit"]) {
-      this.files.push(`${this.dir}/${f}`);
-      if (reuse) tryUnlink(`${this.dir}/${f}`);
+      this.files.push(`${this.final}/${f}`);
+      if (reuse) tryUnlink(`${this.final}/${f}`);
     }
+  }
+
+  /** Write the config and make the container visible. */
+  commit(config: ContainerConfig): void {
+    this.write("config.json", JSON.stringify(config));
+    if (this.dir === this.final) return;
+    try {
+      sys.rename(this.dir, this.final);
+    } catch (e) {
+      throw stateError(e, this.root);
+    }
+    this.dir = this.final;
+    for (let i = 0; i < this.files.length; i++) this.files[i] = this.files[i]!.replace(`${this.final}.new/`, `${this.final}/`);
   }
 
   /** Claim a name (under the lock). A foreground container whose stage was
@@ -218,6 +236,7 @@ export class ContainerDir {
           return;
         }
         const c = readContainer(this.root, owner);
+        // a name whose container never appeared (its bunker was killed) is free
         if (c && !(c.lost && !c.config.detached)) {
           throw new BunkerError(
             `the container name "${name}" is already in use by container ${owner.slice(0, 12)}: ${c.status === "running" ? "choose another --name" : `remove it with 'bunker rm ${name}' or choose another --name`}`,
@@ -256,12 +275,8 @@ export class ContainerDir {
 
   /** Undo everything, for failures before the stage takes over. */
   remove(): void {
-    for (const p of this.cleanupList()) {
-      try {
-        if (p.endsWith("/")) sys.rmdir(p);
-        else sys.unlink(p);
-      } catch {}
-    }
+    removeContainerDir(this.dir);
+    if (this.nameLink) tryUnlink(this.nameLink);
   }
 }
 

@@ -3,7 +3,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { asUser, setup } from "./harness.ts";
+import { asUser, bunker, setup } from "./harness.ts";
 import { freshStore, rootfsDir, tarOf, workdir } from "./store.ts";
 
 const h = setup();
@@ -71,6 +71,39 @@ test.skipIf(!hasTmux)("-it gives a terminal in raw mode that follows window size
   expect(s).toMatch(/^status=3$/m);
   // the caller's terminal is back in canonical mode
   expect(s).toMatch(/^icanon$/m);
+});
+
+test.skipIf(!hasTmux)("exec -it gives a detached container's shell a terminal of its own", { timeout: 30000 }, async () => {
+  const run = bunker(["run", "-d", h.main.rootfs, "sleep", "100"]);
+  expect(run.code).toBe(0);
+  const id = run.stdout.trim();
+  try {
+    tmux("new-session", "-d", "-s", "e", "-x", "90", "-y", "20", "env", "PS1=outer$ ", "/bin/sh");
+    const send = (line: string) => (tmux("send-keys", "-t", "e", "-l", line), tmux("send-keys", "-t", "e", "Enter"));
+    const seen = async (pattern: RegExp) => {
+      for (let i = 0; i < 100; i++) {
+        const s = tmux("capture-pane", "-p", "-t", "e");
+        if (pattern.test(s)) return s;
+        await Bun.sleep(50);
+      }
+      throw new Error(`timed out waiting for ${pattern}; the screen was:\n${tmux("capture-pane", "-p", "-t", "e")}`);
+    };
+    await seen(/outer\$\s*$/m);
+    send(`${h.bin} exec -it -e PS1='ex# ' ${id} /bin/sh`);
+    await seen(/ex#\s*$/m);
+    send("tty; stty size; echo $TERM; echo end-e");
+    let s = await seen(/^end-e$/m);
+    expect(s).toMatch(/^\/dev\/pts\/\d+$/m);
+    expect(s).toMatch(/^20 90$/m);
+    expect(s).toMatch(/^xterm$/m);
+    send("exit 5");
+    await seen(/outer\$\s*$/m);
+    send("echo status=$?");
+    s = await seen(/^status=/m);
+    expect(s).toMatch(/^status=5$/m);
+  } finally {
+    bunker(["rm", "-f", id]);
+  }
 });
 
 test.skipIf(!hasTmux)("export and import draw a progress bar on a terminal, and end its line", { timeout: 30000 }, async () => {

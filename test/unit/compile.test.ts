@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { CLONE, compile, type CompileContext, FORWARDED_SIGNALS, makedev } from "../../src/linux/compile.ts";
+import { CLONE, compile, type CompileContext, compileExec, FORWARDED_SIGNALS, makedev } from "../../src/linux/compile.ts";
 import { chooseMaps } from "../../src/linux/idmap.ts";
 import { MS } from "../../src/linux/mountopts.ts";
 import { Op, OpFlag, type PlanOp, Supervise } from "../../src/linux/plan.ts";
@@ -173,4 +173,34 @@ test("a bundle without PATH still finds its command with Docker's default", () =
   s.spec.process!.env = ["A=1"];
   const exec = compile(s.spec, s.opts, ctx()).ops.find((o) => o.code === Op.EXEC)!;
   expect(exec.strs[0]).toBe("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+});
+
+test("detached: the stage leaves the session before the clone, records the pids after the release, and logs", () => {
+  const ops = plan({ interactive: true }, { detach: { log: "/state/log", logCap: 4096 }, record: "/state/pid", after: { status: ["/state/exit"] } });
+  expect(ops[0]).toMatchObject({ code: Op.DETACH, strs: ["/state/log"], ints: [4096n, 1n] });
+  expect(ops[1]!.code).toBe(Op.CLONE);
+  const release = index(ops, Op.RELEASE);
+  expect(ops[release + 1]).toMatchObject({ code: Op.RECORD, strs: ["/state/pid"] });
+  expect(index(ops, Op.STATUS)).toBeGreaterThan(index(ops, Op.SUPERVISE));
+});
+
+test("exec joins the container's namespaces, creates none, and runs the same process steps", () => {
+  const s = spec({}, ["sleep", "100"]);
+  const proc = { ...s.spec.process!, args: ["ps"], terminal: true };
+  const ops = compileExec(s.spec, proc, { pid: 42, starttime: "12345" }, { interactive: true, detach: false }, { uid: 1000, gid: 1000 }).ops;
+  const joined = Number(ops[0]!.ints[1]);
+  expect([ops[0]!.code, ops[0]!.ints[0], ops[0]!.strs]).toEqual([Op.JOIN, 42n, ["12345"]]);
+  for (const f of [CLONE.NEWUSER, CLONE.NEWNS, CLONE.NEWPID, CLONE.NEWIPC, CLONE.NEWUTS, CLONE.NEWNET]) expect(joined & f).toBe(f);
+  expect(ops[1]).toMatchObject({ code: Op.CLONE, ints: [0n] });
+  expect(codes(ops)).not.toContain(Op.MOUNT);
+  expect(codes(ops)).not.toContain(Op.PIVOT);
+  expect(find(ops, Op.CONSOLE)[0]!.strs).toEqual([""]);
+  expect(index(ops, Op.DUMPABLE)).toBeLessThan(index(ops, Op.CONSOLE));
+  expect(codes(ops).slice(-2)).toEqual([Op.EXEC, Op.SUPERVISE]);
+  expect(find(ops, Op.SUPERVISE)[0]!.ints[0]).toBe(BigInt(Supervise.TTY | Supervise.STDIN));
+  // with the host's network, there is no network namespace to join
+  const host = spec({ network: "host" });
+  const hostOps = compileExec(host.spec, host.spec.process!, { pid: 42, starttime: "1" }, { interactive: false, detach: true }, { uid: 1000, gid: 1000 }).ops;
+  expect(hostOps[0]!.code).toBe(Op.DETACH);
+  expect(Number(hostOps[1]!.ints[1]) & CLONE.NEWNET).toBe(0);
 });
