@@ -37,6 +37,10 @@ export default {
       (path) => sys.readInRoot(`/proc/${pids.pid}/root`, path),
       process.env,
     );
+    // the same checks as run's: a user outside the container's id maps, say
+    const { validateSpec } = await import("../spec/validate.ts");
+    const errs = validateSpec({ ...spec, process: proc });
+    if (errs.length) throw new BunkerError(errs[0]!);
     const who = identity();
     const plan = compileExec(spec, proc, { pid: pids.pid, starttime: pids.pidStart }, { interactive, detach }, who);
     const root = rt.dir.slice(0, rt.dir.indexOf("/containers/"));

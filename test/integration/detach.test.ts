@@ -192,6 +192,16 @@ describe("exec", () => {
     ok(["rm", "-f", id]);
   });
 
+  test.skipIf(!h.single)("with a one-id map: exec as root works, another user is refused clearly", () => {
+    const user = h.single!;
+    const one = (args: string[]) => bunker(args, { user });
+    const id = one(["run", "-d", user.rootfs, "sleep", "100"]).stdout.trim();
+    expect(one(["exec", id, "cat", "/proc/self/uid_map"]).stdout.trim().split(/\s+/)).toEqual(["0", String(user.uid), "1"]);
+    const r = one(["exec", "-u", "1000", id, "id"]);
+    expect([r.code, r.stderr.trim()]).toEqual([125, "bunker: user 1000 is not mapped into the container (the uid map covers 0): add subordinate ids to /etc/subuid or run as root"]);
+    expect(one(["rm", "-f", id]).code).toBe(0);
+  });
+
   test("-d runs in the background", async () => {
     const id = detach("sleep 100");
     const r = b(["exec", "-d", id, "sh", "-c", "sleep 0.3; echo done > /tmp/marker"]);
