@@ -1,20 +1,18 @@
 // Detached containers: run -d, the C supervisor, logs, exec, the verbs, and
 // a state that stays true when bunker or the supervisor is killed.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { asRoot, asUser, bunker, type RunOpts, setup } from "./harness.ts";
+import { asUser, bunker, type RunOpts, setup } from "./harness.ts";
 import { freshStore, rootfsDir, tarOf, workdir } from "./store.ts";
 
 const h = setup();
 const u = h.main;
 
 /** A private runtime directory (XDG_RUNTIME_DIR) and store for this file's containers. */
-const runtime = mkdtempSync(join(h.dir, "run-"));
-if (asRoot) Bun.spawnSync(["chown", `${u.uid}:${u.gid}`, runtime]);
-chmodSync(runtime, 0o700);
 const store = freshStore();
-const env = { XDG_RUNTIME_DIR: runtime, ...store.env };
+const env = store.env;
+const runtime = env.XDG_RUNTIME_DIR!;
 const state = join(runtime, "bunker");
 
 const b = (args: string[], opts: RunOpts = {}) => bunker(args, { ...opts, env: { ...env, ...opts.env } });

@@ -6,11 +6,14 @@ import { asRoot, bunker, type RunOpts, setup } from "./harness.ts";
 
 const h = setup();
 
-/** A fresh, private store for a test user: an XDG_DATA_HOME of its own. */
+/** A fresh, private store for a test user: an XDG_DATA_HOME of its own, and an
+ * XDG_RUNTIME_DIR (mode 0700), so that other tests' containers stay out of its `ps -a`. */
 export function freshStore(user = h.main): { env: Record<string, string>; dir: string } {
   const dir = mkdtempSync(join(h.dir, "data-"));
-  if (asRoot) Bun.spawnSync(["chown", `${user.uid}:${user.gid}`, dir]);
-  return { env: { XDG_DATA_HOME: dir }, dir };
+  const run = mkdtempSync(join(h.dir, "run-"));
+  chmodSync(run, 0o700);
+  if (asRoot) Bun.spawnSync(["chown", `${user.uid}:${user.gid}`, dir, run]);
+  return { env: { XDG_DATA_HOME: dir, XDG_RUNTIME_DIR: run }, dir };
 }
 
 /** A world-readable work directory for building archives. */
