@@ -157,6 +157,7 @@ static int dup2(int a, int b) { return (int)SYS2(__NR_dup2, a, b); }
 static pid_t setsid(void) { return (pid_t)SYS0(__NR_setsid); }
 static int setpgid(pid_t p, pid_t g) { return (int)SYS2(__NR_setpgid, p, g); }
 static pid_t getpid(void) { return (pid_t)SYS0(__NR_getpid); }
+static pid_t getppid(void) { return (pid_t)SYS0(__NR_getppid); }
 static int sethostname(const char *n, size_t l) { return (int)SYS2(__NR_sethostname, n, l); }
 static int umask(int m) { return (int)SYS1(__NR_umask, m); }
 static int poll(struct pollfd *p, unsigned long n, int timeout) { return (int)SYS3(__NR_poll, p, n, timeout); }
@@ -173,8 +174,13 @@ static void *mmap_anon(size_t n) {
 /* sockets (AF_UNIX socketpair, AF_INET datagram for the loopback ioctl) */
 #define AF_UNIX 1
 #define AF_INET 2
+#define SOCK_STREAM 1
 #define SOCK_DGRAM 2
 #define SOCK_SEQPACKET 5
+struct sockaddr_un_ {
+  unsigned short family;
+  char path[108];
+};
 #define SOCK_CLOEXEC O_CLOEXEC
 #define SOL_SOCKET 1
 #define SCM_RIGHTS 1
@@ -202,6 +208,7 @@ static int socket(int dom, int type, int proto) { return (int)SYS3(__NR_socket, 
 static int socketpair(int dom, int type, int proto, int sv[2]) { return (int)SYS4(__NR_socketpair, dom, type, proto, sv); }
 static ssize_t sendmsg(int fd, const struct msghdr *m, int flags) { return SYS3(__NR_sendmsg, fd, m, flags); }
 static ssize_t recvmsg(int fd, struct msghdr *m, int flags) { return SYS3(__NR_recvmsg, fd, m, flags); }
+static int connect(int fd, const void *addr, unsigned len) { return (int)SYS3(__NR_connect, fd, addr, len); }
 static ssize_t send(int fd, const void *b, size_t n, int flags) { return SYS6(__NR_sendto, fd, b, n, flags, 0, 0); }
 struct ifreq_ {
   char name[16];

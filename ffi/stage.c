@@ -38,6 +38,12 @@ enum {
   OP_RECORD = 9,    /* strs: a file to write "PID STARTTIME CHILD CHILD_STARTTIME TIME" to */
   OP_JOIN = 10,     /* ints: pid, namespace flags; strs: its start time. Join its
                        namespaces (user first); the next OP_CLONE's child is inside */
+  OP_HELPER = 11,   /* ints: ms to wait, ready fd (-1: none), quiet (stderr to /dev/null); strs: ready file ("": none),
+                       argv ("{pid}" substituted). After the id maps: a helper (pasta,
+                       slirp4netns) that lives as long as the container, ready once it
+                       has written the ready file, or a byte to the ready fd */
+  OP_API = 12,      /* strs: a unix socket, a request: send it, and fail unless the
+                       answer holds "return" (slirp4netns's API) */
   OP_CHILD_BASE = 32,
   /* child ops */
   OP_PDEATHSIG = 32, /* ints: signal */
@@ -116,6 +122,8 @@ static pid_t child = -1;
 static pid_t spawned[8];
 static uint32_t spawned_op[8];
 static int nspawned;
+static pid_t helpers[4];
+static int nhelpers;
 static ksigset_t fwdset; /* signals the parent forwards (from the plan), plus SIGCHLD */
 static int errfd = 2;    /* where the stage's own messages go */
 /* detached (OP_DETACH): */
@@ -141,7 +149,7 @@ static __attribute__((noreturn)) void die_plan(const char *why) {
 static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CLONE] = { 1, 0 }, [OP_WRITE] = { 0, 2 }, [OP_SPAWN] = { 0, 1 }, [OP_RELEASE] = { 0, 0 },
   [OP_SUPERVISE] = { 2, 0 }, [OP_CLEANUP] = { 0, 0 }, [OP_STATUS] = { 0, 1 }, [OP_DETACH] = { 2, 1 },
-  [OP_RECORD] = { 0, 1 }, [OP_JOIN] = { 2, 1 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
+  [OP_RECORD] = { 0, 1 }, [OP_JOIN] = { 2, 1 }, [OP_HELPER] = { 3, 2 }, [OP_API] = { 0, 2 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
   [OP_SETHOSTNAME] = { 0, 1 }, [OP_ROOT] = { 0, 1 }, [OP_MOUNT] = { 3, 4 }, [OP_REMOUNT] = { 1, 1 },
   [OP_MASK] = { 0, 1 }, [OP_MKDIR] = { 0, 1 }, [OP_SYMLINK] = { 0, 2 }, [OP_PIVOT] = { 0, 0 },
   [OP_LOOPBACK] = { 0, 0 }, [OP_CONSOLE] = { 0, 1 }, [OP_SETSID] = { 0, 0 }, [OP_STDIN_NULL] = { 0, 0 },
@@ -151,7 +159,7 @@ static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 },
 };
 static const int VALID[OP_END] = {
-  [OP_CLONE ... OP_JOIN] = 1,
+  [OP_CLONE ... OP_API] = 1,
   [OP_PDEATHSIG ... OP_PACK] = 1,
 };
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
@@ -914,6 +922,7 @@ static __attribute__((noreturn)) void fail(uint32_t index, int err) {
     print_error(index, err, -1);
   }
   for (int k = 0; k < nspawned; k++) kill(spawned[k], SIGKILL);
+  for (int k = 0; k < nhelpers; k++) kill(helpers[k], SIGKILL);
   if (child > 0) {
     kill(child, SIGKILL);
     while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
@@ -950,6 +959,87 @@ static void spawn(uint32_t i, const struct op *o) {
   }
   spawned_op[nspawned] = i;
   spawned[nspawned++] = pid;
+}
+
+/* A helper that lives as long as the container (pasta): it dies with us
+ * (PDEATHSIG) or when the container has exited (stop_helpers), and is ready
+ * once it has written its ready file (pasta's --pid file comes after its setup). */
+static void helper(uint32_t i, const struct op *o) {
+  wait_spawned(); /* the id maps first: it joins the user namespace */
+  if (nhelpers == (int)(sizeof helpers / sizeof *helpers)) fail(i, E2BIG);
+  char **av = xalloc((size_t)o->nstr * sizeof *av);
+  for (int k = 1; k < o->nstr; k++) av[k - 1] = subst_pid(o->strs[k]);
+  char *env[] = { NULL };
+  int readyfd_no = (int)o->ints[1], rp[2] = { -1, -1 };
+  if (readyfd_no >= 0 && pipe2(rp, O_CLOEXEC) < 0) fail(i, errno);
+  pid_t parent = getpid(), pid = fork();
+  if (pid < 0) fail(i, errno);
+  if (pid == 0) {
+    reset_signals();
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent) _exit(125);
+    /* its chatter stays out of the container's output; detached, fds 1 and 2
+     * are the container's log, so its errors go too */
+    if (null_fd(1, O_WRONLY) < 0 || ((detached || o->ints[2]) && null_fd(2, O_WRONLY) < 0)) _exit(125);
+    if (readyfd_no >= 0 && dup2(rp[1], readyfd_no) < 0) _exit(125);
+    execve(av[0], av, env);
+    _exit(127);
+  }
+  helpers[nhelpers++] = pid;
+  if (rp[1] >= 0) close(rp[1]);
+  for (int64_t waited = 0;; waited++) {
+    if (*o->strs[0]) {
+      struct stat st;
+      int fd = open(o->strs[0], O_RDONLY | O_CLOEXEC);
+      if (fd >= 0 && keep_errno(fstat(fd, &st), fd) == 0 && st.st_size > 0) return;
+    }
+    struct pollfd p = { rp[0], POLLIN, 0 };
+    if (rp[0] >= 0 && poll(&p, 1, 1) > 0 && (p.revents & POLLIN)) {
+      char c;
+      if (read(rp[0], &c, 1) == 1) {
+        close(rp[0]);
+        return;
+      }
+    }
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      nhelpers--;
+      print_error(i, 0, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+      fail(UINT32_MAX, 0);
+    }
+    if (waited >= o->ints[0]) fail(i, ETIMEDOUT);
+    if (rp[0] < 0) poll(NULL, 0, 1);
+  }
+}
+
+/* One request to a helper's API socket (slirp4netns: add_hostfwd). */
+static int api(const struct op *o) {
+  struct sockaddr_un_ a = { AF_UNIX, { 0 } };
+  size_t n = strlen(o->strs[0]);
+  if (n >= sizeof a.path) { errno = ENAMETOOLONG; return -1; }
+  memcpy(a.path, o->strs[0], n);
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  if (connect(s, &a, sizeof a) < 0) return keep_errno(-1, s);
+  write_all(s, o->strs[1], strlen(o->strs[1]));
+  char reply[512];
+  size_t got = 0;
+  for (ssize_t r; got < sizeof reply - 1 && (r = read(s, reply + got, sizeof reply - 1 - got)) > 0;) {
+    got += (size_t)r;
+    reply[got] = 0;
+    if (strchr(reply, '}') && strstr(reply, "}}")) break; /* a whole answer */
+  }
+  close(s);
+  reply[got] = 0;
+  if (strstr(reply, "\"return\"")) return 0;
+  errno = EPROTO;
+  return -1;
+}
+
+static void stop_helpers(void) {
+  for (int k = 0; k < nhelpers; k++) kill(helpers[k], SIGTERM);
+  for (int k = 0; k < nhelpers; k++)
+    while (waitpid(helpers[k], NULL, 0) < 0 && errno == EINTR) {}
+  nhelpers = 0;
 }
 
 /* Receive one message from the child; returns 0 at EOF (the child exec'd or died). */
@@ -1149,7 +1239,7 @@ int main(int argc, char **argv) {
       break;
     case OP_SUPERVISE:
       if (o->ints[0] & SV_AFTER) supervise((int)o->ints[0]); /* it prints its own failure */
-      else code = supervise((int)o->ints[0]);
+      else code = supervise((int)o->ints[0]), stop_helpers();
       break;
     case OP_STATUS: {
       char m[64];
@@ -1174,6 +1264,10 @@ int main(int argc, char **argv) {
     }
     case OP_JOIN:
       if (do_join(o) < 0) fail(i, errno);
+      break;
+    case OP_HELPER: helper(i, o); break;
+    case OP_API:
+      if (api(o) < 0) fail(i, errno);
       break;
     case OP_CLEANUP: break; /* done once, at exit */
     default: fail(i, ENOSYS);

@@ -14,7 +14,10 @@ export const runArgs = {
   volume: { type: "string", alias: "v", description: "Bind a host path (repeatable)", valueHint: "SRC:DST[:ro]" },
   tmpfs: { type: "string", description: "Mount a tmpfs (repeatable)", valueHint: "DST[:OPTS]" },
   "read-only": { type: "boolean", description: "Mount the root filesystem read-only" },
-  network: { type: "string", description: "none (own network namespace, lo only; the default) or host", valueHint: "MODE" },
+  network: { type: "string", description: "pasta (the default when installed), slirp4netns, none (lo only) or host", valueHint: "MODE" },
+  publish: { type: "string", alias: "p", description: "Publish a container port on the host (repeatable; ranges work)", valueHint: "[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]" },
+  dns: { type: "string", description: "A DNS server for the container (repeatable)", valueHint: "IP" },
+  "add-host": { type: "string", description: "Add NAME to /etc/hosts (repeatable); NAME:host-gateway reaches the host's loopback", valueHint: "NAME:IP" },
   init: { type: "boolean", description: "Run a built-in init as PID 1 that reaps zombies and forwards signals" },
   tty: { type: "boolean", alias: "t", description: "Allocate a pseudo-terminal" },
   interactive: { type: "boolean", alias: "i", description: "Keep stdin open" },
@@ -27,7 +30,7 @@ export const runArgs = {
   userns: { type: "string", description: "auto: subordinate id ranges when configured (default); single: map only your own id", valueHint: "auto|single" },
 } as const;
 
-const REPEATABLE = ["env", "env-file", "volume", "tmpfs", "cap-add", "cap-drop"] as const;
+const REPEATABLE = ["env", "env-file", "volume", "tmpfs", "cap-add", "cap-drop", "publish", "dns", "add-host"] as const;
 
 /** --log-opt max-size=N[k|m|g] -> bytes. */
 function logOpt(opt: string | undefined): number | undefined {
@@ -55,6 +58,9 @@ export default {
       tmpfs: list("tmpfs"),
       readOnly: v["read-only"] as boolean,
       network: str("network"),
+      publish: list("publish"),
+      dns: list("dns"),
+      addHost: list("add-host"),
       init: v.init as boolean,
       tty: v.tty as boolean,
       interactive: v.interactive as boolean,

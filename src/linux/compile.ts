@@ -95,6 +95,22 @@ export interface CompileContext {
   record?: string;
   /** Detached (-d): the stage leaves the caller's session and logs the output. */
   detach?: { log: string; logCap: number };
+  /** Helpers that live as long as the container (pasta), started once the ids are mapped. */
+  helpers?: Helper[];
+}
+
+export interface Helper {
+  desc: string;
+  /** argv; "{pid}" is the container's pid. */
+  argv: string[];
+  /** A file the helper writes once it is ready (""), or the fd it is handed to write a byte to. */
+  ready: string;
+  readyFd?: number;
+  timeoutMs: number;
+  /** Its stderr goes to /dev/null (slirp4netns talks there even when all is well). */
+  quiet?: boolean;
+  /** Requests to its API socket once it is ready (slirp4netns's add_hostfwd). */
+  api?: { socket: string; requests: { desc: string; json: string }[] };
 }
 
 const withHint = (desc: string, hint?: string) => (hint ? `${desc}\t${hint}` : desc);
@@ -146,7 +162,7 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
       ints: [ctx.detach.logCap, opts.interactive ? 1 : 0],
     });
   }
-  const direct = addNamespaces(plan, [...ns], uidMaps, gidMaps, ctx);
+  const direct = addNamespaces(plan, [...ns], uidMaps, gidMaps, ctx, ctx.helpers);
   if (ctx.record) plan.add(Op.RECORD, "record the pids", { strs: [ctx.record] });
 
   // --- the child: the file system, on the host's /proc ---------------------
@@ -286,6 +302,7 @@ function addNamespaces(
   uidMaps: IdMapping[],
   gidMaps: IdMapping[],
   ctx: Pick<CompileContext, "uid" | "gid" | "helper" | "hint">,
+  helpers: Helper[] = [],
 ): boolean {
   let flags = 0;
   for (const t of ns) flags |= NS_FLAGS[t] ?? 0;
@@ -304,6 +321,10 @@ function addNamespaces(
       if (!tool) throw new BunkerError(`${name} is needed for this id map but was not found: install the uidmap package`);
       plan.add(Op.SPAWN, `map ids with ${name}\tcheck your ranges in ${file}`, { strs: [tool, "{pid}", ...newidmapArgs(maps)] });
     }
+  }
+  for (const h of helpers) {
+    plan.add(Op.HELPER, h.desc, { ints: [h.timeoutMs, h.readyFd ?? -1, h.quiet ? 1 : 0], strs: [h.ready, ...h.argv] });
+    for (const r of h.api?.requests ?? []) plan.add(Op.API, r.desc, { strs: [h.api!.socket, r.json] });
   }
   plan.add(Op.RELEASE, "start the container process");
   return direct;

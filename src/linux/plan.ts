@@ -16,6 +16,8 @@ export const Op = {
   DETACH: 8,
   RECORD: 9,
   JOIN: 10,
+  HELPER: 11,
+  API: 12,
   // run by the child, inside the new namespaces
   PDEATHSIG: 32,
   DUMPABLE: 33,

@@ -33,6 +33,9 @@ function defs(T: Ffi["FFIType"]) {
     fcntl: { args: [T.i32, T.i32, T.i32], returns: T.i32 },
     fexecve: { args: [T.i32, T.ptr, T.ptr], returns: T.i32 },
     execve: { args: [T.ptr, T.ptr, T.ptr], returns: T.i32 },
+    socket: { args: [T.i32, T.i32, T.i32], returns: T.i32 },
+    bind: { args: [T.i32, T.ptr, T.u32], returns: T.i32 },
+    setsockopt: { args: [T.i32, T.i32, T.i32, T.ptr, T.u32], returns: T.i32 },
     __errno_location: { args: [], returns: T.ptr },
   } as const;
 }
@@ -53,7 +56,7 @@ export const ERRNO: Record<number, string> = {
   1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 8: "ENOEXEC", 9: "EBADF", 12: "ENOMEM", 13: "EACCES",
   14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
   26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 32: "EPIPE", 36: "ENAMETOOLONG", 38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP",
-  95: "EOPNOTSUPP", 122: "EDQUOT",
+  95: "EOPNOTSUPP", 98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 122: "EDQUOT",
 };
 
 const MESSAGES: Record<string, string> = {
@@ -290,6 +293,33 @@ export function tryReadlink(path: string): string | undefined {
     return readlink(path);
   } catch {
     return undefined;
+  }
+}
+
+/** Whether a port could be bound on the host now: undefined, or the errno
+ * name (EADDRINUSE, EACCES, EADDRNOTAVAIL). TCP sockets take SO_REUSEADDR, as
+ * servers do, so a port in TIME_WAIT is free. */
+export function bindProbe(proto: "tcp" | "udp", ip: string, port: number): string | undefined {
+  const { c } = libc();
+  const v6 = ip.includes(":");
+  const addr = new Uint8Array(v6 ? 28 : 16);
+  const dv = new DataView(addr.buffer);
+  dv.setUint16(0, v6 ? 10 : 2, true); // AF_INET6 : AF_INET
+  dv.setUint16(2, port, false);
+  if (v6) {
+    const groups = ip.split("::").map((h) => (h ? h.split(":") : []));
+    const words = groups.length === 2 ? [...groups[0]!, ...Array(8 - groups[0]!.length - groups[1]!.length).fill("0"), ...groups[1]!] : groups[0]!;
+    words.forEach((w, i) => dv.setUint16(8 + 2 * i, Number.parseInt(w || "0", 16), false));
+  } else {
+    ip.split(".").forEach((b, i) => (addr[4 + i] = Number(b)));
+  }
+  const fd = c.socket(v6 ? 10 : 2, (proto === "tcp" ? 1 : 2) | O_CLOEXEC, 0);
+  if (fd < 0) return ERRNO[errno()] ?? `errno ${errno()}`;
+  try {
+    if (proto === "tcp") c.setsockopt(fd, 1 /* SOL_SOCKET */, 2 /* SO_REUSEADDR */, p(new Uint8Array([1, 0, 0, 0])), 4);
+    return c.bind(fd, p(addr), addr.length) === 0 ? undefined : (ERRNO[errno()] ?? `errno ${errno()}`);
+  } finally {
+    c.close(fd);
   }
 }
 

@@ -13,6 +13,7 @@ import { validateSpec } from "../spec/validate.ts";
 import { type ImageRecord, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
 import { ContainerDir, locked, stateRoot } from "./state.ts";
+import { checkDns, checkPorts, chooseMode, hostGateway, hostsFile, type NetworkMode, parseAddHost, parsePublish, pastaArgs, resolvConf, SLIRP, slirpHelper } from "./network.ts";
 
 function kind(path: string): "dir" | "file" | undefined {
   const st = sys.stat(path);
@@ -55,23 +56,6 @@ export function loadTarget(target: string): Target | undefined {
   return { rootfs, bundle, bundleDir: dir };
 }
 
-function hostsFile(hostname: string | undefined, name: string | undefined, network: boolean): string {
-  if (!network) return sys.tryRead("/etc/hosts") ?? "127.0.0.1\tlocalhost\n";
-  const names = [hostname, name].filter(Boolean).join(" ");
-  return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" + (names ? `127.0.1.1\t${names}\n` : "");
-}
-
-/** The host's resolv.conf; in a network namespace of its own the host's
- * loopback resolvers are out of reach, so those lines are dropped. */
-function resolvConf(ownNetwork: boolean): string {
-  const text = sys.tryRead("/etc/resolv.conf") ?? "";
-  if (!ownNetwork) return text;
-  return text
-    .split("\n")
-    .filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l))
-    .join("\n");
-}
-
 /** A detached container's log moves to log.1 past this size, unless --log-opt max-size says otherwise. */
 export const LOG_CAP = 16 << 20;
 
@@ -104,9 +88,11 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   }
   const img = stored ? openImage(store!, stored, id, flags, again !== undefined) : undefined;
   const { rootfs, bundle, bundleDir } = local ?? { rootfs: img!.rootfs };
+  // a bundle run as it is keeps its own namespaces; otherwise pasta, slirp4netns or none
+  const chosen = bundle && flags.network === undefined ? undefined : chooseMode(flags.network, findHelper);
 
   const built = buildSpec({
-    flags,
+    flags: { ...flags, network: chosen?.mode },
     command,
     rootfs,
     id,
@@ -127,11 +113,14 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   const { spec, opts } = built;
   // "cgroup where available": a kernel without cgroup namespaces runs without one
   if (!hasNamespace("cgroup")) spec.linux!.namespaces = spec.linux!.namespaces!.filter((n) => n.type !== "cgroup");
-  const ownNetwork = spec.linux!.namespaces!.some((n) => n.type === "network");
+  const mode: NetworkMode = chosen?.mode ?? (spec.linux!.namespaces!.some((n) => n.type === "network") ? "none" : "host");
+  const net = networkSetup(mode, flags);
 
   const errs = validateSpec(spec);
   if (errs.length) throw new BunkerError(firstOf(errs));
   if (built.notice) log().info(built.notice);
+  if (chosen?.notice) log().info(chosen.notice);
+  checkPorts(net.ports);
 
   const root = stateRoot();
   const state = locked(root, () => {
@@ -162,9 +151,10 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     }
   });
   try {
+    const resolv = resolvConf(mode, net.dns);
     const etcFiles = [
-      { destination: "/etc/hosts", source: state.write("hosts", hostsFile(spec.hostname, flags.name, ownNetwork)) },
-      { destination: "/etc/resolv.conf", source: state.write("resolv.conf", resolvConf(ownNetwork)) },
+      { destination: "/etc/hosts", source: state.write("hosts", hostsFile({ hostname: spec.hostname, name: flags.name, mode, extra: net.hosts })) },
+      { destination: "/etc/resolv.conf", source: state.write("resolv.conf", resolv.text) },
     ];
     if (spec.hostname) etcFiles.push({ destination: "/etc/hostname", source: state.write("hostname", `${spec.hostname}\n`) });
     // a detached container stays, with its log and exit status, until `bunker rm` (or --rm)
@@ -185,6 +175,12 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
       after: { status, remove: img && flags.rm ? [img.dir] : undefined },
       record,
       detach,
+      helpers:
+        mode === "pasta"
+          ? [{ desc: "start pasta", argv: pastaArgs(chosen!.helper!, { ports: net.ports, ready: state.path("pasta.pid"), mapGateway: net.mapGateway, dnsForward: resolv.forward }), ready: state.path("pasta.pid"), timeoutMs: 10_000 }]
+          : mode === "slirp4netns"
+            ? [slirpHelper(chosen!.helper!, { ports: net.ports, socket: state.rootFile(`${id.slice(0, 12)}.slirp`), mapGateway: net.mapGateway })]
+            : undefined,
     });
     if (process.env.BUNKER_PLAN) say(plan.describe());
     if (!detach) return await execStage(plan, state.root);
@@ -210,6 +206,23 @@ function generateName(root: string): string {
     const name = `${pick(ADJECTIVES)}_${pick(NOUNS)}${i >= 10 ? `_${i}` : ""}`;
     if (!sys.tryReadlink(`${root}/names/${name}`) && !Store.nameOwner(name)) return name;
   }
+}
+
+/** -p, --dns and --add-host, checked against the mode. */
+function networkSetup(mode: NetworkMode, flags: RunFlags) {
+  const ports = (flags.publish ?? []).map(parsePublish);
+  const helped = mode === "pasta" || mode === "slirp4netns";
+  if (ports.length && !helped) throw new BunkerError(`-p needs a user-mode network (--network pasta or slirp4netns), not ${mode}`);
+  let mapGateway = false;
+  const hosts = (flags.addHost ?? []).map(parseAddHost).map((h) => {
+    if (h.ip !== "host-gateway") return h;
+    if (!helped) throw new BunkerError(`--add-host ${h.name}:host-gateway needs --network pasta or slirp4netns, not ${mode}`);
+    const ip = mode === "pasta" ? hostGateway() : SLIRP.gateway;
+    if (!ip) throw new BunkerError(`--add-host ${h.name}:host-gateway: this host has no IPv4 default route for pasta to map`);
+    mapGateway = true;
+    return { name: h.name, ip };
+  });
+  return { ports, hosts, mapGateway, dns: (flags.dns ?? []).map(checkDns) };
 }
 
 /** A name held by a stopped container of the store is taken too, as in Docker. */

@@ -193,7 +193,7 @@ export class ContainerDir {
     } catch (e) {
       throw e instanceof BunkerError ? e : stateError(e, root);
     }
-    for (const f of ["pid", "exit"]) {
+    for (const f of ["pid", "exit", "pasta.pid"]) {
       this.files.push(`${this.final}/${f}`);
       if (reuse) tryUnlink(`${this.final}/${f}`);
     }
@@ -258,6 +258,14 @@ export class ContainerDir {
     return p;
   }
 
+  /** A file in the state root (short, for a socket path) that the stage removes with the container. */
+  rootFile(name: string): string {
+    const p = `${this.root}/${name}`;
+    tryUnlink(p); // left by a stage killed before it could tidy up
+    this.files.push(p);
+    return p;
+  }
+
   write(file: string, data: string): string {
     const p = this.path(file);
     try {
@@ -286,8 +294,10 @@ function tryUnlink(path: string): void {
   } catch {}
 }
 
-/** A container directory holds only flat files. */
+/** A container directory holds only flat files; its slirp4netns socket sits beside it. */
 export function removeContainerDir(dir: string): void {
+  const id = dir.slice(dir.lastIndexOf("/") + 1);
+  tryUnlink(`${dir.slice(0, dir.lastIndexOf("/containers/"))}/${id.slice(0, 12)}.slirp`);
   try {
     for (const f of sys.readdir(dir)) tryUnlink(`${dir}/${f}`);
     sys.rmdir(dir);

@@ -5,6 +5,7 @@ import { adjustCaps, DEFAULT_CAPS } from "../linux/caps.ts";
 import { mapsContain, type MapChoice } from "../linux/idmap.ts";
 import { readInRoot } from "../linux/sys.ts";
 import { join } from "../paths.ts";
+import { MODES } from "../runtime/network.ts";
 import { DEFAULT_PATH, defaultMounts, defaultNamespaces, MASKED_PATHS, OCI_VERSION, READONLY_PATHS } from "./defaults.ts";
 import type { Capabilities, Mount, Process, RunOptions, Spec } from "./types.ts";
 
@@ -31,6 +32,10 @@ export interface RunFlags {
   detach?: boolean;
   /** -d: the log's size cap (--log-opt max-size). */
   logMaxSize?: number;
+  /** -p, --dns, --add-host (used by the runtime's network setup). */
+  publish?: string[];
+  dns?: string[];
+  addHost?: string[];
 }
 
 export interface BuildInput {
@@ -73,12 +78,10 @@ export interface Built {
   notice?: string;
 }
 
-const NETWORKS = ["none", "host"];
-
 export function buildSpec(input: BuildInput): Built {
   const { flags, bundle } = input;
-  if (flags.network !== undefined && !NETWORKS.includes(flags.network)) {
-    throw new BunkerError(`network mode "${flags.network}" is not supported yet: use --network none or --network host`);
+  if (flags.network !== undefined && !(MODES as string[]).includes(flags.network)) {
+    throw new BunkerError(`unknown network mode "${flags.network}": use none, host, pasta or slirp4netns`);
   }
   if (flags.userns !== undefined && flags.userns !== "auto" && flags.userns !== "single") {
     throw new BunkerError(`--userns must be auto or single, not "${flags.userns}"`);
@@ -91,8 +94,8 @@ export function buildSpec(input: BuildInput): Built {
   // namespaces: user and mount always; --network picks the network namespace
   const ns = new Set((spec.linux.namespaces ?? []).map((n) => n.type));
   ns.add("user").add("mount");
-  if (flags.network === "none") ns.add("network");
   if (flags.network === "host") ns.delete("network");
+  else if (flags.network !== undefined) ns.add("network"); // none, pasta, slirp4netns
   spec.linux.namespaces = [...ns].map((type) => ({ type }));
 
   // id maps

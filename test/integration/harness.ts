@@ -88,7 +88,7 @@ function makeRootfs(dir: string, owner?: { uid: number; gid: number }): string {
 function buildFixtures(dir: string): void {
   const out = join(dir, "fixtures");
   sh(["mkdir", "-p", out]);
-  for (const src of ["abstract-connect"]) {
+  for (const src of ["abstract-connect", "udp-echo"]) {
     sh(["cc", "-static", "-Os", "-o", join(out, src), join(ROOT, "test/fixtures", `${src}.c`)]);
   }
 }
