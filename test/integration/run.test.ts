@@ -285,8 +285,8 @@ describe("signals", () => {
 });
 
 describe("network", () => {
-  test("--network none (the default) has only lo, and it is up", () => {
-    const r = runSh("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags");
+  test("--network none has only lo, and it is up", () => {
+    const r = runSh("cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; cat /sys/class/net/lo/operstate /sys/class/net/lo/flags", ["--network", "none"]);
     const lines = r.stdout.trim().split("\n");
     expect(lines[0]).toBe("lo");
     expect(lines).toHaveLength(3);
