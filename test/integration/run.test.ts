@@ -217,7 +217,8 @@ describe("exit status", () => {
     expect(runSh("kill -9 $$", ["--init"]).code).toBe(137);
     expect(runSh("kill -TERM $$", ["--init"]).code).toBe(143);
     // and a SIGKILL from the host to the container's PID 1
-    const p = Bun.spawn(asUser([h.bin, "run", h.main.rootfs, "/bin/sh", "-c", "echo up; sleep 10"]), { stdout: "pipe" });
+    // (--network none: the stage's only child is the container, no network helper beside it)
+    const p = Bun.spawn(asUser([h.bin, "run", "--network", "none", h.main.rootfs, "/bin/sh", "-c", "echo up; sleep 10"]), { stdout: "pipe" });
     await p.stdout.getReader().read();
     const kids = readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, "utf8").trim();
     process.kill(Number(kids), "SIGKILL");
@@ -471,7 +472,7 @@ describe("bad input and odd hosts", () => {
 
   test("the container dies with bunker, also after it switched to another user", async () => {
     if (!h.main.subuid) return;
-    const p = Bun.spawn(asUser([h.bin, "run", "-u", "1000", h.main.rootfs, "/bin/sh", "-c", "echo up; sleep 30"]), { stdout: "pipe" });
+    const p = Bun.spawn(asUser([h.bin, "run", "--network", "none", "-u", "1000", h.main.rootfs, "/bin/sh", "-c", "echo up; sleep 30"]), { stdout: "pipe" });
     await p.stdout.getReader().read();
     const child = Number(readFileSync(`/proc/${p.pid}/task/${p.pid}/children`, "utf8").trim());
     expect(child).toBeGreaterThan(0);

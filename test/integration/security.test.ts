@@ -106,7 +106,7 @@ describe.skipIf(!asRoot)("a host that lacks something else", () => {
   test("a /dev/null that is not the real device is refused, not bound", () => {
     const fake = join(h.dir, "fake-null");
     writeFileSync(fake, "not a device\n");
-    const cmd = asUser([h.bin, "run", h.main.rootfs, "true"]).map((a) => `'${a}'`).join(" ");
+    const cmd = asUser([h.bin, "run", "--network", "none", h.main.rootfs, "true"]).map((a) => `'${a}'`).join(" ");
     const r = sh(`unshare -m sh -c "mount --bind ${fake} /dev/null && exec ${cmd.replaceAll('"', '\\"')}"`);
     expect(r.exitCode).toBe(125);
     expect(r.stderr.toString().trim()).toBe("bunker: bind /dev/null: ENODEV (No such device)");

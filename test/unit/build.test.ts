@@ -37,7 +37,7 @@ test("run defaults: every namespace, Docker's caps, the id prefix as host name",
 test("--network host drops the network namespace; unknown modes are refused", () => {
   const { spec } = buildSpec(input({ network: "host" }));
   expect(spec.linux!.namespaces!.some((n) => n.type === "network")).toBe(false);
-  expect(() => buildSpec(input({ network: "pasta" }))).toThrow('network mode "pasta" is not supported yet');
+  expect(() => buildSpec(input({ network: "bridge" }))).toThrow('unknown network mode "bridge"');
 });
 
 test("--userns=single, -t, --read-only, -w, -h", () => {
