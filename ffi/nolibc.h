@@ -130,6 +130,7 @@ static int fsetxattr(int fd, const char *name, const void *v, size_t n, int flag
 static int renameat(int od, const char *o, int nd, const char *n) { return (int)SYS4(__NR_renameat, od, o, nd, n); }
 static int pipe2(int fds[2], int flags) { return (int)SYS2(__NR_pipe2, fds, flags); }
 static int setns(int fd, int type) { return (int)SYS2(__NR_setns, fd, type); }
+static int unshare(int flags) { return (int)SYS1(__NR_unshare, flags); }
 #define CLOCK_REALTIME 0
 static int clock_gettime(int clk, struct timespec_ *t) { return (int)SYS2(__NR_clock_gettime, clk, t); }
 static int rmdir(const char *p) { return (int)SYS3(__NR_unlinkat, AT_FDCWD, p, AT_REMOVEDIR); }

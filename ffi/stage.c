@@ -26,7 +26,7 @@
 enum {
   /* parent ops */
   OP_CLONE = 1,     /* ints: clone flags */
-  OP_WRITE = 2,     /* strs: path ("{pid}" = child pid), data */
+  OP_WRITE = 2,     /* strs: path, data ("{pid}" = child pid in either) */
   OP_SPAWN = 3,     /* strs: argv ("{pid}" substituted); waited for by OP_RELEASE */
   OP_RELEASE = 4,   /* let the child run its ops */
   OP_SUPERVISE = 5, /* ints: SV_* flags, mask of signals to forward; proxy, reap */
@@ -76,6 +76,7 @@ enum {
   OP_UNPACK,         /* strs: a directory on the host; apply the records on stdin (unpack.c) */
   OP_RMTREE,         /* strs: paths on the host to remove with all they hold (unpack.c) */
   OP_PACK,           /* strs: a directory; write its entries as records to stdout (unpack.c) */
+  OP_UNSHARE,        /* ints: namespace flags (a cgroup namespace, once in the container's cgroup) */
   OP_END
 };
 
@@ -156,11 +157,11 @@ static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CHDIR] = { 0, 1 }, [OP_SETGROUPS] = { 0, 0 }, [OP_SETGID] = { 1, 0 }, [OP_SETUID] = { 1, 0 },
   [OP_CAPBSET] = { 1, 0 }, [OP_CAPSET] = { 4, 0 }, [OP_NO_NEW_PRIVS] = { 0, 0 }, [OP_RLIMIT] = { 3, 0 },
   [OP_CLOSE_FDS] = { 0, 0 }, [OP_EXEC] = { 4, 2 }, [OP_UMASK] = { 1, 0 }, [OP_KEEPCAPS] = { 0, 0 },
-  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 },
+  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 }, [OP_UNSHARE] = { 1, 0 },
 };
 static const int VALID[OP_END] = {
   [OP_CLONE ... OP_API] = 1,
-  [OP_PDEATHSIG ... OP_PACK] = 1,
+  [OP_PDEATHSIG ... OP_UNSHARE] = 1,
 };
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
@@ -649,6 +650,7 @@ static int run_child_op(uint32_t i, struct op *o) {
   case OP_KEEPCAPS: return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
   case OP_UNPACK: do_unpack(o->strs[0]);
   case OP_PACK: do_pack(o->strs[0]);
+  case OP_UNSHARE: return unshare((int)v[0]);
   case OP_RMTREE:
     for (int k = 0; k < o->nstr; k++)
       if (do_rmtree(o->strs[k]) < 0) return -1;
@@ -1227,8 +1229,9 @@ int main(int argc, char **argv) {
     case OP_WRITE: {
       int fd = open(subst_pid(o->strs[0]), O_WRONLY | O_CLOEXEC);
       if (fd < 0) fail(i, errno);
-      size_t n = strlen(o->strs[1]);
-      if (write(fd, o->strs[1], n) != (ssize_t)n) fail(i, errno);
+      const char *data = subst_pid(o->strs[1]); /* a cgroup.procs gets the child's pid */
+      size_t n = strlen(data);
+      if (write(fd, data, n) != (ssize_t)n) fail(i, errno);
       close(fd);
       break;
     }

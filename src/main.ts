@@ -25,6 +25,10 @@ const VERBS: Record<string, () => Promise<{ default: Command<any> }>> = {
   logs: () => import("./cli/logs.ts"),
   exec: () => import("./cli/exec.ts"),
   inspect: () => import("./cli/inspect.ts"),
+  stats: () => import("./cli/resources.ts").then((m) => ({ default: m.stats })),
+  update: () => import("./cli/resources.ts").then((m) => ({ default: m.update })),
+  pause: () => import("./cli/resources.ts").then((m) => ({ default: m.pause })),
+  unpause: () => import("./cli/resources.ts").then((m) => ({ default: m.unpause })),
   spec: () => import("./cli/spec.ts"),
 };
 

@@ -30,7 +30,7 @@ export default {
         command: v.command.join(" "),
         created: v.created,
         state: v.status,
-        status: v.status === "exited" ? `exited (${v.exitCode})` : v.status,
+        status: v.status === "exited" ? `exited (${v.exitCode})` : v.paused ? "paused" : v.status,
         exitCode: v.exitCode,
         pid: v.status === "running" ? v.runtime?.pids?.pid : undefined,
       }));

@@ -97,6 +97,8 @@ export interface CompileContext {
   detach?: { log: string; logCap: number };
   /** Helpers that live as long as the container (pasta), started once the ids are mapped. */
   helpers?: Helper[];
+  /** The container's own cgroup (v2), which its first process joins before it runs. */
+  cgroup?: string;
 }
 
 export interface Helper {
@@ -162,11 +164,15 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
       ints: [ctx.detach.logCap, opts.interactive ? 1 : 0],
     });
   }
-  const direct = addNamespaces(plan, [...ns], uidMaps, gidMaps, ctx, ctx.helpers);
+  // in a cgroup of its own, the child makes its cgroup namespace once it is in it, so that it is its root
+  const lateCgroupNs = ctx.cgroup !== undefined && ns.has("cgroup");
+  const cloned = [...ns].filter((t) => !(lateCgroupNs && t === "cgroup"));
+  const direct = addNamespaces(plan, cloned, uidMaps, gidMaps, ctx, ctx.helpers, ctx.cgroup);
   if (ctx.record) plan.add(Op.RECORD, "record the pids", { strs: [ctx.record] });
 
   // --- the child: the file system, on the host's /proc ---------------------
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
+  if (lateCgroupNs) plan.add(Op.UNSHARE, "create the cgroup namespace", { ints: [CLONE.NEWCGROUP] });
   plan.add(Op.DUMPABLE, "make the setup process non-dumpable", { ints: [0] });
   makePrivate(plan, ctx.hint);
   if (ns.has("uts") && spec.hostname) plan.add(Op.SETHOSTNAME, `set hostname ${spec.hostname}`, { strs: [spec.hostname] });
@@ -275,6 +281,7 @@ export function compileExec(
   target: { pid: number; starttime: string },
   opts: { interactive: boolean; detach: boolean },
   ctx: Pick<CompileContext, "uid" | "gid">,
+  cgroup?: string,
 ): Plan {
   const plan = new Plan();
   const linux = spec.linux!;
@@ -282,6 +289,8 @@ export function compileExec(
   let flags = 0;
   for (const t of ns) flags |= NS_FLAGS[t] ?? 0;
   if (opts.detach) plan.add(Op.DETACH, "detach from the terminal", { strs: [""], ints: [0, 0] });
+  // into the container's cgroup while its path is still the host's (the join changes the view); the process inherits it
+  if (cgroup) plan.add(Op.WRITE, `join the container's cgroup ${cgroup}`, { strs: [`${cgroup}/cgroup.procs`, "0"] });
   plan.add(Op.JOIN, `join the container's namespaces (${ns.join(", ")})`, { ints: [target.pid, flags], strs: [target.starttime] });
   plan.add(Op.CLONE, "start the process", { ints: [0] });
   plan.add(Op.RELEASE, "let it run");
@@ -303,10 +312,12 @@ function addNamespaces(
   gidMaps: IdMapping[],
   ctx: Pick<CompileContext, "uid" | "gid" | "helper" | "hint">,
   helpers: Helper[] = [],
+  cgroup?: string,
 ): boolean {
   let flags = 0;
   for (const t of ns) flags |= NS_FLAGS[t] ?? 0;
   plan.add(Op.CLONE, withHint(`create namespaces (${ns.join(", ")})`, ctx.hint), { ints: [flags] });
+  if (cgroup) addJoinCgroup(plan, cgroup);
   const direct = isSelfMap(uidMaps, ctx.uid) && isSelfMap(gidMaps, ctx.gid);
   if (direct) {
     plan.add(Op.WRITE, "deny setgroups in the user namespace", { strs: ["/proc/{pid}/setgroups", "deny"] });
@@ -328,6 +339,10 @@ function addNamespaces(
   }
   plan.add(Op.RELEASE, "start the container process");
   return direct;
+}
+
+function addJoinCgroup(plan: Plan, cgroup: string): void {
+  plan.add(Op.WRITE, `move the container into its cgroup ${cgroup}`, { strs: [`${cgroup}/cgroup.procs`, "{pid}"] });
 }
 
 type UserNsContext = Pick<CompileContext, "uid" | "gid" | "helper" | "hint">;

@@ -48,6 +48,7 @@ export const Op = {
   UNPACK: 58,
   RMTREE: 59,
   PACK: 60,
+  UNSHARE: 61,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 const opName = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k])) as Record<number, string>;

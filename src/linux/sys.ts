@@ -193,6 +193,17 @@ export function writeFile(path: string, data: string | Uint8Array, mode = 0o644,
 }
 
 /** A new file (or with replace, an existing one truncated), never through a link, open for writing with exactly `mode`. */
+/** Write to a file that exists, such as a cgroup's control files (no create, no truncate, no chmod). */
+export function writeExisting(path: string, data: string): void {
+  const { c } = libc();
+  const fd = check(c.open(p(cstr(path)), O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0), "open", path);
+  try {
+    writeAll(fd, new TextEncoder().encode(data), path);
+  } finally {
+    c.close(fd);
+  }
+}
+
 export function openWrite(path: string, mode = 0o644, replace = false): number {
   const { c } = libc();
   const flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (replace ? O_TRUNC : O_EXCL);

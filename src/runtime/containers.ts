@@ -4,6 +4,7 @@
 import { BunkerError } from "../errors.ts";
 import { type ContainerRecord, Store } from "../image/store.ts";
 import * as sys from "../linux/sys.ts";
+import { removeCgroup } from "./cgroup.ts";
 import { type Container, containers, locked, lookup, removeContainerDir, type Status, alive, parseExit, readContainer, statePath, stateRoot } from "./state.ts";
 
 export interface View {
@@ -13,6 +14,8 @@ export interface View {
   command: string[];
   created: string;
   status: Status;
+  /** Running, and frozen by `bunker pause`. */
+  paused?: boolean;
   exitCode?: number;
   runtime?: Container;
   stored?: ContainerRecord;
@@ -27,6 +30,7 @@ function fromRuntime(c: Container): View {
     command: cfg.spec.process?.args ?? [],
     created: cfg.created,
     status: c.status,
+    paused: c.status === "running" && !!cfg.cgroup && sys.tryRead(`${cfg.cgroup}/cgroup.freeze`)?.trim() === "1",
     // a stage killed with its container: the container died of SIGKILL
     exitCode: c.exit?.code ?? (c.lost ? 137 : undefined),
     runtime: c,
@@ -147,12 +151,16 @@ export async function stop(c: Container, graceSecs: number, sig = 15): Promise<v
 export async function remove(v: View, force: boolean): Promise<void> {
   if (v.status === "running") {
     if (!force) throw new BunkerError(`container ${v.name ?? v.id.slice(0, 12)} is running: stop it first, or use 'rm -f'`);
+    // every process of its cgroup at once (Linux 5.14), frozen or not; then the first process, as without one
+    const cg = v.runtime!.config.cgroup;
+    if (cg && sys.stat(`${cg}/cgroup.kill`)) sys.writeExisting(`${cg}/cgroup.kill`, "1");
     await stop(v.runtime!, 0, 9);
   }
   if (v.runtime) {
     const root = stateRoot();
     const name = v.runtime.config.name;
     locked(root, () => {
+      removeCgroup(v.runtime!.config.cgroup);
       removeContainerDir(v.runtime!.dir);
       if (name && sys.tryReadlink(`${root}/names/${name}`) === v.id) sys.unlink(`${root}/names/${name}`);
     });
@@ -180,12 +188,13 @@ export function describe(v: View) {
       Pid: running ? rt!.pids!.pid : 0,
       ExitCode: v.exitCode ?? 0,
       // the kernel's OOM killer is seen only through a cgroup of the container's own
-      OOMKilled: false,
+      OOMKilled: oomKilled(rt?.config.cgroup),
       Error: rt?.lost ? "its supervisor (the stage) was killed; the container died with it" : "",
       StartedAt: rt?.pids?.started ?? "",
       FinishedAt: running ? "" : (finished ?? ""),
     },
     Image: v.image,
+    Cgroup: rt?.config.cgroup ?? "",
     Detached: rt?.config.detached ?? false,
     LogPath: rt?.config.detached ? `${rt.dir}/log` : "",
     Config: {
@@ -203,4 +212,10 @@ export function describe(v: View) {
       .filter((m) => m.type !== "tmpfs" || !["/dev", "/dev/shm"].includes(m.destination))
       .map((m) => ({ Type: m.type, Source: m.source ?? "", Destination: m.destination, RW: !(m.options ?? []).includes("ro") })),
   };
+}
+
+/** The container's cgroup saw the OOM killer at work (memory.events: oom_kill). */
+function oomKilled(cgroup: string | undefined): boolean {
+  const events = cgroup ? sys.tryRead(`${cgroup}/memory.events`) : undefined;
+  return Number(events?.match(/^oom_kill (\d+)$/m)?.[1] ?? 0) > 0;
 }

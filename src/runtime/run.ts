@@ -13,6 +13,7 @@ import { validateSpec } from "../spec/validate.ts";
 import { type ImageRecord, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
 import { ContainerDir, locked, stateRoot } from "./state.ts";
+import { createCgroup, removeCgroup } from "./cgroup.ts";
 import { checkDns, checkPorts, chooseMode, hostGateway, hostsFile, type NetworkMode, parseAddHost, parsePublish, pastaArgs, resolvConf, SLIRP, slirpHelper } from "./network.ts";
 
 function kind(path: string): "dir" | "file" | undefined {
@@ -121,9 +122,10 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   if (built.notice) log().info(built.notice);
   if (chosen?.notice) log().info(chosen.notice);
   checkPorts(net.ports);
+  const cgroup = createCgroup(id, spec);
 
   const root = stateRoot();
-  const state = locked(root, () => {
+  const state = claim(() => locked(root, () => {
     const dir = new ContainerDir(root, id, again !== undefined);
     try {
       opts.name ??= generateName(root);
@@ -143,13 +145,14 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
         stopSignal: img?.record.config.config?.StopSignal,
         rootfs,
         spec,
+        cgroup,
       });
       return dir;
     } catch (e) {
       if (!again) dir.remove();
       throw e;
     }
-  });
+  }), () => removeCgroup(cgroup));
   try {
     const resolv = resolvConf(mode, net.dns);
     const etcFiles = [
@@ -168,13 +171,14 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
       helper: findHelper,
       bundleDir,
       etcFiles,
-      cleanup: !detach || flags.rm ? [...state.cleanupList(), ...(img && flags.rm ? [img.nameLink(opts.name!)] : [])] : [],
+      cleanup: !detach || flags.rm ? [...state.cleanupList(), ...(img && flags.rm ? [img.nameLink(opts.name!)] : []), ...(cgroup ? [`${cgroup}/`] : [])] : [],
       hint,
       kind,
       overlay: img?.overlay,
       after: { status, remove: img && flags.rm ? [img.dir] : undefined },
       record,
       detach,
+      cgroup,
       helpers:
         mode === "pasta"
           ? [{ desc: "start pasta", argv: pastaArgs(chosen!.helper!, { ports: net.ports, ready: state.path("pasta.pid"), mapGateway: net.mapGateway, dnsForward: resolv.forward }), ready: state.path("pasta.pid"), timeoutMs: 10_000 }]
@@ -192,6 +196,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
       state.remove();
       await img?.discard(opts.name);
     }
+    removeCgroup(cgroup);
     throw e;
   }
 }
@@ -205,6 +210,16 @@ function generateName(root: string): string {
   for (let i = 0; ; i++) {
     const name = `${pick(ADJECTIVES)}_${pick(NOUNS)}${i >= 10 ? `_${i}` : ""}`;
     if (!sys.tryReadlink(`${root}/names/${name}`) && !Store.nameOwner(name)) return name;
+  }
+}
+
+/** fn(), or undo() and rethrow. */
+function claim<T>(fn: () => T, undo: () => void): T {
+  try {
+    return fn();
+  } catch (e) {
+    undo();
+    throw e;
   }
 }
 

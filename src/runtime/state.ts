@@ -77,6 +77,8 @@ export interface ContainerConfig {
   stopSignal?: string;
   rootfs: string;
   spec: Spec;
+  /** Its own cgroup (v2), when the host delegates one. */
+  cgroup?: string;
 }
 
 export interface PidRecord {

@@ -5,6 +5,7 @@ import { adjustCaps, DEFAULT_CAPS } from "../linux/caps.ts";
 import { mapsContain, type MapChoice } from "../linux/idmap.ts";
 import { readInRoot } from "../linux/sys.ts";
 import { join } from "../paths.ts";
+import { type LimitFlags, resourcesFromFlags } from "../runtime/cgroup.ts";
 import { MODES } from "../runtime/network.ts";
 import { DEFAULT_PATH, defaultMounts, defaultNamespaces, MASKED_PATHS, OCI_VERSION, READONLY_PATHS } from "./defaults.ts";
 import type { Capabilities, Mount, Process, RunOptions, Spec } from "./types.ts";
@@ -32,6 +33,8 @@ export interface RunFlags {
   detach?: boolean;
   /** -d: the log's size cap (--log-opt max-size). */
   logMaxSize?: number;
+  /** --memory, --cpus, --pids-limit, ...: limits through a delegated cgroup. */
+  limits?: LimitFlags;
   /** -p, --dns, --add-host (used by the runtime's network setup). */
   publish?: string[];
   dns?: string[];
@@ -140,6 +143,8 @@ export function buildSpec(input: BuildInput): Built {
   if (flags.readOnly) spec.root.readonly = true;
 
   spec.mounts = [...(spec.mounts ?? []), ...userMounts(flags)];
+  const limits = resourcesFromFlags(flags.limits ?? {});
+  if (limits) spec.linux.resources = { ...((spec.linux.resources as object | undefined) ?? {}), ...limits };
 
   proc.env = buildEnv(proc.env ?? [], {
     hostname: spec.hostname,

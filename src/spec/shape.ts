@@ -53,6 +53,9 @@ const SPEC: Shape = obj(
   ["ociVersion", "root"],
 );
 
+/** What of linux.resources bunker applies (through a delegated cgroup v2), or may skip: device rules. */
+const APPLIED_RESOURCES = new Set(["devices", "memory", "cpu", "pids", "blockIO"]);
+
 /** Settings bunker does not apply yet: named in one warning rather than dropped in silence. */
 const UNSUPPORTED = [
   "hooks", "process.apparmorProfile", "process.selinuxLabel", "process.oomScoreAdj", "process.ioPriority",
@@ -104,6 +107,6 @@ export function unsupported(config: unknown): string[] {
     for (const k of path.split(".")) v = typeof v === "object" && v !== null ? (v as Record<string, unknown>)[k] : undefined;
     if (v === undefined || v === null) return false;
     if (typeof v !== "object") return true;
-    return Object.keys(v).some((k) => !(path === "linux.resources" && k === "devices"));
+    return Object.keys(v).some((k) => !(path === "linux.resources" && APPLIED_RESOURCES.has(k)));
   });
 }

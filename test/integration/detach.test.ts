@@ -314,3 +314,36 @@ describe("a state that never lies", () => {
     await nothingLeft(pids);
   }, 180000);
 });
+
+describe("limits on a host without a delegated cgroup v2 (this one: hybrid)", () => {
+  const delegated = readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === "/sys/fs/cgroup" && l.includes(" - cgroup2 "));
+  test.skipIf(delegated)("a limit fails with why and what to do; a run without limits works; the cgroup verbs say why they cannot", () => {
+    for (const flag of [["--memory", "64m"], ["--cpus", "0.5"], ["--pids-limit", "10"], ["--cpu-shares", "512"], ["--io-weight", "100"]]) {
+      const r = b(["run", "--network", "none", ...flag, u.rootfs, "true"]);
+      expect(r.code).toBe(125);
+      expect(r.stderr).toMatch(/^bunker: resource limits need a delegated cgroup v2 subtree, and this host has no pure cgroup v2 hierarchy at \/sys\/fs\/cgroup .*: run bunker in a systemd user session on a cgroup v2 host/);
+    }
+    expect(b(["run", "--network", "none", u.rootfs, "true"]).code).toBe(0);
+    const id = detach("sleep 100", ["--network", "none"]);
+    for (const verb of [["stats", "--no-stream"], ["pause"], ["update", "--memory", "64m"]]) {
+      const r = b([...verb, id]);
+      expect(r.code).toBe(125);
+      expect(r.stderr).toContain("has no cgroup of its own: this host delegates no cgroup v2 subtree to you");
+    }
+    ok(["rm", "-f", id]);
+  });
+
+  test("bad limit values are refused before anything starts", () => {
+    const cases: [string[], string][] = [
+      [["--memory", "lots"], 'invalid --memory "lots": use a size like 512m or 1g'],
+      [["--cpus", "-1"], 'invalid --cpus "-1": give a number of CPUs like 0.5 or 2'],
+      [["--pids-limit", "x"], 'invalid --pids-limit "x": give a whole number from -1 to 4194304'],
+      [["--memory-swap", "1g"], "--memory-swap needs --memory, as in Docker"],
+      [["--memory", "1g", "--memory-swap", "512m"], "--memory-swap is memory plus swap: it cannot be less than --memory"],
+    ];
+    for (const [flags, message] of cases) {
+      const r = b(["run", "--network", "none", ...flags, u.rootfs, "true"]);
+      expect([r.code, r.stderr.trim()]).toEqual([125, `bunker: ${message}`]);
+    }
+  });
+});

@@ -36,3 +36,42 @@ test.skipIf(!VM || !asRoot)("a bundle made here imports and runs on another kern
   expect(out[0]).not.toBe(Bun.spawnSync(["uname", "-r"]).stdout.toString().trim()); // another kernel
   expect(out.slice(1)).toEqual(["moved", "host-a", "portable", "33:33", "2"]);
 }, 900_000);
+
+test.skipIf(!VM || !asRoot)("cgroup v2 limits in a delegated subtree (cgroup2-vm): OOM, pids, CPU quota, stats, exec, pause, update, removal", () => {
+  const share = mkdtempSync(join(h.dir, "vm-cg-"));
+  chmodSync(share, 0o755);
+  Bun.spawnSync(["cp", "-a", h.bin, join(ROOT, "dist/rootfs"), join(ROOT, "test/integration/cgroup-vm.sh"), share]);
+  const r = Bun.spawnSync([VM!, "--timeout", "600", "--share-ro", `${share}:/opt/b`, "--", "sh", "/opt/b/cgroup-vm.sh", "/opt/b"], { stdout: "pipe", stderr: "pipe" });
+  const out = r.stdout.toString();
+  expect(r.exitCode, r.stderr.toString().slice(-2000)).toBe(0);
+  const got = (key: string) => out.match(new RegExp(`^${key} (.*)$`, "m"))?.[1];
+  // a memory hog is OOM-killed, exits 137, and inspect says so
+  expect([got("oom-exit"), got("oom-wait"), got("oom-inspect")]).toEqual(["137", "137", "1"]);
+  // a fork bomb stops at the limit; the guest stays healthy
+  expect(Number(got("pids-current"))).toBeLessThanOrEqual(20);
+  expect(Number(got("pids-max-events"))).toBeGreaterThan(0);
+  expect(got("healthy")).toBe("ok");
+  // a quota of 0.25 CPU throttles, and usage stays near it
+  expect(Number(got("cpu-throttled"))).toBeGreaterThan(0);
+  const share_ = Number(got("cpu-usage-usec")) / Number(got("cpu-elapsed-usec"));
+  expect(share_).toBeGreaterThan(0.1);
+  expect(share_).toBeLessThan(0.35);
+  // stats are non-zero and plausible
+  const [s] = JSON.parse(got("stats")!);
+  expect(s.cpuPercent).toBeGreaterThan(5);
+  expect(s.cpuPercent).toBeLessThan(40);
+  expect(s.memoryBytes).toBeGreaterThan(0);
+  expect(s.pids).toBe(1);
+  // exec joins the container's cgroup, which is the root of its cgroup namespace
+  expect([got("exec-cgroup"), got("pid1-cgroup")]).toEqual(["0::/", "0::/"]);
+  expect(got("cgroup-after-rm")).toBe("gone");
+  // pause stops the counter, unpause resumes it; update takes effect
+  const [a, b] = got("paused-counter")!.split(" ").map(Number);
+  expect(a).toBeGreaterThan(0);
+  expect(b).toBe(a!);
+  expect(got("paused-ps")).toBe("1");
+  const [b2, c] = got("resumed-counter")!.split(" ").map(Number);
+  expect(c!).toBeGreaterThan(b2!);
+  expect(got("updated")).toBe("67108864 50");
+  expect(out).toMatch(/^done$/m);
+}, 900_000);

@@ -1,0 +1,164 @@
+// Resource limits through a delegated cgroup v2 subtree, as systemd's
+// Delegate=yes hands one to a user. bunker writes only below the delegated
+// cgroup it finds, never elsewhere: it makes `bunker/` there (controllers
+// enabled, no processes, so the no-internal-processes rule holds) and one
+// leaf `bunker/ID` per container, removed with the container. On a v1 or
+// hybrid host, or without delegation, containers run without a cgroup of
+// their own, and asking for a limit fails with the reason.
+import { BunkerError } from "../errors.ts";
+import * as sys from "../linux/sys.ts";
+import type { Spec } from "../spec/types.ts";
+
+/** OCI linux.resources, the parts bunker maps onto cgroup v2. */
+export interface Resources {
+  memory?: { limit?: number; reservation?: number; swap?: number };
+  cpu?: { shares?: number; quota?: number; period?: number; cpus?: string };
+  pids?: { limit?: number };
+  blockIO?: { weight?: number };
+}
+
+export interface LimitFlags {
+  memory?: string;
+  memorySwap?: string;
+  memoryReservation?: string;
+  cpus?: string;
+  cpuShares?: string;
+  cpusetCpus?: string;
+  pidsLimit?: string;
+  ioWeight?: string;
+}
+
+/** "512m", "1g", "1048576" -> bytes (Docker's units: b, k, m, g). */
+export function parseBytes(s: string, flag: string): number {
+  const m = s.trim().match(/^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$/i);
+  if (!m) throw new BunkerError(`invalid ${flag} "${s}": use a size like 512m or 1g`);
+  return Math.floor(Number(m[1]) * 1024 ** "bkmg".indexOf((m[2] || "b").toLowerCase()));
+}
+
+function integer(s: string, flag: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(s) || Number(s) < min || Number(s) > max) throw new BunkerError(`invalid ${flag} "${s}": give a whole number from ${min} to ${max}`);
+  return Number(s);
+}
+
+/** Docker's flags as OCI resources; undefined when none is given. */
+export function resourcesFromFlags(f: LimitFlags): Resources | undefined {
+  const r: Resources = {};
+  if (f.memory !== undefined || f.memorySwap !== undefined || f.memoryReservation !== undefined) {
+    r.memory = {};
+    if (f.memory !== undefined) r.memory.limit = parseBytes(f.memory, "--memory");
+    if (f.memoryReservation !== undefined) r.memory.reservation = parseBytes(f.memoryReservation, "--memory-reservation");
+    if (f.memorySwap !== undefined) {
+      if (r.memory.limit === undefined) throw new BunkerError("--memory-swap needs --memory, as in Docker");
+      r.memory.swap = f.memorySwap === "-1" ? -1 : parseBytes(f.memorySwap, "--memory-swap");
+      if (r.memory.swap !== -1 && r.memory.swap < r.memory.limit) throw new BunkerError("--memory-swap is memory plus swap: it cannot be less than --memory");
+    }
+  }
+  if (f.cpus !== undefined || f.cpuShares !== undefined || f.cpusetCpus !== undefined) {
+    r.cpu = {};
+    if (f.cpus !== undefined) {
+      const n = Number(f.cpus);
+      if (!/^\d+(\.\d+)?$/.test(f.cpus) || n <= 0) throw new BunkerError(`invalid --cpus "${f.cpus}": give a number of CPUs like 0.5 or 2`);
+      r.cpu.period = 100_000;
+      r.cpu.quota = Math.round(n * 100_000);
+    }
+    if (f.cpuShares !== undefined) r.cpu.shares = integer(f.cpuShares, "--cpu-shares", 2, 262144);
+    if (f.cpusetCpus !== undefined) {
+      if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(f.cpusetCpus)) throw new BunkerError(`invalid --cpuset-cpus "${f.cpusetCpus}": use a list like 0-1,3`);
+      r.cpu.cpus = f.cpusetCpus;
+    }
+  }
+  if (f.pidsLimit !== undefined) r.pids = { limit: integer(f.pidsLimit, "--pids-limit", -1, 4194304) };
+  if (f.ioWeight !== undefined) r.blockIO = { weight: integer(f.ioWeight, "--io-weight", 10, 1000) };
+  return Object.keys(r).length ? r : undefined;
+}
+
+/** The cgroup v2 files and what to write to them, and the controllers they need. */
+export function cgroupFiles(r: Resources): { files: [string, string][]; controllers: string[] } {
+  const files: [string, string][] = [];
+  const controllers = new Set<string>();
+  const add = (controller: string, file: string, value: string) => (controllers.add(controller), files.push([file, value]));
+  const m = r.memory;
+  if (m?.limit !== undefined) add("memory", "memory.max", m.limit > 0 ? String(m.limit) : "max");
+  if (m?.reservation !== undefined) add("memory", "memory.low", String(m.reservation));
+  if (m?.swap !== undefined && m.limit !== undefined) add("memory", "memory.swap.max", m.swap === -1 ? "max" : String(Math.max(0, m.swap - m.limit)));
+  const c = r.cpu;
+  if (c?.quota !== undefined) add("cpu", "cpu.max", `${c.quota > 0 ? c.quota : "max"} ${c.period ?? 100_000}`);
+  // crun's mapping of shares (2..262144) onto weight (1..10000)
+  if (c?.shares !== undefined) add("cpu", "cpu.weight", String(1 + Math.floor(((c.shares - 2) * 9999) / 262142)));
+  if (c?.cpus !== undefined) add("cpuset", "cpuset.cpus", c.cpus);
+  if (r.pids?.limit !== undefined) add("pids", "pids.max", r.pids.limit > 0 ? String(r.pids.limit) : "max");
+  if (r.blockIO?.weight !== undefined) add("io", "io.weight", `default ${r.blockIO.weight}`);
+  return { files, controllers: [...controllers] };
+}
+
+const CGROUP2_ROOT = "/sys/fs/cgroup";
+
+/**
+ * The delegated cgroup bunker may use: the nearest ancestor of our own
+ * cgroup that belongs to us (our own is a leaf that holds processes), or the
+ * reason there is none.
+ */
+export function findDelegated(uid = process.getuid!(), mountinfo = sys.tryRead("/proc/self/mountinfo") ?? "", self = sys.tryRead("/proc/self/cgroup") ?? ""):
+  | { dir: string }
+  | { why: string } {
+  const fstype = mountinfo
+    .split("\n")
+    .map((l) => l.split(" - "))
+    .find(([a]) => a?.split(" ")[4] === CGROUP2_ROOT)?.[1]
+    ?.split(" ")[0];
+  if (fstype !== "cgroup2") {
+    return { why: `this host has no pure cgroup v2 hierarchy at ${CGROUP2_ROOT} (it mounts ${fstype ?? "nothing"} there: cgroup v1, or a hybrid layout)` };
+  }
+  const path = self.split("\n").find((l) => l.startsWith("0::"))?.slice(3);
+  if (!path) return { why: "this process is in no cgroup v2 group" };
+  const parts = path.split("/").filter(Boolean);
+  for (let n = parts.length - 1; n >= 1; n--) {
+    const dir = `${CGROUP2_ROOT}/${parts.slice(0, n).join("/")}`;
+    const st = sys.stat(`${dir}/cgroup.subtree_control`);
+    if (st?.uid === uid && sys.stat(`${dir}/cgroup.procs`)?.uid === uid) return { dir };
+  }
+  return { why: `no cgroup above ${path} is delegated to uid ${uid}` };
+}
+
+const HOW = "run bunker in a systemd user session on a cgroup v2 host (systemd.unified_cgroup_hierarchy=1; user@.service has Delegate=yes), or drop the limit";
+
+/**
+ * The container's own cgroup, made and set up: bunker/ID below the delegated
+ * cgroup, with the spec's limits written. Undefined when there is no
+ * delegation and no limit was asked for; an error naming the reason when one was.
+ */
+export function createCgroup(id: string, spec: Spec): string | undefined {
+  const r = spec.linux?.resources as Resources | undefined;
+  const { files, controllers } = cgroupFiles(r ?? {});
+  const found = findDelegated();
+  if ("why" in found) {
+    if (files.length === 0) return undefined;
+    throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${found.why}: ${HOW}`);
+  }
+  const have = (sys.tryRead(`${found.dir}/cgroup.controllers`) ?? "").trim().split(/\s+/);
+  const missing = controllers.filter((c) => !have.includes(c));
+  if (missing.length) throw new BunkerError(`the delegated cgroup ${found.dir} lacks the ${missing.join(", ")} controller${missing.length > 1 ? "s" : ""}: ${HOW}`);
+  const parent = `${found.dir}/bunker`;
+  const dir = `${parent}/${id}`;
+  try {
+    sys.mkdir(parent, 0o755);
+    // the parent holds no process, so its children may use every controller it has
+    const enabled = (sys.tryRead(`${parent}/cgroup.subtree_control`) ?? "").trim().split(/\s+/);
+    const want = have.filter((c) => c && !enabled.includes(c));
+    if (want.length) sys.writeExisting(`${parent}/cgroup.subtree_control`, want.map((c) => `+${c}`).join(" "));
+    sys.mkdir(dir, 0o755);
+    for (const [file, value] of files) sys.writeExisting(`${dir}/${file}`, value);
+  } catch (e) {
+    removeCgroup(dir);
+    const why = e instanceof sys.SysError ? e.reason : String(e);
+    throw new BunkerError(`cannot set up the container's cgroup ${dir}: ${why}`);
+  }
+  return dir;
+}
+
+export function removeCgroup(dir: string | undefined): void {
+  if (!dir) return;
+  try {
+    sys.rmdir(dir);
+  } catch {}
+}

@@ -1,0 +1,53 @@
+import { expect, test } from "bun:test";
+import { cgroupFiles, findDelegated, parseBytes, resourcesFromFlags } from "../../src/runtime/cgroup.ts";
+import { ioBytes } from "../../src/cli/resources.ts";
+
+test("Docker's limit flags as OCI resources, and those as cgroup v2 files", () => {
+  const r = resourcesFromFlags({ memory: "512m", memorySwap: "1g", memoryReservation: "256m", cpus: "1.5", cpuShares: "1024", cpusetCpus: "0-1", pidsLimit: "100", ioWeight: "200" })!;
+  expect(r).toEqual({
+    memory: { limit: 512 << 20, reservation: 256 << 20, swap: 1 << 30 },
+    cpu: { period: 100000, quota: 150000, shares: 1024, cpus: "0-1" },
+    pids: { limit: 100 },
+    blockIO: { weight: 200 },
+  });
+  const { files, controllers } = cgroupFiles(r);
+  expect(Object.fromEntries(files)).toEqual({
+    "memory.max": String(512 << 20),
+    "memory.low": String(256 << 20),
+    "memory.swap.max": String(512 << 20),
+    "cpu.max": "150000 100000",
+    "cpu.weight": "39",
+    "cpuset.cpus": "0-1",
+    "pids.max": "100",
+    "io.weight": "default 200",
+  });
+  expect(controllers.sort()).toEqual(["cpu", "cpuset", "io", "memory", "pids"]);
+  expect(resourcesFromFlags({})).toBeUndefined();
+  expect(cgroupFiles({ pids: { limit: -1 }, memory: { limit: 1 << 20, swap: -1 } }).files).toEqual([
+    ["memory.max", "1048576"],
+    ["memory.swap.max", "max"],
+    ["pids.max", "max"],
+  ]);
+});
+
+test("sizes in Docker's units", () => {
+  expect(parseBytes("1024", "--memory")).toBe(1024);
+  expect(parseBytes("64k", "--memory")).toBe(65536);
+  expect(parseBytes("1.5g", "--memory")).toBe(1.5 * 2 ** 30);
+  expect(parseBytes("2MB", "--memory")).toBe(2 << 20);
+  expect(() => parseBytes("much", "--memory")).toThrow('invalid --memory "much"');
+});
+
+test("the delegated cgroup: pure v2 only, the nearest ancestor we own", () => {
+  const hybrid = "25 1 0:22 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro\n";
+  const pure = "25 1 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
+  expect("why" in findDelegated(1000, hybrid, "0::/")).toBe(true);
+  expect((findDelegated(1000, hybrid, "0::/") as { why: string }).why).toContain("it mounts tmpfs there");
+  expect((findDelegated(1000, pure, "1:name=systemd:/\n") as { why: string }).why).toBe("this process is in no cgroup v2 group");
+  // this machine's /sys/fs/cgroup/user.slice is not ours: nothing is delegated to a stranger uid
+  expect((findDelegated(4242, pure, "0::/user.slice/user-4242.slice/session-1.scope\n") as { why: string }).why).toContain("is delegated to uid 4242");
+});
+
+test("io.stat summed over devices", () => {
+  expect(ioBytes("8:0 rbytes=100 wbytes=5 rios=1 wios=1\n8:16 rbytes=1 wbytes=2\n")).toEqual({ read: 101, write: 7 });
+});
