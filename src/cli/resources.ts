@@ -2,6 +2,7 @@
 import { BunkerError } from "../errors.ts";
 import { parseCli } from "./args.ts";
 import type { Command } from "./command.ts";
+import { limitArgs, limitFlags } from "./limits.ts";
 import { table } from "./table.ts";
 
 async function cgroupOf(ref: string, verb: string): Promise<{ name: string; dir: string; id: string }> {
@@ -13,16 +14,6 @@ async function cgroupOf(ref: string, verb: string): Promise<{ name: string; dir:
   return { name: rt.config.name ?? rt.id.slice(0, 12), dir: rt.config.cgroup, id: rt.id };
 }
 
-const limitArgs = {
-  memory: { type: "string", alias: "m", description: "Memory limit", valueHint: "SIZE" },
-  "memory-swap": { type: "string", description: "Memory plus swap limit", valueHint: "SIZE" },
-  "memory-reservation": { type: "string", description: "Memory soft limit", valueHint: "SIZE" },
-  cpus: { type: "string", description: "CPU quota in CPUs", valueHint: "N" },
-  "cpu-shares": { type: "string", alias: "c", description: "CPU weight in Docker's shares", valueHint: "N" },
-  "cpuset-cpus": { type: "string", description: "CPUs to run on", valueHint: "LIST" },
-  "pids-limit": { type: "string", description: "Most processes at once", valueHint: "N" },
-  "io-weight": { type: "string", description: "Block I/O weight", valueHint: "N" },
-} as const;
 
 const updateArgs = { containers: { type: "positional", description: "Running containers", valueHint: "NAME|ID..." }, ...limitArgs } as const;
 
@@ -32,11 +23,7 @@ export const update = {
     const { values: v, positionals } = parseCli(updateArgs, rawArgs, { verb: "update" });
     if (positionals.length === 0) throw new BunkerError("update needs a container: bunker update [OPTIONS] NAME|ID...");
     const { cgroupFiles, resourcesFromFlags } = await import("../runtime/cgroup.ts");
-    const s = (k: string) => v[k] as string | undefined;
-    const r = resourcesFromFlags({
-      memory: s("memory"), memorySwap: s("memory-swap"), memoryReservation: s("memory-reservation"), cpus: s("cpus"),
-      cpuShares: s("cpu-shares"), cpusetCpus: s("cpuset-cpus"), pidsLimit: s("pids-limit"), ioWeight: s("io-weight"),
-    });
+    const r = resourcesFromFlags(limitFlags(v));
     if (!r) throw new BunkerError("update needs a limit to change, like --memory 256m or --cpus 1");
     const sys = await import("../linux/sys.ts");
     for (const ref of positionals) {

@@ -2,6 +2,7 @@ import { BunkerError } from "../errors.ts";
 import type { RunFlags } from "../spec/build.ts";
 import { parseCli } from "./args.ts";
 import type { Command } from "./command.ts";
+import { limitArgs, limitFlags } from "./limits.ts";
 
 export const runArgs = {
   target: { type: "positional", description: "A root filesystem directory, an OCI bundle (a directory with config.json), or an image of the store", valueHint: "ROOTFS|BUNDLE|IMAGE" },
@@ -25,14 +26,7 @@ export const runArgs = {
   "cap-drop": { type: "string", description: "Drop a capability (repeatable; ALL for all)", valueHint: "CAP" },
   name: { type: "string", description: "Name the container", valueHint: "NAME" },
   rm: { type: "boolean", description: "Remove the container when it exits" },
-  memory: { type: "string", alias: "m", description: "Memory limit (needs a delegated cgroup v2)", valueHint: "SIZE" },
-  "memory-swap": { type: "string", description: "Memory plus swap limit (-1: unlimited swap)", valueHint: "SIZE" },
-  "memory-reservation": { type: "string", description: "Memory soft limit (memory.low)", valueHint: "SIZE" },
-  cpus: { type: "string", description: "CPU quota in CPUs, like 0.5", valueHint: "N" },
-  "cpu-shares": { type: "string", alias: "c", description: "CPU weight in Docker's shares (2-262144)", valueHint: "N" },
-  "cpuset-cpus": { type: "string", description: "CPUs to run on, like 0-1,3", valueHint: "LIST" },
-  "pids-limit": { type: "string", description: "Most processes at once (-1: unlimited)", valueHint: "N" },
-  "io-weight": { type: "string", description: "Block I/O weight (10-1000)", valueHint: "N" },
+  ...limitArgs,
   detach: { type: "boolean", alias: "d", description: "Run in the background and print the container id" },
   "log-opt": { type: "string", description: "Log option for -d: max-size=SIZE (default 16m; then the log moves to log.1)", valueHint: "max-size=SIZE" },
   userns: { type: "string", description: "auto: subordinate id ranges when configured (default); single: map only your own id", valueHint: "auto|single" },
@@ -79,16 +73,7 @@ export default {
       rm: v.rm as boolean,
       detach: v.detach as boolean,
       logMaxSize: logOpt(str("log-opt")),
-      limits: {
-        memory: str("memory"),
-        memorySwap: str("memory-swap"),
-        memoryReservation: str("memory-reservation"),
-        cpus: str("cpus"),
-        cpuShares: str("cpu-shares"),
-        cpusetCpus: str("cpuset-cpus"),
-        pidsLimit: str("pids-limit"),
-        ioWeight: str("io-weight"),
-      },
+      limits: limitFlags(v),
     };
     const { run } = await import("../runtime/run.ts");
     const id = await run(target, command, flags);
