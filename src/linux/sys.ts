@@ -33,6 +33,7 @@ function defs(T: Ffi["FFIType"]) {
     fcntl: { args: [T.i32, T.i32, T.i32], returns: T.i32 },
     fexecve: { args: [T.i32, T.ptr, T.ptr], returns: T.i32 },
     execve: { args: [T.ptr, T.ptr, T.ptr], returns: T.i32 },
+    lgetxattr: { args: [T.ptr, T.ptr, T.ptr, T.u64], returns: T.i64 },
     socket: { args: [T.i32, T.i32, T.i32], returns: T.i32 },
     bind: { args: [T.i32, T.ptr, T.u32], returns: T.i32 },
     setsockopt: { args: [T.i32, T.i32, T.i32, T.ptr, T.u32], returns: T.i32 },
@@ -193,6 +194,13 @@ export function writeFile(path: string, data: string | Uint8Array, mode = 0o644,
 }
 
 /** A new file (or with replace, an existing one truncated), never through a link, open for writing with exactly `mode`. */
+/** An extended attribute's value as text, or undefined (no such attribute, or no file). Links are not followed. */
+export function getxattr(path: string, name: string): string | undefined {
+  const buf = new Uint8Array(256);
+  const n = Number(libc().c.lgetxattr(p(cstr(path)), p(cstr(name)), p(buf), buf.length));
+  return n < 0 ? undefined : new TextDecoder().decode(buf.subarray(0, n));
+}
+
 /** Write to a file that exists, such as a cgroup's control files (no create, no truncate, no chmod). */
 export function writeExisting(path: string, data: string): void {
   const { c } = libc();

@@ -213,6 +213,30 @@ function generateName(root: string): string {
   }
 }
 
+/**
+ * A file of the image as its overlay shows it: from the topmost layer that
+ * has it, unless a layer above deletes it (a whiteout: a 0:0 character
+ * device, at the file or at a directory on its way) or hides what lies
+ * below (an opaque directory on its way).
+ */
+export function readLayered(top: string[], path: string): string | undefined {
+  const parts = path.split("/").filter(Boolean);
+  for (const l of top) {
+    let hides = false;
+    for (let i = 1; i <= parts.length; i++) {
+      const at = `${l}/${parts.slice(0, i).join("/")}`;
+      const st = sys.stat(at, false);
+      if (st === undefined) break;
+      if (st.kind === "other") return undefined; // a whiteout
+      if (st.kind !== "dir") break;
+      if (i < parts.length && sys.getxattr(at, "user.overlay.opaque") === "y") hides = true;
+    }
+    const text = sys.readInRoot(l, path);
+    if (text !== undefined || hides) return text;
+  }
+  return undefined;
+}
+
 /** fn(), or undo() and rethrow. */
 function claim<T>(fn: () => T, undo: () => void): T {
   try {
@@ -261,14 +285,7 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
     maps,
     record,
     overlay: { lower: top, upper: `${dir}/upper`, work: `${dir}/work` },
-    /** A file of the image: from the topmost layer that has it. */
-    readRoot: (path: string) => {
-      for (const l of top) {
-        const text = sys.readInRoot(l, path);
-        if (text !== undefined) return text;
-      }
-      return undefined;
-    },
+    readRoot: (path: string) => readLayered(top, path),
     claimName: (name: string) => store.claimName(name, id),
     nameLink: (name: string) => store.nameLink(name),
     record_: (spec: Spec, name?: string) => again || store.createContainer(id, { image: record, name, spec }),

@@ -171,6 +171,27 @@ describe("image archives", () => {
     expect(look.stdout).toBe("/work\nyes\nkeep\n0\nc\n");
   });
 
+  test("-u NAME reads /etc/passwd as the overlay shows it: a whiteout or an opaque /etc above hides a lower one", async () => {
+    const w = workdir();
+    const base = rootfsDir(w, "echo 'alice:x:1234:1234::/home/alice:/bin/sh' >> etc/passwd");
+    const cases: [string, Record<string, string>][] = [
+      ["whiteout", { "etc/.wh.passwd": "" }],
+      ["opaque", { "etc/.wh..wh..opq": "", "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "etc/group": "root:x:0:\n" }],
+    ];
+    for (const [name, files] of cases) {
+      const archive = await dockerArchive(join(w, name), [base, layerDir(join(w, name), "top", files)], `hide-${name}:1`, { Cmd: ["id"] });
+      const { env } = freshStore();
+      expect(inStore(env, ["import", archive]).code).toBe(0);
+      const r = inStore(env, ["run", "--rm", "--network", "none", "-u", "alice", `hide-${name}:1`, "id", "-u"]);
+      expect([r.code, r.stderr.trim()]).toEqual([125, "bunker: unable to find user alice: no matching entries in the container's /etc/passwd"]);
+    }
+    // and without the top layer, alice is there
+    const archive = await dockerArchive(join(w, "plain"), [base], "plain:1", { Cmd: ["id"] });
+    const { env } = freshStore();
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    expect(inStore(env, ["run", "--rm", "--network", "none", "-u", "alice", "plain:1", "id", "-u"]).stdout).toBe("1234\n");
+  });
+
   test("an OCI layout, as a directory and as a tar: gzip layers, shared layers", async () => {
     const w = workdir();
     const oci = await ociLayout(w, layers(w), "example.com/demo:2", { Entrypoint: ["/bin/echo", "entry"] });
