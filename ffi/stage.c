@@ -813,6 +813,7 @@ static int null_fd(int fd, int flags) {
 static int do_detach(const struct op *o) {
   int out[2], err[2];
   if (setsid() < 0 && errno != EPERM) return -1; /* EPERM: a session leader already */
+  if (chdir("/") < 0) return -1; /* hold no directory of the caller's for the container's life */
   if ((errfd = fcntl(2, F_DUPFD_CLOEXEC, 3)) < 0 || (readyfd = fcntl(1, F_DUPFD_CLOEXEC, 3)) < 0) return -1;
   if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) return -1;
   if (dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) return -1;
@@ -979,6 +980,7 @@ static void helper(uint32_t i, const struct op *o) {
   if (pid == 0) {
     reset_signals();
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent) _exit(125);
+    setsid(); /* out of the terminal's process group: ^C and hang-ups are the container's, not its */
     /* its chatter stays out of the container's output; detached, fds 1 and 2
      * are the container's log, so its errors go too */
     if (null_fd(1, O_WRONLY) < 0 || ((detached || o->ints[2]) && null_fd(2, O_WRONLY) < 0)) _exit(125);
@@ -995,12 +997,12 @@ static void helper(uint32_t i, const struct op *o) {
       if (fd >= 0 && keep_errno(fstat(fd, &st), fd) == 0 && st.st_size > 0) return;
     }
     struct pollfd p = { rp[0], POLLIN, 0 };
-    if (rp[0] >= 0 && poll(&p, 1, 1) > 0 && (p.revents & POLLIN)) {
+    if (rp[0] >= 0 && poll(&p, 1, 1) > 0 && p.revents) {
       char c;
-      if (read(rp[0], &c, 1) == 1) {
-        close(rp[0]);
-        return;
-      }
+      ssize_t r = read(rp[0], &c, 1);
+      close(rp[0]);
+      if (r == 1) return;
+      rp[0] = -1; /* it closed the fd without a word: its exit status will say why */
     }
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -1037,10 +1039,17 @@ static int api(const struct op *o) {
   return -1;
 }
 
+/* SIGTERM, and SIGKILL for a helper still there after two seconds. */
 static void stop_helpers(void) {
   for (int k = 0; k < nhelpers; k++) kill(helpers[k], SIGTERM);
-  for (int k = 0; k < nhelpers; k++)
-    while (waitpid(helpers[k], NULL, 0) < 0 && errno == EINTR) {}
+  for (int k = 0; k < nhelpers; k++) {
+    int t = 0;
+    while (waitpid(helpers[k], NULL, WNOHANG) == 0 && t++ < 200) poll(NULL, 0, 10);
+    if (t > 200) {
+      kill(helpers[k], SIGKILL);
+      while (waitpid(helpers[k], NULL, 0) < 0 && errno == EINTR) {}
+    }
+  }
   nhelpers = 0;
 }
 
@@ -1118,7 +1127,7 @@ static int supervise(int flags) {
       int fd;
       if (!receive(&m, &fd)) {
         sock_open = 0; /* the child exec'd (or died): no more reports */
-        if (err_index < 0 && !exited) ready();
+        if (err_index < 0 && !exited && !(flags & SV_AFTER)) ready();
       } else if (m.type == MSG_ERROR && err_index < 0 && m.index >= 0 && (uint32_t)m.index < nops) {
         err_index = m.index, err = m.err;
       } else if (m.type == MSG_MASTER && fd >= 0 && master < 0) {
@@ -1172,7 +1181,7 @@ static int supervise(int flags) {
     if (ops[err_index].code == OP_EXEC) return exec_status(&ops[err_index], err);
     return 125;
   }
-  ready(); /* a command that ran, however briefly */
+  if (!(flags & SV_AFTER)) ready(); /* a command that ran, however briefly */
   return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 

@@ -23,7 +23,9 @@ export default {
     const tty = v.tty as boolean, interactive = v.interactive as boolean, detach = v.detach as boolean;
     if (tty && interactive && !detach && !sys.isatty(0)) throw new BunkerError("the input device is not a TTY: drop -t, or run from a terminal");
     const c = await import("../runtime/containers.ts");
-    const rt = c.mustRun(c.find(ref), "exec into");
+    const view = c.find(ref);
+    const rt = c.mustRun(view, "exec into");
+    if (view.paused) throw new BunkerError(`container ${ref} is paused: unpause it first`);
     const { execProcess } = await import("../spec/build.ts");
     const { compileExec } = await import("../linux/compile.ts");
     const { detachStage, execStage } = await import("../linux/stage.ts");

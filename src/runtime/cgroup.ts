@@ -135,7 +135,8 @@ export function createCgroup(id: string, spec: Spec): string | undefined {
     if (files.length === 0) return undefined;
     throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${found.why}: ${HOW}`);
   }
-  const have = (sys.tryRead(`${found.dir}/cgroup.controllers`) ?? "").trim().split(/\s+/);
+  // what the delegated cgroup enables for its children is what bunker/ may use
+  const have = (sys.tryRead(`${found.dir}/cgroup.subtree_control`) ?? "").trim().split(/\s+/).filter(Boolean);
   const missing = controllers.filter((c) => !have.includes(c));
   if (missing.length) throw new BunkerError(`the delegated cgroup ${found.dir} lacks the ${missing.join(", ")} controller${missing.length > 1 ? "s" : ""}: ${HOW}`);
   const parent = `${found.dir}/bunker`;
@@ -150,6 +151,7 @@ export function createCgroup(id: string, spec: Spec): string | undefined {
     for (const [file, value] of files) sys.writeExisting(`${dir}/${file}`, value);
   } catch (e) {
     removeCgroup(dir);
+    if (files.length === 0) return undefined; // no limit asked for: run without a cgroup of its own
     const why = e instanceof sys.SysError ? e.reason : String(e);
     throw new BunkerError(`cannot set up the container's cgroup ${dir}: ${why}`);
   }

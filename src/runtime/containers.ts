@@ -138,8 +138,7 @@ export async function waitStopped(c: Container, timeoutMs = Infinity): Promise<b
 
 /** Stop: sig (default TERM), then KILL after the grace period. */
 export async function stop(c: Container, graceSecs: number, sig = 15): Promise<void> {
-  if (!signal(c, sig) || (await waitStopped(c, graceSecs * 1000))) return waitStopped(c).then(() => {});
-  signal(c, 9);
+  if (signal(c, sig) && !(await waitStopped(c, graceSecs * 1000))) signal(c, 9);
   if (!(await waitStopped(c, 10_000))) {
     // the stage itself does not end: end it; its container dies with it (PDEATHSIG)
     if (alive(c.pids!.stage, c.pids!.stageStart)) process.kill(c.pids!.stage, 9);

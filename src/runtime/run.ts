@@ -12,7 +12,7 @@ import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
 import { type ImageRecord, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
-import { ContainerDir, locked, stateRoot } from "./state.ts";
+import { ContainerDir, locked, readContainer, stateRoot } from "./state.ts";
 import { createCgroup, removeCgroup } from "./cgroup.ts";
 import { checkDns, checkPorts, chooseMode, hostGateway, hostsFile, type NetworkMode, parseAddHost, parsePublish, pastaArgs, resolvConf, SLIRP, slirpHelper } from "./network.ts";
 
@@ -126,6 +126,8 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
 
   const root = stateRoot();
   const state = claim(() => locked(root, () => {
+    // a container is started again only once it has stopped (two restarts at once: one wins)
+    if (again && readContainer(root, id)?.status === "running") throw new BunkerError(`container ${id.slice(0, 12)} is running already`);
     const dir = new ContainerDir(root, id, again !== undefined);
     try {
       opts.name ??= generateName(root);

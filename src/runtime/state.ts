@@ -156,6 +156,7 @@ export function containers(): Container[] {
     return [];
   }
   return ids
+    .filter((id) => !id.endsWith(".new")) // being created
     .map((id) => readContainer(root, id))
     .filter((c): c is Container => c !== undefined)
     .sort((a, b) => (a.config.created < b.config.created ? 1 : -1));
@@ -280,7 +281,8 @@ export class ContainerDir {
 
   /** What the stage removes when the container is gone, files before their dir. */
   cleanupList(): string[] {
-    return [...new Set(this.files), ...(this.nameLink ? [this.nameLink] : []), `${this.dir}/`];
+    // the name first: once config.json is gone the name looks free, and another container may take it
+    return [...(this.nameLink ? [this.nameLink] : []), ...new Set(this.files), `${this.dir}/`];
   }
 
   /** Undo everything, for failures before the stage takes over. */

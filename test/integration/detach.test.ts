@@ -85,6 +85,9 @@ describe("run -d", () => {
     expect(r.code).toBe(127);
     expect(r.stderr).toContain('exec "no-such-command": executable file not found in $PATH');
     expect(r.stdout).toBe("");
+    // with --rm too: the removal after the failure does not pass for a start
+    const rm = b(["run", "-d", "--rm", u.rootfs, "no-such-command"]);
+    expect([rm.code, rm.stdout]).toEqual([127, ""]);
     await nothingLeft([]);
   });
 
