@@ -131,6 +131,9 @@ static int renameat(int od, const char *o, int nd, const char *n) { return (int)
 static int pipe2(int fds[2], int flags) { return (int)SYS2(__NR_pipe2, fds, flags); }
 static int setns(int fd, int type) { return (int)SYS2(__NR_setns, fd, type); }
 static int unshare(int flags) { return (int)SYS1(__NR_unshare, flags); }
+static ssize_t copy_file_range(int in, long *inoff, int out, long *outoff, size_t n, unsigned flags) {
+  return SYS6(__NR_copy_file_range, in, inoff, out, outoff, n, flags);
+}
 #define CLOCK_REALTIME 0
 static int clock_gettime(int clk, struct timespec_ *t) { return (int)SYS2(__NR_clock_gettime, clk, t); }
 static int rmdir(const char *p) { return (int)SYS3(__NR_unlinkat, AT_FDCWD, p, AT_REMOVEDIR); }
@@ -289,6 +292,10 @@ static size_t strlen(const char *s) {
 static int strcmp(const char *a, const char *b) {
   while (*a && *a == *b) a++, b++;
   return (unsigned char)*a - (unsigned char)*b;
+}
+static int strncmp_(const char *a, const char *b, size_t n) {
+  for (; n && *a && *a == *b; n--) a++, b++;
+  return n ? (unsigned char)*a - (unsigned char)*b : 0;
 }
 static char *strchrnul(const char *s, int c) {
   while (*s && *s != (char)c) s++;

@@ -77,6 +77,8 @@ enum {
   OP_RMTREE,         /* strs: paths on the host to remove with all they hold (unpack.c) */
   OP_PACK,           /* strs: a directory; write its entries as records to stdout (unpack.c) */
   OP_UNSHARE,        /* ints: namespace flags (a cgroup namespace, once in the container's cgroup) */
+  OP_MERGE,          /* strs: a directory, then layers bottom first: copy each over it as
+                        overlayfs would show them (unpack.c), where overlayfs cannot be had */
   OP_END
 };
 
@@ -157,11 +159,11 @@ static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CHDIR] = { 0, 1 }, [OP_SETGROUPS] = { 0, 0 }, [OP_SETGID] = { 1, 0 }, [OP_SETUID] = { 1, 0 },
   [OP_CAPBSET] = { 1, 0 }, [OP_CAPSET] = { 4, 0 }, [OP_NO_NEW_PRIVS] = { 0, 0 }, [OP_RLIMIT] = { 3, 0 },
   [OP_CLOSE_FDS] = { 0, 0 }, [OP_EXEC] = { 4, 2 }, [OP_UMASK] = { 1, 0 }, [OP_KEEPCAPS] = { 0, 0 },
-  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 }, [OP_UNSHARE] = { 1, 0 },
+  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 }, [OP_UNSHARE] = { 1, 0 }, [OP_MERGE] = { 0, 2 },
 };
 static const int VALID[OP_END] = {
   [OP_CLONE ... OP_API] = 1,
-  [OP_PDEATHSIG ... OP_UNSHARE] = 1,
+  [OP_PDEATHSIG ... OP_MERGE] = 1,
 };
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
@@ -651,6 +653,10 @@ static int run_child_op(uint32_t i, struct op *o) {
   case OP_UNPACK: do_unpack(o->strs[0]);
   case OP_PACK: do_pack(o->strs[0]);
   case OP_UNSHARE: return unshare((int)v[0]);
+  case OP_MERGE:
+    for (int k = 1; k < o->nstr; k++)
+      if (do_merge(o->strs[k], o->strs[0]) < 0) return -1;
+    return 0;
   case OP_RMTREE:
     for (int k = 0; k < o->nstr; k++)
       if (do_rmtree(o->strs[k]) < 0) return -1;

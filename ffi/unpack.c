@@ -411,3 +411,118 @@ static __attribute__((noreturn)) void do_pack(const char *root) {
   pflush();
   _exit(0);
 }
+
+/*
+ * OP_MERGE: copy one layer (overlayfs's on-disk format) over a directory as
+ * an overlay would show the two: a whiteout (a 0:0 character device)
+ * removes what is below, an opaque directory replaces it, anything else
+ * replaces what is at its path. Owners, modes, times and xattrs are kept
+ * (overlayfs's own user.overlay.* ones aside); hard links become copies.
+ * Run inside the user namespace, like OP_UNPACK, so owners stay the
+ * container's ids; neither side's symlinks are ever followed.
+ */
+static int mxattrs(int from, int to) {
+  char names[4096], value[4096];
+  ssize_t n = flistxattr(from, names, sizeof names);
+  if (n < 0) return errno == EOPNOTSUPP ? 0 : -1;
+  for (ssize_t off = 0; off < n; off += (ssize_t)strlen(names + off) + 1) {
+    const char *name = names + off;
+    if (!strncmp_(name, "user.overlay.", 13)) continue;
+    ssize_t len = fgetxattr(from, name, value, sizeof value);
+    if (len < 0 || fsetxattr(to, name, value, (size_t)len, 0) < 0) return -1;
+  }
+  return 0;
+}
+
+/* Owner, then mode (chown clears setuid), xattrs and times: what fd needs from st. */
+static int mmeta(int from, int to, const struct stat *st) {
+  struct timespec_ t[2] = { { (long)st->st_atime, (long)st->st_atime_nsec }, { (long)st->st_mtime, (long)st->st_mtime_nsec } };
+  if (fchown(to, st->st_uid, st->st_gid) < 0 || fchmod(to, st->st_mode & 07777) < 0 || mxattrs(from, to) < 0) return -1;
+  return utimensat(to, NULL, t, 0);
+}
+
+static int mcopy(int from, int to, uint64_t size) {
+  while (size > 0) {
+    ssize_t n = copy_file_range(from, NULL, to, NULL, size > (1u << 30) ? (1u << 30) : (size_t)size, 0);
+    if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) { /* across file systems, older kernels */
+      char buf[65536];
+      n = read(from, buf, sizeof buf);
+      if (n > 0) write_all(to, buf, (size_t)n);
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? -1 : 0;
+    size -= (uint64_t)n;
+  }
+  return 0;
+}
+
+static int mwalk(int sfd, int dfd) {
+  char buf[2048];
+  for (;;) {
+    long n = getdents64(sfd, buf, sizeof buf);
+    if (n < 0) return -1;
+    if (n == 0) return 0;
+    for (long off = 0; off < n;) {
+      uint16_t reclen;
+      memcpy(&reclen, buf + off + 16, 2);
+      const char *name = buf + off + 19;
+      off += reclen;
+      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
+      struct stat st, dst;
+      if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return -1;
+      int exists = fstatat(dfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+      if (S_ISCHR(st.st_mode) && st.st_rdev == 0) { /* a whiteout */
+        if (rm_at(dfd, name) < 0) return -1;
+        continue;
+      }
+      if (S_ISDIR(st.st_mode)) {
+        int s2 = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0), d2;
+        if (s2 < 0) return -1;
+        char v[2];
+        int opaque = fgetxattr(s2, "user.overlay.opaque", v, sizeof v) == 1 && v[0] == 'y';
+        if (exists && (!S_ISDIR(dst.st_mode) || opaque)) {
+          if (rm_at(dfd, name) < 0) return keep_errno(-1, s2);
+          exists = 0;
+        }
+        if (!exists && mkdirat(dfd, name, 0700) < 0) return keep_errno(-1, s2);
+        if ((d2 = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0) return keep_errno(-1, s2);
+        int rc = mwalk(s2, d2) < 0 || mmeta(s2, d2, &st) < 0 ? -1 : 0; /* times after the children */
+        keep_errno(0, s2);
+        if (keep_errno(rc, d2) < 0) return -1;
+        continue;
+      }
+      if (exists && rm_at(dfd, name) < 0) return -1;
+      if (S_ISREG(st.st_mode)) {
+        int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0), out;
+        if (in < 0) return -1;
+        if ((out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) return keep_errno(-1, in);
+        int rc = mcopy(in, out, (uint64_t)st.st_size) < 0 || mmeta(in, out, &st) < 0 ? -1 : 0;
+        keep_errno(0, in);
+        if (keep_errno(rc, out) < 0) return -1;
+      } else if (S_ISLNK(st.st_mode)) {
+        char target[PATH_MAX];
+        ssize_t len = readlinkat(sfd, name, target, sizeof target - 1);
+        if (len < 0) return -1;
+        target[len] = 0;
+        struct timespec_ t[2] = { { (long)st.st_atime, (long)st.st_atime_nsec }, { (long)st.st_mtime, (long)st.st_mtime_nsec } };
+        if (symlinkat(target, dfd, name) < 0 || fchownat(dfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+            utimensat(dfd, name, t, AT_SYMLINK_NOFOLLOW) < 0)
+          return -1;
+      } else if (S_ISFIFO(st.st_mode)) {
+        if (mknodat(dfd, name, S_IFIFO | 0600, 0) < 0 || fchownat(dfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+            fchmodat(dfd, name, st.st_mode & 07777) < 0)
+          return -1;
+      } /* devices and sockets: an unprivileged user cannot make them, and images keep none */
+    }
+  }
+}
+
+static int do_merge(const char *layer, const char *dir) {
+  umask(0);
+  int s = open(layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC), d;
+  if (s < 0) return -1;
+  if ((d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) return keep_errno(-1, s);
+  int rc = mwalk(s, d);
+  keep_errno(0, s);
+  return keep_errno(rc, d);
+}

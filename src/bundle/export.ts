@@ -120,11 +120,13 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   const store = new Store();
   const { kind, image, container } = source(store, ref);
   if (sys.stat(opts.output, false)) throw new BunkerError(`${opts.output} exists: remove it first, or choose another -o`);
-  const dirs = [
-    ...(container ? [`${store.containerDir(container.id)}/upper`] : []),
-    ...[...image.layers].reverse().map((l) => `${store.layerDir(l)}/diff`),
-  ];
-  const owners = keptOwners(store, image, container && `${store.containerDir(container.id)}/upper`);
+  // a container is its upper layer over the image's, or (no overlayfs where it was made) one whole copy
+  const copied = container?.storage === "copy";
+  const upper = container && !copied ? `${store.containerDir(container.id)}/upper` : undefined;
+  const dirs = copied
+    ? [`${store.containerDir(container!.id)}/rootfs`]
+    : [...(upper ? [upper] : []), ...[...image.layers].reverse().map((l) => `${store.layerDir(l)}/diff`)];
+  const owners = keptOwners(store, image, upper);
   const spec = runtimeSpec(store, image, container);
   const manifest: BundleManifest = {
     format: FORMAT,

@@ -13,7 +13,8 @@
 // so creating and removing them happens in a user namespace (src/image/unpack.ts).
 import { BunkerError } from "../errors.ts";
 import { chooseMaps, type MapChoice } from "../linux/idmap.ts";
-import { compileRmtree } from "../linux/compile.ts";
+import { compileMerge, compileRmtree } from "../linux/compile.ts";
+import type { Plan } from "../linux/plan.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import type { Spec } from "../spec/types.ts";
@@ -79,6 +80,8 @@ export interface ContainerRecord {
   created: string;
   /** The exit status, once the container has run (from its exit file). */
   exitCode?: number;
+  /** "copy": its rootfs/ is a whole copy of the image (no overlayfs here); else an overlay's upper/ holds its changes. */
+  storage?: "copy";
 }
 
 export class Store {
@@ -197,7 +200,7 @@ export class Store {
   }
 
   /** The container's directory: its upper layer, overlay work dir, mount point and record. */
-  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: Spec }): void {
+  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: Spec; copy?: boolean }): void {
     const dir = this.containerDir(id);
     sys.mkdir(dir, 0o700);
     for (const d of ["upper", "work", "rootfs"]) sys.mkdir(`${dir}/${d}`, 0o755);
@@ -208,6 +211,7 @@ export class Store {
       imageName: c.image.names[0],
       command: c.spec.process?.args ?? [],
       created: new Date().toISOString(),
+      ...(c.copy ? { storage: "copy" as const } : {}),
     };
     writeAtomic(`${dir}/container.json`, JSON.stringify(record));
     writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries
@@ -254,15 +258,26 @@ export class Store {
     return { dir, release: () => sys.close(fd) };
   }
 
+  /** Copy an image's layers into a container's rootfs/, as their overlay would show them. */
+  async copyLayers(id: string, image: ImageRecord): Promise<void> {
+    const layers = image.layers.map((l) => `${this.layerDir(l)}/diff`); // bottom first
+    await this.inUserNamespace((ctx) => compileMerge(`${this.containerDir(id)}/rootfs`, layers, this.maps(), ctx), `copy the image's layers for container ${id.slice(0, 12)}`);
+  }
+
   /** Remove paths with everything below them, inside the store's user namespace. */
   async remove(paths: string[]): Promise<void> {
     if (paths.length === 0) return;
+    await this.inUserNamespace((ctx) => compileRmtree(paths, this.maps(), ctx), `remove ${paths.join(", ")} from the store`);
+  }
+
+  /** A plan of one op in the store's user namespace, run to its end. */
+  private async inUserNamespace(plan: (ctx: { uid: number; gid: number; helper: typeof findHelper }) => Plan, what: string): Promise<void> {
     const who = identity();
-    const stage = await spawnStage(compileRmtree(paths, this.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }));
+    const stage = await spawnStage(plan({ uid: who.uid, gid: who.gid, helper: findHelper }));
     sys.close(stage.stdin);
     sys.close(stage.stdout);
     const code = await stage.proc.exited;
-    if (code !== 0) throw new BunkerError(`could not remove ${paths.join(", ")} from the store (exit ${code})`);
+    if (code !== 0) throw new BunkerError(`could not ${what} (exit ${code})`);
   }
 
   /** Remove staging directories whose process is gone (an import killed midway). */

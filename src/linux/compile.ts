@@ -363,6 +363,11 @@ export function compileUnpack(dir: string, maps: Maps, ctx: UserNsContext): Plan
   return inUserNamespace(Op.UNPACK, `unpack into ${dir}`, [dir], maps, ctx);
 }
 
+/** Copy image layers (bottom first) into dir as their overlay would show them, where overlayfs cannot be had. */
+export function compileMerge(dir: string, layers: string[], maps: Maps, ctx: UserNsContext): Plan {
+  return inUserNamespace(Op.MERGE, `copy the image's layers into ${dir}`, [dir, ...layers], maps, ctx);
+}
+
 /** Remove trees made by compileUnpack: outside the user namespace, files owned by subordinate ids cannot be. */
 export function compileRmtree(paths: string[], maps: Maps, ctx: UserNsContext): Plan {
   return inUserNamespace(Op.RMTREE, `remove ${paths.join(", ")}`, paths, maps, ctx);

@@ -74,6 +74,23 @@ export function checkKernel(release = tryRead("/proc/sys/kernel/osrelease")): vo
   }
 }
 
+/**
+ * How containers of the store get their root: an overlay of the image's
+ * layers (overlayfs in a user namespace needs Linux 5.11), or else a copy,
+ * and why a copy. BUNKER_STORAGE=overlay|copy chooses, as Podman's storage
+ * driver option does.
+ */
+export function storageMode(release = tryRead("/proc/sys/kernel/osrelease"), asked = process.env.BUNKER_STORAGE): { mode: "overlay" | "copy"; why?: string } {
+  if (asked === "overlay") return { mode: asked };
+  if (asked === "copy") return { mode: asked, why: "BUNKER_STORAGE=copy" };
+  if (asked) throw new BunkerError(`BUNKER_STORAGE must be overlay or copy, not "${asked}"`);
+  const m = /^(\d+)\.(\d+)/.exec(release ?? "");
+  if (m && (Number(m[1]) < 5 || (Number(m[1]) === 5 && Number(m[2]) < 11))) {
+    return { mode: "copy", why: `overlayfs in a user namespace needs Linux 5.11, and this is ${m[1]}.${m[2]}` };
+  }
+  return { mode: "overlay" };
+}
+
 /** Namespaces this kernel has: cgroup namespaces need Linux 4.6. */
 export function hasNamespace(type: string): boolean {
   const name = type === "network" ? "net" : type === "mount" ? "mnt" : type;

@@ -11,7 +11,7 @@ import { checkShape, unsupported } from "../spec/shape.ts";
 import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
 import { type ImageRecord, Store } from "../image/store.ts";
-import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, subIds } from "./host.ts";
+import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, storageMode, subIds } from "./host.ts";
 import { ContainerDir, locked, readContainer, stateRoot } from "./state.ts";
 import { createCgroup, removeCgroup } from "./cgroup.ts";
 import { checkDns, checkPorts, chooseMode, hostGateway, hostsFile, type NetworkMode, parseAddHost, parsePublish, pastaArgs, resolvConf, SLIRP, slirpHelper } from "./network.ts";
@@ -156,6 +156,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     }
   }), () => removeCgroup(cgroup));
   try {
+    await img?.prepare();
     const resolv = resolvConf(mode, net.dns);
     const etcFiles = [
       { destination: "/etc/hosts", source: state.write("hosts", hostsFile({ hostname: spec.hostname, name: flags.name, mode, extra: net.hosts })) },
@@ -281,16 +282,25 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
   }
   const top = record.layers.map((d) => `${store.layerDir(d)}/diff`).reverse(); // overlayfs and lookups go top first
   const dir = store.containerDir(id);
+  // started again: as it was made; new: an overlay where the kernel has one for us, else a copy
+  const storage = again ? undefined : storageMode();
+  const copy = again ? store.findContainer(id)?.storage === "copy" : storage!.mode === "copy";
   return {
     rootfs: `${dir}/rootfs`,
     dir,
     maps,
     record,
-    overlay: { lower: top, upper: `${dir}/upper`, work: `${dir}/work` },
+    overlay: copy ? undefined : { lower: top, upper: `${dir}/upper`, work: `${dir}/work` },
+    /** A copy of the image for a new container, where overlayfs cannot be had. */
+    prepare: async () => {
+      if (!copy || again) return;
+      log().info(`${storage!.why}: container ${id.slice(0, 12)} gets its own copy of the image (${(record.size / 1e6).toFixed(1)} MB) instead of an overlay`);
+      await store.copyLayers(id, record);
+    },
     readRoot: (path: string) => readLayered(top, path),
     claimName: (name: string) => store.claimName(name, id),
     nameLink: (name: string) => store.nameLink(name),
-    record_: (spec: Spec, name?: string) => again || store.createContainer(id, { image: record, name, spec }),
+    record_: (spec: Spec, name?: string) => again || store.createContainer(id, { image: record, name, spec, copy }),
     discard: async (name?: string) => {
       if (name) store.releaseName(name, id);
       await store.remove([dir]).catch(() => {});

@@ -192,6 +192,31 @@ describe("image archives", () => {
     expect(inStore(env, ["run", "--rm", "--network", "none", "-u", "alice", "plain:1", "id", "-u"]).stdout).toBe("1234\n");
   });
 
+  test("without overlayfs (BUNKER_STORAGE=copy, as on Linux < 5.11): a copy of the image, whiteouts applied, changes kept and exported", async () => {
+    const w = workdir();
+    const archive = await dockerArchive(w, layers(w), "demo:copy", { Cmd: ["/bin/sh"] });
+    const { env, dir } = freshStore();
+    const copy = { ...env, BUNKER_STORAGE: "copy" };
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    const r = inStore(copy, ["run", "--name", "copied", "--network", "none", "demo:copy", "/bin/sh", "-c",
+      "grep ' / ' /proc/mounts | cut -d' ' -f3; cat /etc/keep; ls /etc/gone 2>/dev/null | wc -l; ls /data; echo changed > /etc/keep; chown 33:33 /etc/keep"]);
+    expect(r.stderr).toMatch(/^bunker: BUNKER_STORAGE=copy: container [0-9a-f]{12} gets its own copy of the image \([\d.]+ MB\) instead of an overlay\n$/);
+    const [fs, keep, gone, data] = r.stdout.trim().split("\n");
+    expect(fs).not.toBe("overlay");
+    expect([keep, gone, data]).toEqual(["keep", "0", "c"]);
+    // the change is the container's, not the image's
+    expect(inStore(copy, ["run", "--rm", "--network", "none", "demo:copy", "cat", "/etc/keep"]).stdout).toBe("keep\n");
+    const out = join(w, "copied.bundle");
+    chmodSync(w, 0o777); // the test user writes the bundle here
+    const exp = inStore(env, ["export", "copied", "-o", out]);
+    expect([exp.code, exp.stderr]).toEqual([0, ""]);
+    chmodSync(out, 0o644);
+    const listing = Bun.spawnSync(["tar", "--numeric-owner", "-tvf", out], { stdout: "pipe" }).stdout.toString();
+    expect(listing).toMatch(/ 33\/33 +8 .* rootfs\/etc\/keep\n/);
+    expect(inStore(env, ["rm", "copied"]).code).toBe(0);
+    expect(readdirSync(join(dir, "bunker/containers"))).toEqual([]);
+  });
+
   test("an OCI layout, as a directory and as a tar: gzip layers, shared layers", async () => {
     const w = workdir();
     const oci = await ociLayout(w, layers(w), "example.com/demo:2", { Entrypoint: ["/bin/echo", "entry"] });

@@ -51,3 +51,13 @@ test("the delegated cgroup: pure v2 only, the nearest ancestor we own", () => {
 test("io.stat summed over devices", () => {
   expect(ioBytes("8:0 rbytes=100 wbytes=5 rios=1 wios=1\n8:16 rbytes=1 wbytes=2\n")).toEqual({ read: 101, write: 7 });
 });
+
+test("storage: an overlay from Linux 5.11, else a copy; BUNKER_STORAGE chooses", async () => {
+  const { storageMode } = await import("../../src/runtime/host.ts");
+  expect(storageMode("6.1.0-13-amd64", undefined)).toEqual({ mode: "overlay" });
+  expect(storageMode("5.11.0", undefined)).toEqual({ mode: "overlay" });
+  expect(storageMode("5.10.0-26-amd64", undefined)).toEqual({ mode: "copy", why: "overlayfs in a user namespace needs Linux 5.11, and this is 5.10" });
+  expect(storageMode("6.1.0", "copy")).toEqual({ mode: "copy", why: "BUNKER_STORAGE=copy" });
+  expect(storageMode("5.10.0", "overlay")).toEqual({ mode: "overlay" });
+  expect(() => storageMode("6.1.0", "vfs")).toThrow('BUNKER_STORAGE must be overlay or copy, not "vfs"');
+});
