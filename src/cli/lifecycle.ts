@@ -94,7 +94,8 @@ export const wait = {
     await each("wait", positionals, async (ref) => {
       const v = c.find(ref);
       if (v.runtime) await c.waitStopped(v.runtime);
-      const code = c.exitCode(v);
+      const { takeExitRecord } = await import("../runtime/state.ts");
+      const code = c.exitCode(v) ?? takeExitRecord(v.id)?.code;
       if (code === undefined) throw new BunkerError(`container ${ref} is gone: it was removed before it could be waited for`);
       return String(code);
     });

@@ -373,6 +373,8 @@ export interface Stat {
   uid: number;
   size: number;
   ino: number;
+  /** Seconds since the epoch. */
+  mtime: number;
 }
 
 const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000, STATX_BASIC = 0x7ff;
@@ -389,7 +391,7 @@ function statx(dirfd: number, path: string, flags: number, what: string): Stat |
   const mode = dv.getUint16(28, true);
   const type = mode & 0o170000;
   const kind: Kind = type === 0o040000 ? "dir" : type === 0o100000 ? "file" : type === 0o120000 ? "link" : "other";
-  return { kind, mode: mode & 0o7777, uid: dv.getUint32(20, true), size: Number(dv.getBigUint64(40, true)), ino: Number(dv.getBigUint64(32, true)) };
+  return { kind, mode: mode & 0o7777, uid: dv.getUint32(20, true), size: Number(dv.getBigUint64(40, true)), ino: Number(dv.getBigUint64(32, true)), mtime: Number(dv.getBigInt64(112, true)) };
 }
 
 /** statx(2); lstat semantics with follow = false. Undefined when missing. */

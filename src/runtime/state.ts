@@ -261,6 +261,20 @@ export class ContainerDir {
     return p;
   }
 
+  /**
+   * Where the stage leaves the exit status of a container run with --rm, for
+   * `bunker wait` to read after the container is gone (exits/ID). Once
+   * there are more than 64, those nobody read within an hour are swept here.
+   */
+  exitRecord(): string {
+    const dir = `${this.root}/exits`;
+    sys.mkdir(dir, 0o700);
+    const hourAgo = Date.now() / 1000 - 3600;
+    const left = sys.readdir(dir);
+    if (left.length > 64) for (const f of left) if ((sys.stat(`${dir}/${f}`, false)?.mtime ?? 0) < hourAgo) tryUnlink(`${dir}/${f}`);
+    return `${dir}/${this.id}`;
+  }
+
   /** A file in the state root (short, for a socket path) that the stage removes with the container. */
   rootFile(name: string): string {
     const p = `${this.root}/${name}`;
@@ -296,6 +310,14 @@ function tryUnlink(path: string): void {
   try {
     sys.unlink(path);
   } catch {}
+}
+
+/** The exit status a --rm container left for `bunker wait`, taken (read once). */
+export function takeExitRecord(id: string): ExitRecord | undefined {
+  const path = `${statePath()}/exits/${id}`;
+  const exit = parseExit(sys.tryRead(path));
+  tryUnlink(path);
+  return exit;
 }
 
 /** A container directory holds only flat files; its slirp4netns socket sits beside it. */

@@ -105,10 +105,13 @@ describe("run -d", () => {
     expect(r.code).toBe(0);
   });
 
-  test("--rm removes the container when it exits", async () => {
+  test("--rm removes the container when it exits; wait still gets its status", async () => {
     const id = detach("exit 0", ["--rm"]);
     await until("the container to go", () => !existsSync(join(state, "containers", id)));
     expect(b(["inspect", id]).code).toBe(125);
+    const waited = detach("sleep 0.5; exit 3", ["--rm"]);
+    expect(b(["wait", waited]).stdout).toBe("3\n");
+    await until("the container to go", () => !existsSync(join(state, "containers", waited)));
   });
 });
 
