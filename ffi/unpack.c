@@ -207,30 +207,49 @@ static __attribute__((noreturn)) void do_unpack(const char *root) {
   }
 }
 
-/* Remove name (below dirfd) and everything under it, never following a
- * symlink. The buffer is small: a hostile tree may be 2000 levels deep. */
+/* The entries of an open directory, "." and ".." left out. The buffer is
+ * small, as every walk below recurses: a hostile tree may be 2000 levels deep. */
+struct dirents {
+  int fd;
+  long n, off;
+  char buf[1024];
+};
+
+/* The next name, or NULL at the end (errno set when getdents failed, else 0). */
+static const char *next_entry(struct dirents *d) {
+  for (;;) {
+    if (d->off >= d->n) {
+      errno = 0;
+      d->n = getdents64(d->fd, d->buf, sizeof d->buf);
+      d->off = 0;
+      if (d->n <= 0) return NULL;
+    }
+    uint16_t reclen;
+    memcpy(&reclen, d->buf + d->off + 16, 2);
+    const char *name = d->buf + d->off + 19;
+    d->off += reclen;
+    if (!(name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0)))) return name;
+  }
+}
+
+/* Remove name (below dirfd) and everything under it, never following a symlink. */
 static int rm_at(int dirfd, const char *name) {
   if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
   if (errno != EISDIR) return -1;
-  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-  if (fd < 0) return -1;
+  struct dirents d = { openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0), 0, 0, { 0 } };
+  if (d.fd < 0) return -1;
   for (;;) { /* list, remove what was listed, list again until only . and .. are left */
-    char buf[1024];
-    long n = getdents64(fd, buf, sizeof buf), removed = 0;
-    if (n < 0) return keep_errno(-1, fd);
-    if (n == 0) break;
-    for (long off = 0; off < n;) {
-      uint16_t reclen;
-      memcpy(&reclen, buf + off + 16, 2);
-      const char *d = buf + off + 19;
-      off += reclen;
-      if (d[0] == '.' && (d[1] == 0 || (d[1] == '.' && d[2] == 0))) continue;
-      if (rm_at(fd, d) < 0) return keep_errno(-1, fd);
+    long removed = 0;
+    for (const char *e; (e = next_entry(&d));) {
+      if (rm_at(d.fd, e) < 0) return keep_errno(-1, d.fd);
       removed++;
     }
-    if (removed && lseek(fd, 0, 0) < 0) return keep_errno(-1, fd);
+    if (errno) return keep_errno(-1, d.fd);
+    if (!removed) break;
+    if (lseek(d.fd, 0, 0) < 0) return keep_errno(-1, d.fd);
+    d.n = d.off = 0;
   }
-  close(fd);
+  close(d.fd);
   return unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
@@ -349,54 +368,45 @@ static const char *plink(const struct stat *st, const char *path) {
 }
 
 static int pwalk(int dirfd, const char *dir) {
-  char buf[2048];
-  for (;;) {
-    long n = getdents64(dirfd, buf, sizeof buf);
-    if (n < 0) return -1;
-    if (n == 0) return 0;
-    for (long off = 0; off < n;) {
-      uint16_t reclen;
-      memcpy(&reclen, buf + off + 16, 2);
-      const char *name = buf + off + 19;
-      off += reclen;
-      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
-      char path[PATH_MAX];
-      struct buf pb = BUF(path);
-      if (*dir) puts_(&pb, dir), puts_(&pb, "/");
-      puts_(&pb, name);
-      if (overflowed(&pb)) { errno = ENAMETOOLONG; return -1; }
-      struct stat st;
-      if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return -1;
-      if (S_ISDIR(st.st_mode)) {
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-        if (fd < 0) return -1;
-        pxattrs(fd, path); /* before the entry: a tar writer puts them in its header */
-        precord(U_DIR, path, NULL, &st, 0);
-        if (pwalk(fd, path) < 0) return keep_errno(-1, fd);
-        close(fd);
-      } else if (S_ISREG(st.st_mode)) {
-        const char *first = st.st_nlink > 1 ? plink(&st, path) : NULL;
-        if (first) {
-          precord(U_HARDLINK, path, first, &st, 0);
-          continue;
-        }
-        int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-        if (fd < 0) return -1;
-        pxattrs(fd, path);
-        precord(U_FILE, path, NULL, &st, (uint64_t)st.st_size);
-        if (pdata(fd, (uint64_t)st.st_size) < 0) return keep_errno(-1, fd);
-        close(fd);
-      } else if (S_ISLNK(st.st_mode)) {
-        char target[PATH_MAX];
-        ssize_t len = readlinkat(dirfd, name, target, sizeof target - 1);
-        if (len < 0) return -1;
-        target[len] = 0;
-        precord(U_SYMLINK, path, target, &st, 0);
-      } else if (S_ISFIFO(st.st_mode)) {
-        precord(U_FIFO, path, NULL, &st, 0);
-      } /* devices (an overlay's whiteouts among them) and sockets are not carried */
-    }
+  struct dirents d = { dirfd, 0, 0, { 0 } };
+  for (const char *name; (name = next_entry(&d));) {
+    char path[PATH_MAX];
+    struct buf pb = BUF(path);
+    if (*dir) puts_(&pb, dir), puts_(&pb, "/");
+    puts_(&pb, name);
+    if (overflowed(&pb)) { errno = ENAMETOOLONG; return -1; }
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return -1;
+    if (S_ISDIR(st.st_mode)) {
+      int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (fd < 0) return -1;
+      pxattrs(fd, path); /* before the entry: a tar writer puts them in its header */
+      precord(U_DIR, path, NULL, &st, 0);
+      if (pwalk(fd, path) < 0) return keep_errno(-1, fd);
+      close(fd);
+    } else if (S_ISREG(st.st_mode)) {
+      const char *first = st.st_nlink > 1 ? plink(&st, path) : NULL;
+      if (first) {
+        precord(U_HARDLINK, path, first, &st, 0);
+        continue;
+      }
+      int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (fd < 0) return -1;
+      pxattrs(fd, path);
+      precord(U_FILE, path, NULL, &st, (uint64_t)st.st_size);
+      if (pdata(fd, (uint64_t)st.st_size) < 0) return keep_errno(-1, fd);
+      close(fd);
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[PATH_MAX];
+      ssize_t len = readlinkat(dirfd, name, target, sizeof target - 1);
+      if (len < 0) return -1;
+      target[len] = 0;
+      precord(U_SYMLINK, path, target, &st, 0);
+    } else if (S_ISFIFO(st.st_mode)) {
+      precord(U_FIFO, path, NULL, &st, 0);
+    } /* devices (an overlay's whiteouts among them) and sockets are not carried */
   }
+  return errno ? -1 : 0;
 }
 
 static __attribute__((noreturn)) void do_pack(const char *root) {
@@ -457,64 +467,55 @@ static int mcopy(int from, int to, uint64_t size) {
 }
 
 static int mwalk(int sfd, int dfd) {
-  char buf[2048];
-  for (;;) {
-    long n = getdents64(sfd, buf, sizeof buf);
-    if (n < 0) return -1;
-    if (n == 0) return 0;
-    for (long off = 0; off < n;) {
-      uint16_t reclen;
-      memcpy(&reclen, buf + off + 16, 2);
-      const char *name = buf + off + 19;
-      off += reclen;
-      if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0))) continue;
-      struct stat st, dst;
-      if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return -1;
-      int exists = fstatat(dfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
-      if (S_ISCHR(st.st_mode) && st.st_rdev == 0) { /* a whiteout */
-        if (rm_at(dfd, name) < 0) return -1;
-        continue;
-      }
-      if (S_ISDIR(st.st_mode)) {
-        int s2 = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0), d2;
-        if (s2 < 0) return -1;
-        char v[2];
-        int opaque = fgetxattr(s2, "user.overlay.opaque", v, sizeof v) == 1 && v[0] == 'y';
-        if (exists && (!S_ISDIR(dst.st_mode) || opaque)) {
-          if (rm_at(dfd, name) < 0) return keep_errno(-1, s2);
-          exists = 0;
-        }
-        if (!exists && mkdirat(dfd, name, 0700) < 0) return keep_errno(-1, s2);
-        if ((d2 = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0) return keep_errno(-1, s2);
-        int rc = mwalk(s2, d2) < 0 || mmeta(s2, d2, &st) < 0 ? -1 : 0; /* times after the children */
-        keep_errno(0, s2);
-        if (keep_errno(rc, d2) < 0) return -1;
-        continue;
-      }
-      if (exists && rm_at(dfd, name) < 0) return -1;
-      if (S_ISREG(st.st_mode)) {
-        int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0), out;
-        if (in < 0) return -1;
-        if ((out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) return keep_errno(-1, in);
-        int rc = mcopy(in, out, (uint64_t)st.st_size) < 0 || mmeta(in, out, &st) < 0 ? -1 : 0;
-        keep_errno(0, in);
-        if (keep_errno(rc, out) < 0) return -1;
-      } else if (S_ISLNK(st.st_mode)) {
-        char target[PATH_MAX];
-        ssize_t len = readlinkat(sfd, name, target, sizeof target - 1);
-        if (len < 0) return -1;
-        target[len] = 0;
-        struct timespec_ t[2] = { { (long)st.st_atime, (long)st.st_atime_nsec }, { (long)st.st_mtime, (long)st.st_mtime_nsec } };
-        if (symlinkat(target, dfd, name) < 0 || fchownat(dfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-            utimensat(dfd, name, t, AT_SYMLINK_NOFOLLOW) < 0)
-          return -1;
-      } else if (S_ISFIFO(st.st_mode)) {
-        if (mknodat(dfd, name, S_IFIFO | 0600, 0) < 0 || fchownat(dfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-            fchmodat(dfd, name, st.st_mode & 07777) < 0)
-          return -1;
-      } /* devices and sockets: an unprivileged user cannot make them, and images keep none */
+  struct dirents d = { sfd, 0, 0, { 0 } };
+  for (const char *name; (name = next_entry(&d));) {
+    struct stat st, dst;
+    if (fstatat(sfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return -1;
+    int exists = fstatat(dfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+    if (S_ISCHR(st.st_mode) && st.st_rdev == 0) { /* a whiteout */
+      if (rm_at(dfd, name) < 0) return -1;
+      continue;
     }
+    if (S_ISDIR(st.st_mode)) {
+      int s2 = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0), d2;
+      if (s2 < 0) return -1;
+      char v[2];
+      int opaque = fgetxattr(s2, "user.overlay.opaque", v, sizeof v) == 1 && v[0] == 'y';
+      if (exists && (!S_ISDIR(dst.st_mode) || opaque)) {
+        if (rm_at(dfd, name) < 0) return keep_errno(-1, s2);
+        exists = 0;
+      }
+      if (!exists && mkdirat(dfd, name, 0700) < 0) return keep_errno(-1, s2);
+      if ((d2 = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0) return keep_errno(-1, s2);
+      int rc = mwalk(s2, d2) < 0 || mmeta(s2, d2, &st) < 0 ? -1 : 0; /* times after the children */
+      keep_errno(0, s2);
+      if (keep_errno(rc, d2) < 0) return -1;
+      continue;
+    }
+    if (exists && rm_at(dfd, name) < 0) return -1;
+    if (S_ISREG(st.st_mode)) {
+      int in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0), out;
+      if (in < 0) return -1;
+      if ((out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) return keep_errno(-1, in);
+      int rc = mcopy(in, out, (uint64_t)st.st_size) < 0 || mmeta(in, out, &st) < 0 ? -1 : 0;
+      keep_errno(0, in);
+      if (keep_errno(rc, out) < 0) return -1;
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[PATH_MAX];
+      ssize_t len = readlinkat(sfd, name, target, sizeof target - 1);
+      if (len < 0) return -1;
+      target[len] = 0;
+      struct timespec_ t[2] = { { (long)st.st_atime, (long)st.st_atime_nsec }, { (long)st.st_mtime, (long)st.st_mtime_nsec } };
+      if (symlinkat(target, dfd, name) < 0 || fchownat(dfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+          utimensat(dfd, name, t, AT_SYMLINK_NOFOLLOW) < 0)
+        return -1;
+    } else if (S_ISFIFO(st.st_mode)) {
+      if (mknodat(dfd, name, S_IFIFO | 0600, 0) < 0 || fchownat(dfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+          fchmodat(dfd, name, st.st_mode & 07777) < 0)
+        return -1;
+    } /* devices and sockets: an unprivileged user cannot make them, and images keep none */
   }
+  return errno ? -1 : 0;
 }
 
 static int do_merge(const char *layer, const char *dir) {
