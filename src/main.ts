@@ -10,6 +10,14 @@ import { say } from "./log.ts";
 declare const BUNKER_VERSION: string;
 export const VERSION = typeof BUNKER_VERSION === "string" ? BUNKER_VERSION : "dev";
 
+/** A verb that is one of several exports of its module. */
+const named =
+  <M, K extends keyof M>(load: () => Promise<M>, name: K) =>
+  () =>
+    load().then((m) => ({ default: m[name] as Command<any> }));
+const lifecycle = () => import("./cli/lifecycle.ts");
+const resources = () => import("./cli/resources.ts");
+
 const VERBS: Record<string, () => Promise<{ default: Command<any> }>> = {
   run: () => import("./cli/run.ts"),
   import: () => import("./cli/import.ts"),
@@ -17,18 +25,18 @@ const VERBS: Record<string, () => Promise<{ default: Command<any> }>> = {
   images: () => import("./cli/images.ts"),
   rmi: () => import("./cli/rmi.ts"),
   ps: () => import("./cli/ps.ts"),
-  rm: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.rm })),
-  stop: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.stop })),
-  kill: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.kill })),
-  restart: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.restart })),
-  wait: () => import("./cli/lifecycle.ts").then((m) => ({ default: m.wait })),
+  rm: named(lifecycle, "rm"),
+  stop: named(lifecycle, "stop"),
+  kill: named(lifecycle, "kill"),
+  restart: named(lifecycle, "restart"),
+  wait: named(lifecycle, "wait"),
   logs: () => import("./cli/logs.ts"),
   exec: () => import("./cli/exec.ts"),
   inspect: () => import("./cli/inspect.ts"),
-  stats: () => import("./cli/resources.ts").then((m) => ({ default: m.stats })),
-  update: () => import("./cli/resources.ts").then((m) => ({ default: m.update })),
-  pause: () => import("./cli/resources.ts").then((m) => ({ default: m.pause })),
-  unpause: () => import("./cli/resources.ts").then((m) => ({ default: m.unpause })),
+  stats: named(resources, "stats"),
+  update: named(resources, "update"),
+  pause: named(resources, "pause"),
+  unpause: named(resources, "unpause"),
   spec: () => import("./cli/spec.ts"),
 };
 

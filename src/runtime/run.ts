@@ -12,7 +12,7 @@ import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
 import { type ImageRecord, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, storageMode, subIds } from "./host.ts";
-import { ContainerDir, locked, readContainer, stateRoot } from "./state.ts";
+import { ContainerDir, locked, readContainer, slirpSocketName, stateRoot } from "./state.ts";
 import { createCgroup, removeCgroup } from "./cgroup.ts";
 import { checkDns, checkPorts, chooseMode, hostGateway, hostsFile, type NetworkMode, parseAddHost, parsePublish, pastaArgs, resolvConf, SLIRP, slirpHelper } from "./network.ts";
 
@@ -187,7 +187,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
         mode === "pasta"
           ? [{ desc: "start pasta", argv: pastaArgs(chosen!.helper!, { ports: net.ports, ready: state.path("pasta.pid"), mapGateway: net.mapGateway, dnsForward: resolv.forward }), ready: state.path("pasta.pid"), timeoutMs: 10_000 }]
           : mode === "slirp4netns"
-            ? [slirpHelper(chosen!.helper!, { ports: net.ports, socket: state.rootFile(`${id.slice(0, 12)}.slirp`), mapGateway: net.mapGateway })]
+            ? [slirpHelper(chosen!.helper!, { ports: net.ports, socket: state.rootFile(slirpSocketName(id)), mapGateway: net.mapGateway })]
             : undefined,
     });
     if (process.env.BUNKER_PLAN) say(plan.describe());

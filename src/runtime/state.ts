@@ -320,10 +320,12 @@ export function takeExitRecord(id: string): ExitRecord | undefined {
   return exit;
 }
 
+/** A container's slirp4netns API socket, in the state root: short, as socket paths must be. */
+export const slirpSocketName = (id: string) => `${id.slice(0, 12)}.slirp`;
+
 /** A container directory holds only flat files; its slirp4netns socket sits beside it. */
 export function removeContainerDir(dir: string): void {
-  const id = dir.slice(dir.lastIndexOf("/") + 1);
-  tryUnlink(`${dir.slice(0, dir.lastIndexOf("/containers/"))}/${id.slice(0, 12)}.slirp`);
+  tryUnlink(`${dir.slice(0, dir.lastIndexOf("/containers/"))}/${slirpSocketName(dir.slice(dir.lastIndexOf("/") + 1))}`);
   try {
     for (const f of sys.readdir(dir)) tryUnlink(`${dir}/${f}`);
     sys.rmdir(dir);
