@@ -131,6 +131,8 @@ static int renameat(int od, const char *o, int nd, const char *n) { return (int)
 static int pipe2(int fds[2], int flags) { return (int)SYS2(__NR_pipe2, fds, flags); }
 static int setns(int fd, int type) { return (int)SYS2(__NR_setns, fd, type); }
 static int unshare(int flags) { return (int)SYS1(__NR_unshare, flags); }
+#define LOCK_EX 2
+static int flock(int fd, int op) { return (int)SYS2(__NR_flock, fd, op); }
 static ssize_t copy_file_range(int in, long *inoff, int out, long *outoff, size_t n, unsigned flags) {
   return SYS6(__NR_copy_file_range, in, inoff, out, outoff, n, flags);
 }

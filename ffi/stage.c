@@ -35,7 +35,8 @@ enum {
   OP_DETACH = 8,    /* strs: log file ("" none); ints: log size cap, keep stdin open.
                        Before OP_CLONE: a session of our own; the child's stdout and
                        stderr become pipes we log; fd 1 hears 'R' once the command runs */
-  OP_RECORD = 9,    /* strs: a file to write "PID STARTTIME CHILD CHILD_STARTTIME TIME" to */
+  OP_RECORD = 9,    /* strs: a file to write "PID STARTTIME CHILD CHILD_STARTTIME TIME" to,
+                       and a lock file to hold meanwhile ("" none) */
   OP_JOIN = 10,     /* ints: pid, namespace flags; strs: its start time. Join its
                        namespaces (user first); the next OP_CLONE's child is inside */
   OP_HELPER = 11,   /* ints: ms to wait, ready fd (-1: none), quiet (stderr to /dev/null); strs: ready file ("": none),
@@ -152,7 +153,7 @@ static __attribute__((noreturn)) void die_plan(const char *why) {
 static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CLONE] = { 1, 0 }, [OP_WRITE] = { 0, 2 }, [OP_SPAWN] = { 0, 1 }, [OP_RELEASE] = { 0, 0 },
   [OP_SUPERVISE] = { 2, 0 }, [OP_CLEANUP] = { 0, 0 }, [OP_STATUS] = { 0, 1 }, [OP_DETACH] = { 2, 1 },
-  [OP_RECORD] = { 0, 1 }, [OP_JOIN] = { 2, 1 }, [OP_HELPER] = { 3, 2 }, [OP_API] = { 0, 2 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
+  [OP_RECORD] = { 0, 2 }, [OP_JOIN] = { 2, 1 }, [OP_HELPER] = { 3, 2 }, [OP_API] = { 0, 2 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
   [OP_SETHOSTNAME] = { 0, 1 }, [OP_ROOT] = { 0, 1 }, [OP_MOUNT] = { 3, 4 }, [OP_REMOUNT] = { 1, 1 },
   [OP_MASK] = { 0, 1 }, [OP_MKDIR] = { 0, 1 }, [OP_SYMLINK] = { 0, 2 }, [OP_PIVOT] = { 0, 0 },
   [OP_LOOPBACK] = { 0, 0 }, [OP_CONSOLE] = { 0, 1 }, [OP_SETSID] = { 0, 0 }, [OP_STDIN_NULL] = { 0, 0 },
@@ -1277,7 +1278,11 @@ int main(int argc, char **argv) {
       put(&b, " ", 1), putnum(&b, child), put(&b, " ", 1);
       if (starttime(child, &b) < 0) fail(i, errno);
       put(&b, " ", 1), puttime(&b), put(&b, "\n", 1);
-      if (write_atomic(o->strs[0], &b) < 0) fail(i, errno);
+      /* under the state's lock: `bunker rm` either sees the record, or has removed the
+       * directory first and the write fails, and the container goes with this stage */
+      int lock = *o->strs[1] ? open(o->strs[1], O_RDONLY | O_CLOEXEC) : -1;
+      if (*o->strs[1] && (lock < 0 || flock(lock, LOCK_EX) < 0)) fail(i, errno);
+      if (keep_errno(write_atomic(o->strs[0], &b), lock) < 0) fail(i, errno);
       break;
     }
     case OP_JOIN:

@@ -91,8 +91,8 @@ export interface CompileContext {
   overlay?: { lower: string[]; upper: string; work: string };
   /** After the container: files to write its exit status to, and trees to remove (--rm). */
   after?: { status?: string[]; remove?: string[] };
-  /** Where the stage records its pid and the container's (see OP_RECORD). */
-  record?: string;
+  /** Where the stage records its pid and the container's, and the state lock it holds meanwhile (see OP_RECORD). */
+  record?: { path: string; lock: string };
   /** Detached (-d): the stage leaves the caller's session and logs the output. */
   detach?: { log: string; logCap: number };
   /** Helpers that live as long as the container (pasta), started once the ids are mapped. */
@@ -168,7 +168,7 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   const lateCgroupNs = ctx.cgroup !== undefined && ns.has("cgroup");
   const cloned = [...ns].filter((t) => !(lateCgroupNs && t === "cgroup"));
   const direct = addNamespaces(plan, cloned, uidMaps, gidMaps, ctx, ctx.helpers, ctx.cgroup);
-  if (ctx.record) plan.add(Op.RECORD, "record the pids", { strs: [ctx.record] });
+  if (ctx.record) plan.add(Op.RECORD, "record the pids", { strs: [ctx.record.path, ctx.record.lock] });
 
   // --- the child: the file system, on the host's /proc ---------------------
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });

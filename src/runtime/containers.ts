@@ -5,7 +5,7 @@ import { BunkerError } from "../errors.ts";
 import { type ContainerRecord, Store } from "../image/store.ts";
 import * as sys from "../linux/sys.ts";
 import { removeCgroup } from "./cgroup.ts";
-import { type Container, containers, locked, lookup, removeContainerDir, type Status, alive, parseExit, readContainer, statePath, stateRoot } from "./state.ts";
+import { type Container, containers, locked, lookup, removeContainerDir, type Status, alive, sweepDebris, parseExit, readContainer, statePath, stateRoot } from "./state.ts";
 
 export interface View {
   id: string;
@@ -158,11 +158,17 @@ export async function remove(v: View, force: boolean): Promise<void> {
   if (v.runtime) {
     const root = stateRoot();
     const name = v.runtime.config.name;
-    locked(root, () => {
+    // a container seen as created may have started since: its stage records its pids under this lock
+    const now = locked(root, () => {
+      const c = readContainer(root, v.id);
+      if (c?.status === "running") return c;
       removeCgroup(v.runtime!.config.cgroup);
       removeContainerDir(v.runtime!.dir);
       if (name && sys.tryReadlink(`${root}/names/${name}`) === v.id) sys.unlink(`${root}/names/${name}`);
+      sweepDebris(root);
+      return undefined;
     });
+    if (now) return remove({ ...v, status: now.status, runtime: now }, force);
   }
   if (v.stored) await store()!.removeContainer(v.stored);
 }

@@ -166,7 +166,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     // a detached container stays, with its log and exit status, until `bunker rm` (or --rm)
     const detach = flags.detach ? { log: state.path("log"), logCap: flags.logMaxSize ?? LOG_CAP } : undefined;
     if (detach) state.path("log.1");
-    const record = state.path("pid");
+    const record = { path: state.path("pid"), lock: `${root}/lock` };
     // a container whose directory goes when it exits (foreground, or --rm) leaves its status beside it for `bunker wait`
     const status = [...(detach ? [state.path("exit")] : []), ...(img ? [`${img.dir}/exit`] : []), ...(flags.rm || !detach ? [state.exitRecord()] : [])];
     const plan = compile(spec, opts, {

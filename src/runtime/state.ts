@@ -190,8 +190,7 @@ export class ContainerDir {
     this.dir = reuse ? this.final : `${this.final}.new`;
     try {
       sys.mkdir(`${root}/containers`, 0o700);
-      // a .new directory seen under the lock was left by a bunker killed while creating it
-      for (const d of sys.readdir(`${root}/containers`)) if (d.endsWith(".new")) removeContainerDir(`${root}/containers/${d}`);
+      sweepDebris(root);
       if (!sys.mkdir(this.dir, 0o700) && !reuse) throw new BunkerError(`container ${id} exists already`);
     } catch (e) {
       throw e instanceof BunkerError ? e : stateError(e, root);
@@ -318,6 +317,26 @@ export function takeExitRecord(id: string): ExitRecord | undefined {
   const exit = parseExit(sys.tryRead(path));
   tryUnlink(path);
   return exit;
+}
+
+/**
+ * What a bunker killed while creating a container leaves (call under the
+ * lock, where creating happens whole): its ID.new directory, and a name
+ * pointing at a container that never appeared.
+ */
+export function sweepDebris(root: string): void {
+  const ids = new Set(sys.readdir(`${root}/containers`));
+  for (const d of ids) if (d.endsWith(".new")) removeContainerDir(`${root}/containers/${d}`);
+  let names: string[];
+  try {
+    names = sys.readdir(`${root}/names`);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const owner = sys.tryReadlink(`${root}/names/${n}`);
+    if (owner !== undefined && !ids.has(owner)) tryUnlink(`${root}/names/${n}`);
+  }
 }
 
 /** A container's slirp4netns API socket, in the state root: short, as socket paths must be. */

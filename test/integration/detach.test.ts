@@ -297,6 +297,10 @@ describe("a state that never lies", () => {
     for (const c of ps) if (existsSync(join(state, "containers", c.id, "pid"))) pids.push(...Object.values(pidsOf(c.id)));
     if (ps.length) ok(["rm", "-f", ...ps.map((c) => c.id)]);
     await nothingLeft(pids);
+    // and no container started after `ps` looked (a stage still starting when its directory went) runs on
+    await Bun.sleep(1000);
+    const sleeping = () => Bun.spawnSync(["ps", "-u", String(u.uid), "-o", "stat=,args="]).stdout.toString().split("\n").filter((l) => /^[^Z]\S*\s+sleep 100$/.test(l.trim()));
+    await until("no container of this test to run", () => sleeping().length === 0);
   });
 
   test("the container survives the terminal it was started from", async () => {

@@ -176,11 +176,11 @@ test("a bundle without PATH still finds its command with Docker's default", () =
 });
 
 test("detached: the stage leaves the session before the clone, records the pids after the release, and logs", () => {
-  const ops = plan({ interactive: true }, { detach: { log: "/state/log", logCap: 4096 }, record: "/state/pid", after: { status: ["/state/exit"] } });
+  const ops = plan({ interactive: true }, { detach: { log: "/state/log", logCap: 4096 }, record: { path: "/state/pid", lock: "/state/lock" }, after: { status: ["/state/exit"] } });
   expect(ops[0]).toMatchObject({ code: Op.DETACH, strs: ["/state/log"], ints: [4096n, 1n] });
   expect(ops[1]!.code).toBe(Op.CLONE);
   const release = index(ops, Op.RELEASE);
-  expect(ops[release + 1]).toMatchObject({ code: Op.RECORD, strs: ["/state/pid"] });
+  expect(ops[release + 1]).toMatchObject({ code: Op.RECORD, strs: ["/state/pid", "/state/lock"] });
   expect(index(ops, Op.STATUS)).toBeGreaterThan(index(ops, Op.SUPERVISE));
 });
 
