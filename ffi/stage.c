@@ -31,7 +31,8 @@ enum {
   OP_RELEASE = 4,   /* let the child run its ops */
   OP_SUPERVISE = 5, /* ints: SV_* flags, mask of signals to forward; proxy, reap */
   OP_CLEANUP = 6,   /* strs: paths to unlink ("/" suffix: rmdir); runs at exit, also on failure */
-  OP_STATUS = 7,    /* strs: a file to write "STATUS TIME" to */
+  OP_STATUS = 7,    /* strs: a file to write "STATUS TIME" to, and the container's
+                       memory.events ("" none): " oom" follows if its OOM killer struck */
   OP_DETACH = 8,    /* strs: log file ("" none); ints: log size cap, keep stdin open.
                        Before OP_CLONE: a session of our own; the child's stdout and
                        stderr become pipes we log; fd 1 hears 'R' once the command runs */
@@ -247,6 +248,24 @@ static char *subst_pid(const char *s) {
   putnum(&b, child);
   puts_(&b, m + 5);
   return b.p;
+}
+
+/* memory.events says "oom_kill N" with N > 0: read while the cgroup is still there
+ * (a systemd scope goes with the stage, and its memory.events with it) */
+static int oom_killed(const char *events) {
+  char t[1024];
+  int fd = open(events, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, t, sizeof t - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  t[n] = 0;
+  for (char *l = t; *l;) {
+    if (!strncmp_(l, "oom_kill ", 9)) return l[9] >= '1' && l[9] <= '9';
+    l = strchrnul(l, '\n');
+    if (*l) l++;
+  }
+  return 0;
 }
 
 static const char *fdpath(int fd, char out[32]) {
@@ -1263,7 +1282,9 @@ int main(int argc, char **argv) {
     case OP_STATUS: {
       char m[64];
       struct buf b = BUF(m);
-      putnum(&b, code), put(&b, " ", 1), puttime(&b), put(&b, "\n", 1);
+      putnum(&b, code), put(&b, " ", 1), puttime(&b);
+      if (o->nstr > 1 && *o->strs[1] && oom_killed(o->strs[1])) puts_(&b, " oom");
+      put(&b, "\n", 1);
       write_atomic(o->strs[0], &b);
       break;
     }

@@ -44,6 +44,7 @@ export default {
     const errs = validateSpec({ ...spec, process: proc });
     if (errs.length) throw new BunkerError(errs[0]!);
     const who = identity();
+    if (rt.config.cgroup) await (await import("../runtime/cgroup.ts")).reachCgroup(rt.config.cgroup);
     const plan = compileExec(spec, proc, { pid: pids.pid, starttime: pids.pidStart }, { interactive, detach }, who, rt.config.cgroup);
     const root = rt.dir.slice(0, rt.dir.indexOf("/containers/"));
     if (!detach) await execStage(plan, root);

@@ -213,7 +213,9 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
 
   // --- the stage again: run it, then tidy up ----------------------------------
   addSupervise(plan, proc, opts);
-  for (const f of ctx.after?.status ?? []) plan.add(Op.STATUS, "record the exit status", { strs: [f] });
+  // with the OOM killer's verdict, read while the cgroup is there (a systemd scope goes with the stage)
+  const events = ctx.cgroup ? `${ctx.cgroup}/memory.events` : "";
+  for (const f of ctx.after?.status ?? []) plan.add(Op.STATUS, "record the exit status", { strs: [f, events] });
   if (ctx.after?.remove?.length) {
     // --rm: the container's files belong to its ids; remove them from a user namespace with its maps
     addNamespaces(plan, ["user"], uidMaps, gidMaps, ctx);

@@ -1,13 +1,18 @@
 // Resource limits through a delegated cgroup v2 subtree, as systemd's
 // Delegate=yes hands one to a user. bunker writes only below the delegated
-// cgroup it finds, never elsewhere: it makes `bunker/` there (controllers
-// enabled, no processes, so the no-internal-processes rule holds) and one
-// leaf `bunker/ID` per container, removed with the container. On a v1 or
-// hybrid host, or without delegation, containers run without a cgroup of
-// their own, and asking for a limit fails with the reason.
+// cgroup it gets, never elsewhere. Where a systemd user manager runs, that
+// is a transient scope of the container's own (bunker-ID-PID.scope, asked
+// for over D-Bus, as Podman does): SCOPE/supervisor holds the stage and
+// SCOPE/container the container. Elsewhere it is the nearest cgroup above
+// ours that is ours: bunker/ there (controllers enabled, no processes, so the
+// no-internal-processes rule holds) and one leaf bunker/ID per container,
+// removed with the container. On a v1 or hybrid host, or without
+// delegation, containers run without a cgroup of their own, and asking for
+// a limit fails with the reason.
 import { BunkerError } from "../errors.ts";
 import * as sys from "../linux/sys.ts";
 import type { Spec } from "../spec/types.ts";
+import { startScope, userManagerSocket } from "./systemd.ts";
 
 /** OCI linux.resources, the parts bunker maps onto cgroup v2. */
 export interface Resources {
@@ -93,6 +98,21 @@ export function cgroupFiles(r: Resources): { files: [string, string][]; controll
 
 const CGROUP2_ROOT = "/sys/fs/cgroup";
 
+/** What /sys/fs/cgroup is on this host, from our mountinfo: the reason when it is not a pure cgroup v2. */
+function notPureV2(mountinfo: string): string | undefined {
+  const fstype = mountinfo
+    .split("\n")
+    .map((l) => l.split(" - "))
+    .find(([a]) => a?.split(" ")[4] === CGROUP2_ROOT)?.[1]
+    ?.split(" ")[0];
+  if (fstype !== "cgroup2") return `this host has no pure cgroup v2 hierarchy at ${CGROUP2_ROOT} (it mounts ${fstype ?? "nothing"} there: cgroup v1, or a hybrid layout)`;
+}
+
+/** Our own cgroup v2 path (from /proc/self/cgroup), e.g. /user.slice/.../cmd.scope. */
+function ownCgroup(self = sys.tryRead("/proc/self/cgroup") ?? ""): string | undefined {
+  return self.split("\n").find((l) => l.startsWith("0::"))?.slice(3);
+}
+
 /**
  * The delegated cgroup bunker may use: the nearest ancestor of our own
  * cgroup that belongs to us (our own is a leaf that holds processes), or the
@@ -101,61 +121,120 @@ const CGROUP2_ROOT = "/sys/fs/cgroup";
 export function findDelegated(uid = process.getuid!(), mountinfo = sys.tryRead("/proc/self/mountinfo") ?? "", self = sys.tryRead("/proc/self/cgroup") ?? ""):
   | { dir: string }
   | { why: string } {
-  const fstype = mountinfo
-    .split("\n")
-    .map((l) => l.split(" - "))
-    .find(([a]) => a?.split(" ")[4] === CGROUP2_ROOT)?.[1]
-    ?.split(" ")[0];
-  if (fstype !== "cgroup2") {
-    return { why: `this host has no pure cgroup v2 hierarchy at ${CGROUP2_ROOT} (it mounts ${fstype ?? "nothing"} there: cgroup v1, or a hybrid layout)` };
-  }
-  const path = self.split("\n").find((l) => l.startsWith("0::"))?.slice(3);
+  const why = notPureV2(mountinfo);
+  if (why) return { why };
+  const path = ownCgroup(self);
   if (!path) return { why: "this process is in no cgroup v2 group" };
   const parts = path.split("/").filter(Boolean);
   for (let n = parts.length - 1; n >= 1; n--) {
     const dir = `${CGROUP2_ROOT}/${parts.slice(0, n).join("/")}`;
-    const st = sys.stat(`${dir}/cgroup.subtree_control`);
-    if (st?.uid === uid && sys.stat(`${dir}/cgroup.procs`)?.uid === uid) return { dir };
+    if (owned(dir, uid)) return { dir };
   }
   return { why: `no cgroup above ${path} is delegated to uid ${uid}` };
+}
+
+/** We may create groups in dir and move processes into its subtree. */
+function owned(dir: string, uid: number): boolean {
+  return sys.stat(`${dir}/cgroup.subtree_control`)?.uid === uid && sys.stat(`${dir}/cgroup.procs`)?.uid === uid;
+}
+
+/**
+ * Who hands out cgroups here. Where a systemd user manager runs, it owns the
+ * user's delegated subtree, so bunker asks it for a scope of its own
+ * (Delegate=yes), as Podman does, instead of making groups among its
+ * slices. BUNKER_CGROUP_MANAGER=cgroupfs|systemd chooses.
+ */
+export function cgroupManager(env = process.env): { kind: "systemd"; socket: string } | { kind: "cgroupfs" } | { kind: "systemd"; why: string } {
+  const asked = env.BUNKER_CGROUP_MANAGER;
+  if (asked !== undefined && asked !== "systemd" && asked !== "cgroupfs") throw new BunkerError(`BUNKER_CGROUP_MANAGER=${asked}: use systemd or cgroupfs`);
+  if (asked === "cgroupfs") return { kind: "cgroupfs" };
+  const socket = userManagerSocket(env);
+  if (socket) return { kind: "systemd", socket };
+  return asked === "systemd" ? { kind: "systemd", why: `no systemd user manager answers at $XDG_RUNTIME_DIR/systemd/private` } : { kind: "cgroupfs" };
 }
 
 const HOW = "run bunker in a systemd user session on a cgroup v2 host (systemd.unified_cgroup_hierarchy=1; user@.service has Delegate=yes), or drop the limit";
 
 /**
- * The container's own cgroup, made and set up: bunker/ID below the delegated
- * cgroup, with the spec's limits written. Undefined when there is no
- * delegation and no limit was asked for; an error naming the reason when one was.
+ * The container's own cgroup, made and set up, with the spec's limits
+ * written: with a systemd user manager, SCOPE/container in a transient
+ * scope bunker-ID.scope that this process moves into (and out of its top,
+ * to SCOPE/supervisor, so the top may enable controllers; the stage
+ * inherits that); else bunker/ID below the delegated cgroup. Undefined when
+ * there is no delegation and no limit was asked for; an error naming the
+ * reason when one was.
  */
-export function createCgroup(id: string, spec: Spec): string | undefined {
+export async function createCgroup(id: string, spec: Spec): Promise<string | undefined> {
   const r = spec.linux?.resources as Resources | undefined;
   const { files, controllers } = cgroupFiles(r ?? {});
-  const found = findDelegated();
-  if ("why" in found) {
-    if (files.length === 0) return undefined;
-    throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${found.why}: ${HOW}`);
-  }
-  // what the delegated cgroup enables for its children is what bunker/ may use
-  const have = (sys.tryRead(`${found.dir}/cgroup.subtree_control`) ?? "").trim().split(/\s+/).filter(Boolean);
-  const missing = controllers.filter((c) => !have.includes(c));
-  if (missing.length) throw new BunkerError(`the delegated cgroup ${found.dir} lacks the ${missing.join(", ")} controller${missing.length > 1 ? "s" : ""}: ${HOW}`);
-  const parent = `${found.dir}/bunker`;
-  const dir = `${parent}/${id}`;
-  try {
-    sys.mkdir(parent, 0o755);
-    // the parent holds no process, so its children may use every controller it has
-    const enabled = (sys.tryRead(`${parent}/cgroup.subtree_control`) ?? "").trim().split(/\s+/);
-    const want = have.filter((c) => c && !enabled.includes(c));
-    if (want.length) sys.writeExisting(`${parent}/cgroup.subtree_control`, want.map((c) => `+${c}`).join(" "));
-    sys.mkdir(dir, 0o755);
-    for (const [file, value] of files) sys.writeExisting(`${dir}/${file}`, value);
-  } catch (e) {
-    removeCgroup(dir);
+  const refuse = (why: string) => {
     if (files.length === 0) return undefined; // no limit asked for: run without a cgroup of its own
-    const why = e instanceof sys.SysError ? e.reason : String(e);
-    throw new BunkerError(`cannot set up the container's cgroup ${dir}: ${why}`);
+    throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${why}: ${HOW}`);
+  };
+  const manager = cgroupManager();
+  const v1 = notPureV2(sys.tryRead("/proc/self/mountinfo") ?? "");
+  if (v1) return refuse(v1);
+  if ("why" in manager) return refuse(manager.why);
+  let delegated: string, parent: string, leaf: string, have: string[];
+  if (manager.kind === "systemd") {
+    try {
+      // named for the container and this process: a restarted container's old scope may not be collected yet
+      await startScope(`bunker-${id.slice(0, 12)}-${process.pid}.scope`, process.pid, { delegate: true, description: `bunker container ${id.slice(0, 12)}`, socket: manager.socket });
+    } catch (e) {
+      if (files.length === 0) return undefined;
+      throw e;
+    }
+    delegated = parent = `${CGROUP2_ROOT}${ownCgroup()}`;
+    leaf = `${parent}/container`;
+    have = controllersOf(`${parent}/cgroup.controllers`);
+  } else {
+    const found = findDelegated();
+    if ("why" in found) return refuse(found.why);
+    delegated = found.dir;
+    parent = `${found.dir}/bunker`;
+    leaf = `${parent}/${id}`;
+    // what the delegated cgroup enables for its children is what bunker/ may use
+    have = controllersOf(`${found.dir}/cgroup.subtree_control`);
   }
-  return dir;
+  const missing = controllers.filter((c) => !have.includes(c));
+  if (missing.length) throw new BunkerError(`the delegated cgroup ${delegated} lacks the ${missing.join(", ")} controller${missing.length > 1 ? "s" : ""}: ${HOW}`);
+  try {
+    if (manager.kind === "systemd") {
+      sys.mkdir(`${parent}/supervisor`, 0o755);
+      sys.writeExisting(`${parent}/supervisor/cgroup.procs`, String(process.pid));
+    } else sys.mkdir(parent, 0o755);
+    // the parent holds no process, so its children may use every controller it has
+    const enabled = controllersOf(`${parent}/cgroup.subtree_control`);
+    const want = have.filter((c) => !enabled.includes(c));
+    if (want.length) sys.writeExisting(`${parent}/cgroup.subtree_control`, want.map((c) => `+${c}`).join(" "));
+    sys.mkdir(leaf, 0o755);
+    for (const [file, value] of files) sys.writeExisting(`${leaf}/${file}`, value);
+  } catch (e) {
+    removeCgroup(leaf);
+    if (files.length === 0) return undefined;
+    const why = e instanceof sys.SysError ? e.reason : String(e);
+    throw new BunkerError(`cannot set up the container's cgroup ${leaf}: ${why}`);
+  }
+  return leaf;
+}
+
+const controllersOf = (file: string) => (sys.tryRead(file) ?? "").trim().split(/\s+/).filter(Boolean);
+
+/**
+ * Before this process moves into a container's cgroup (`bunker exec`): the
+ * kernel lets it only when the nearest group above both is ours. From a
+ * login session's scope (root's) that is not so; a scope of our own from the
+ * systemd user manager puts this process in the user's subtree first.
+ */
+export async function reachCgroup(target: string, uid = process.getuid!()): Promise<void> {
+  const self = ownCgroup()?.split("/").filter(Boolean) ?? [];
+  const there = target.slice(CGROUP2_ROOT.length).split("/").filter(Boolean);
+  let n = 0;
+  while (n < self.length && n < there.length && self[n] === there[n]) n++;
+  if (owned(`${CGROUP2_ROOT}/${there.slice(0, n).join("/")}`.replace(/\/$/, ""), uid)) return;
+  const manager = cgroupManager();
+  if (manager.kind !== "systemd" || "why" in manager) return; // the join will fail and say so
+  await startScope(`bunker-exec-${process.pid}.scope`, process.pid, { delegate: false, description: "bunker exec", socket: manager.socket });
 }
 
 export function removeCgroup(dir: string | undefined): void {

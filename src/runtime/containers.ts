@@ -193,7 +193,7 @@ export function describe(v: View) {
       Pid: running ? rt!.pids!.pid : 0,
       ExitCode: v.exitCode ?? 0,
       // the kernel's OOM killer is seen only through a cgroup of the container's own
-      OOMKilled: oomKilled(rt?.config.cgroup),
+      OOMKilled: rt?.exit?.oom === true || oomKilled(rt?.config.cgroup),
       Error: rt?.lost ? "its supervisor (the stage) was killed; the container died with it" : "",
       StartedAt: rt?.pids?.started ?? "",
       FinishedAt: running ? "" : (finished ?? ""),

@@ -122,7 +122,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   if (built.notice) log().info(built.notice);
   if (chosen?.notice) log().info(chosen.notice);
   checkPorts(net.ports);
-  const cgroup = createCgroup(id, spec);
+  const cgroup = await createCgroup(id, spec);
 
   const root = stateRoot();
   const state = claim(() => locked(root, () => {

@@ -94,6 +94,8 @@ export interface PidRecord {
 export interface ExitRecord {
   code: number;
   finished: string;
+  /** The kernel's OOM killer struck in the container's cgroup. */
+  oom: boolean;
 }
 
 export type Status = "created" | "running" | "exited";
@@ -124,8 +126,8 @@ export function parsePids(text: string | undefined): PidRecord | undefined {
 }
 
 export function parseExit(text: string | undefined): ExitRecord | undefined {
-  const m = text?.match(/^(\d+)(?: (\S+))?\s*$/);
-  return m ? { code: Number(m[1]), finished: m[2] ?? "" } : undefined;
+  const m = text?.match(/^(\d+)(?: (\S+))?( oom)?\s*$/);
+  return m ? { code: Number(m[1]), finished: m[2] ?? "", oom: m[3] !== undefined } : undefined;
 }
 
 export function readContainer(root: string, id: string): Container | undefined {

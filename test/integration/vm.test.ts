@@ -75,3 +75,34 @@ test.skipIf(!VM || !asRoot)("cgroup v2 limits in a delegated subtree (cgroup2-vm
   expect(got("updated")).toBe("67108864 50");
   expect(out).toMatch(/^done$/m);
 }, 900_000);
+
+test.skipIf(!VM || !asRoot || !existsSync("/usr/lib/systemd/systemd"))("cgroups from a systemd user manager (cgroup2-vm with the host's systemd --user): transient scopes", () => {
+  const share = mkdtempSync(join(h.dir, "vm-sd-"));
+  chmodSync(share, 0o755);
+  Bun.spawnSync(["cp", "-a", h.bin, join(ROOT, "dist/rootfs"), join(ROOT, "test/integration/cgroup-vm-systemd.sh"), share]);
+  const r = Bun.spawnSync([VM!, "--root", "--host-usr", "--timeout", "600", "--share-ro", `${share}:/opt/b`, "--", "sh", "/opt/b/cgroup-vm-systemd.sh", "/opt/b"], { stdout: "pipe", stderr: "pipe" });
+  const out = r.stdout.toString();
+  expect(r.exitCode, r.stderr.toString().slice(-2000)).toBe(0);
+  const got = (key: string) => out.match(new RegExp(`^${key} (.*)$`, "m"))?.[1]?.trim();
+  expect(got("manager")).toBe("up");
+  // a foreground run gets a scope of its own, limited, and the scope goes with it
+  expect(got("fg")).toBe("67108864 0::/");
+  expect(got("fg-scopes-left")).toBe("0");
+  // the container in SCOPE/container, the stage in SCOPE/supervisor, the scope in the manager's app.slice
+  expect(got("cgroup")).toMatch(/^\/user\.slice\/user-1000\.slice\/user@1000\.service\/app\.slice\/bunker-[0-9a-f]{12}-\d+\.scope\/container$/);
+  expect([got("pids-max"), got("container-procs"), got("supervisor-procs")]).toEqual(["30", "1", "1"]);
+  // exec, pause, stats and update work on it; rm leaves no scope
+  expect(got("exec-cgroup")).toBe("0::/");
+  expect(got("frozen")).toBe("1 1");
+  expect(JSON.parse(got("stats")!)[0].pids).toBe(1);
+  expect(got("updated")).toBe("40");
+  expect(got("scope-after-rm")).toBe("gone");
+  // OOM: 137, and inspect says so though the scope has gone with the stage
+  expect([got("oom-wait"), got("oom-scope"), got("oom-inspect")]).toEqual(["137", "gone", "1"]);
+  // BUNKER_CGROUP_MANAGER=cgroupfs: bunker/ID in the delegated cgroup
+  expect(got("cgroupfs")).toBe("bunker/ID");
+  // asked for systemd where none answers: a limit fails (125) saying why; a plain run works
+  expect(got("no-manager")).toMatch(/^125 bunker: resource limits need a delegated cgroup v2 subtree, and no systemd user manager answers/);
+  expect(got("no-manager-plain")).toBe("ok");
+  expect(got("units-left")).toBe("0");
+}, 900_000);

@@ -1,5 +1,7 @@
 import { expect, test } from "bun:test";
-import { cgroupFiles, findDelegated, parseBytes, resourcesFromFlags } from "../../src/runtime/cgroup.ts";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { cgroupFiles, cgroupManager, findDelegated, parseBytes, resourcesFromFlags } from "../../src/runtime/cgroup.ts";
 import { ioBytes } from "../../src/cli/resources.ts";
 
 test("Docker's limit flags as OCI resources, and those as cgroup v2 files", () => {
@@ -46,6 +48,25 @@ test("the delegated cgroup: pure v2 only, the nearest ancestor we own", () => {
   expect((findDelegated(1000, pure, "1:name=systemd:/\n") as { why: string }).why).toBe("this process is in no cgroup v2 group");
   // this machine's /sys/fs/cgroup/user.slice is not ours: nothing is delegated to a stranger uid
   expect((findDelegated(4242, pure, "0::/user.slice/user-4242.slice/session-1.scope\n") as { why: string }).why).toContain("is delegated to uid 4242");
+});
+
+test("the cgroup manager: systemd's user manager where its private socket answers, BUNKER_CGROUP_MANAGER chooses", () => {
+  const dir = mkdtempSync(`${tmpdir()}/bunker-sd-`);
+  try {
+    expect(cgroupManager({ XDG_RUNTIME_DIR: dir })).toEqual({ kind: "cgroupfs" });
+    expect(cgroupManager({ XDG_RUNTIME_DIR: dir, BUNKER_CGROUP_MANAGER: "systemd" })).toMatchObject({ kind: "systemd", why: expect.stringContaining("no systemd user manager") });
+    mkdirSync(`${dir}/systemd`);
+    const server = Bun.listen({ unix: `${dir}/systemd/private`, socket: { data() {} } });
+    try {
+      expect(cgroupManager({ XDG_RUNTIME_DIR: dir })).toEqual({ kind: "systemd", socket: `${dir}/systemd/private` });
+      expect(cgroupManager({ XDG_RUNTIME_DIR: dir, BUNKER_CGROUP_MANAGER: "cgroupfs" })).toEqual({ kind: "cgroupfs" });
+    } finally {
+      server.stop(true);
+    }
+    expect(() => cgroupManager({ BUNKER_CGROUP_MANAGER: "cgmanager" })).toThrow("BUNKER_CGROUP_MANAGER=cgmanager: use systemd or cgroupfs");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("io.stat summed over devices", () => {

@@ -54,8 +54,9 @@ test("the stage's pid and exit records", () => {
   expect(parsePids("100 555 101 556 2026-11-27T12:00:00.000000000Z\n")).toEqual({ stage: 100, stageStart: "555", pid: 101, pidStart: "556", started: "2026-11-27T12:00:00.000000000Z" });
   expect(parsePids("100 555")).toBeUndefined();
   expect(parsePids(undefined)).toBeUndefined();
-  expect(parseExit("137 2026-11-27T12:00:01.5Z\n")).toEqual({ code: 137, finished: "2026-11-27T12:00:01.5Z" });
-  expect(parseExit("0\n")).toEqual({ code: 0, finished: "" }); // stores written before the time was recorded
+  expect(parseExit("137 2026-11-27T12:00:01.5Z\n")).toEqual({ code: 137, finished: "2026-11-27T12:00:01.5Z", oom: false });
+  expect(parseExit("137 2026-11-27T12:00:01.5Z oom\n")).toEqual({ code: 137, finished: "2026-11-27T12:00:01.5Z", oom: true });
+  expect(parseExit("0\n")).toEqual({ code: 0, finished: "", oom: false }); // stores written before the time was recorded
   expect(parseExit("x")).toBeUndefined();
 });
 
