@@ -5,13 +5,13 @@ import type { Command } from "./command.ts";
 import { limitArgs, limitFlags } from "./limits.ts";
 import { table } from "./table.ts";
 
-async function cgroupOf(ref: string, verb: string): Promise<{ name: string; dir: string; id: string }> {
+async function cgroupOf(ref: string, verb: string): Promise<{ name: string; dir: string; id: string; state: string }> {
   const c = await import("../runtime/containers.ts");
   const rt = c.mustRun(c.find(ref), verb);
   if (!rt.config.cgroup) {
     throw new BunkerError(`container ${ref} has no cgroup of its own: this host delegates no cgroup v2 subtree to you, so ${verb} cannot work (see 'bunker run --memory')`);
   }
-  return { name: rt.config.name ?? rt.id.slice(0, 12), dir: rt.config.cgroup, id: rt.id };
+  return { name: rt.config.name ?? rt.id.slice(0, 12), dir: rt.config.cgroup, id: rt.id, state: rt.dir };
 }
 
 
@@ -23,9 +23,11 @@ export const update = {
     const { values: v, positionals } = parseCli(updateArgs, rawArgs, { verb: "update" });
     if (positionals.length === 0) throw new BunkerError("update needs a container: bunker update [OPTIONS] NAME|ID...");
     const { cgroupFiles, resourcesFromFlags } = await import("../runtime/cgroup.ts");
-    const r = resourcesFromFlags(limitFlags(v));
+    const flags = limitFlags(v);
+    const r = resourcesFromFlags(flags);
     if (!r) throw new BunkerError("update needs a limit to change, like --memory 256m or --cpus 1");
     const sys = await import("../linux/sys.ts");
+    const { updateConfig } = await import("../runtime/state.ts");
     for (const ref of positionals) {
       const cg = await cgroupOf(ref, "update");
       for (const [file, value] of cgroupFiles(r).files) {
@@ -35,6 +37,13 @@ export const update = {
           throw new BunkerError(`cannot set ${file} of container ${ref} to ${value}: ${e instanceof sys.SysError ? e.reason : e}`);
         }
       }
+      // kept, as Docker keeps them: a restart applies the new limits too
+      updateConfig(cg.state, (cfg) => {
+        cfg.flags.limits = { ...cfg.flags.limits, ...Object.fromEntries(Object.entries(flags).filter(([, x]) => x !== undefined)) };
+        const linux = (cfg.spec.linux ??= {});
+        const old = (linux.resources ?? {}) as Record<string, object>;
+        linux.resources = Object.fromEntries([...new Set([...Object.keys(old), ...Object.keys(r)])].map((k) => [k, { ...old[k], ...(r as Record<string, object>)[k] }]));
+      });
       console.log(ref);
     }
   },

@@ -13,6 +13,7 @@ import { BunkerError } from "../errors.ts";
 import * as sys from "../linux/sys.ts";
 import type { Spec } from "../spec/types.ts";
 import { startScope, userManagerSocket } from "./systemd.ts";
+import { log } from "../log.ts";
 
 /** OCI linux.resources, the parts bunker maps onto cgroup v2. */
 export interface Resources {
@@ -139,30 +140,32 @@ function owned(dir: string, uid: number): boolean {
 }
 
 /**
- * Who hands out cgroups here. Where a systemd user manager runs, it owns the
- * user's delegated subtree, so bunker asks it for a scope of its own
- * (Delegate=yes), as Podman does, instead of making groups among its
- * slices. BUNKER_CGROUP_MANAGER=cgroupfs|systemd chooses.
+ * Who may hand out cgroups here: a systemd user manager, when its private
+ * socket is there, or only bunker itself. BUNKER_CGROUP_MANAGER=cgroupfs|systemd
+ * chooses (`forced`).
  */
-export function cgroupManager(env = process.env): { kind: "systemd"; socket: string } | { kind: "cgroupfs" } | { kind: "systemd"; why: string } {
+export function cgroupManager(env = process.env): { kind: "systemd"; socket: string; forced: boolean } | { kind: "cgroupfs" } | { kind: "systemd"; why: string } {
   const asked = env.BUNKER_CGROUP_MANAGER;
   if (asked !== undefined && asked !== "systemd" && asked !== "cgroupfs") throw new BunkerError(`BUNKER_CGROUP_MANAGER=${asked}: use systemd or cgroupfs`);
   if (asked === "cgroupfs") return { kind: "cgroupfs" };
   const socket = userManagerSocket(env);
-  if (socket) return { kind: "systemd", socket };
-  return asked === "systemd" ? { kind: "systemd", why: `no systemd user manager answers at $XDG_RUNTIME_DIR/systemd/private` } : { kind: "cgroupfs" };
+  if (socket) return { kind: "systemd", socket, forced: asked === "systemd" };
+  return asked === "systemd" ? { kind: "systemd", why: `no systemd user manager socket is at $XDG_RUNTIME_DIR/systemd/private` } : { kind: "cgroupfs" };
 }
 
 const HOW = "run bunker in a systemd user session on a cgroup v2 host (systemd.unified_cgroup_hierarchy=1; user@.service has Delegate=yes), or drop the limit";
+const HOW_SYSTEMD = "systemd delegates only cpu, memory and pids to users by default; a drop-in for user@.service with Delegate=cpu cpuset io memory pids adds the others, or drop the limit";
 
 /**
  * The container's own cgroup, made and set up, with the spec's limits
- * written: with a systemd user manager, SCOPE/container in a transient
- * scope bunker-ID.scope that this process moves into (and out of its top,
- * to SCOPE/supervisor, so the top may enable controllers; the stage
- * inherits that); else bunker/ID below the delegated cgroup. Undefined when
- * there is no delegation and no limit was asked for; an error naming the
- * reason when one was.
+ * written. Where the user manager owns the subtree we are in (we are below
+ * user@UID.service), or we own none (a login session's scope): SCOPE/container
+ * in a transient scope that this process moves into (and out of its top, to
+ * SCOPE/supervisor, so the top may enable controllers; the stage inherits
+ * that), as Podman does, instead of making groups among the manager's
+ * slices. Else, or if the manager fails us: bunker/ID below the delegated
+ * cgroup. Undefined when there is no delegation and no limit was asked
+ * for; an error naming the reason when one was.
  */
 export async function createCgroup(id: string, spec: Spec): Promise<string | undefined> {
   const r = spec.linux?.resources as Resources | undefined;
@@ -171,24 +174,32 @@ export async function createCgroup(id: string, spec: Spec): Promise<string | und
     if (files.length === 0) return undefined; // no limit asked for: run without a cgroup of its own
     throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${why}: ${HOW}`);
   };
-  const manager = cgroupManager();
   const v1 = notPureV2(sys.tryRead("/proc/self/mountinfo") ?? "");
   if (v1) return refuse(v1);
+  const manager = cgroupManager();
   if ("why" in manager) return refuse(manager.why);
-  let delegated: string, parent: string, leaf: string, have: string[];
-  if (manager.kind === "systemd") {
+  const found = findDelegated();
+  let scope: string | undefined;
+  if (manager.kind === "systemd" && (manager.forced || "why" in found || found.dir.includes(`/user@${process.getuid!()}.service`))) {
     try {
-      // named for the container and this process: a restarted container's old scope may not be collected yet
-      await startScope(`bunker-${id.slice(0, 12)}-${process.pid}.scope`, process.pid, { delegate: true, description: `bunker container ${id.slice(0, 12)}`, socket: manager.socket });
+      // a random suffix: a restarted container's old scope may not be collected yet
+      const unit = `bunker-${id.slice(0, 12)}-${sys.randomHex(4)}.scope`;
+      await startScope(unit, process.pid, { delegate: true, description: `bunker container ${id.slice(0, 12)}`, socket: manager.socket });
+      scope = `${CGROUP2_ROOT}${ownCgroup()}`;
     } catch (e) {
-      if (files.length === 0) return undefined;
-      throw e;
+      if (manager.forced || "why" in found) {
+        if (files.length === 0) return undefined;
+        throw e;
+      }
+      if (files.length) log().info(`${(e as Error).message}; the container's cgroup is made in ${found.dir} instead`);
     }
-    delegated = parent = `${CGROUP2_ROOT}${ownCgroup()}`;
-    leaf = `${parent}/container`;
-    have = controllersOf(`${parent}/cgroup.controllers`);
+  }
+  let delegated: string, parent: string, leaf: string, have: string[];
+  if (scope) {
+    delegated = parent = scope;
+    leaf = `${scope}/container`;
+    have = controllersOf(`${scope}/cgroup.controllers`);
   } else {
-    const found = findDelegated();
     if ("why" in found) return refuse(found.why);
     delegated = found.dir;
     parent = `${found.dir}/bunker`;
@@ -197,12 +208,15 @@ export async function createCgroup(id: string, spec: Spec): Promise<string | und
     have = controllersOf(`${found.dir}/cgroup.subtree_control`);
   }
   const missing = controllers.filter((c) => !have.includes(c));
-  if (missing.length) throw new BunkerError(`the delegated cgroup ${delegated} lacks the ${missing.join(", ")} controller${missing.length > 1 ? "s" : ""}: ${HOW}`);
+  if (missing.length) throw new BunkerError(`the delegated cgroup ${delegated} lacks the ${missing.join(", ")} controller${missing.length > 1 ? "s" : ""}: ${scope ? HOW_SYSTEMD : HOW}`);
   try {
-    if (manager.kind === "systemd") {
-      sys.mkdir(`${parent}/supervisor`, 0o755);
-      sys.writeExisting(`${parent}/supervisor/cgroup.procs`, String(process.pid));
-    } else sys.mkdir(parent, 0o755);
+    if (scope) {
+      sys.mkdir(`${scope}/supervisor`, 0o755);
+      sys.writeExisting(`${scope}/supervisor/cgroup.procs`, String(process.pid));
+    } else {
+      sys.mkdir(parent, 0o755);
+      removeCgroup(leaf); // a restarted container's: its counters (oom_kill, say) start afresh
+    }
     // the parent holds no process, so its children may use every controller it has
     const enabled = controllersOf(`${parent}/cgroup.subtree_control`);
     const want = have.filter((c) => !enabled.includes(c));

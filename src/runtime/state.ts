@@ -175,6 +175,17 @@ export function lookup(ref: string, all = containers()): Container | undefined {
   return hits[0];
 }
 
+/** Change a container's config.json (dir: its state directory), under the state's lock, atomically. */
+export function updateConfig(dir: string, change: (config: ContainerConfig) => void): void {
+  const root = dir.slice(0, dir.lastIndexOf("/containers/"));
+  locked(root, () => {
+    const config = JSON.parse(sys.readFile(`${dir}/config.json`)) as ContainerConfig;
+    change(config);
+    sys.writeFile(`${dir}/config.json.tmp`, JSON.stringify(config), 0o644, true);
+    sys.rename(`${dir}/config.json.tmp`, `${dir}/config.json`);
+  });
+}
+
 export class ContainerDir {
   /** ID.new until commit(): a container appears whole, with its config, or not at all. */
   dir: string;

@@ -303,9 +303,16 @@ async function connect(path: string, timeoutMs: number) {
   let pending = new Uint8Array(0);
   let wake: (() => void) | undefined;
   let closed: string | undefined;
+  // what the socket did not take yet: Bun's write may take part, the rest goes on drain
+  let unsent = new Uint8Array(0);
+  const flush = (s: { write(b: Uint8Array): number }) => {
+    const n = unsent.length ? s.write(unsent) : 0;
+    if (n > 0) unsent = unsent.subarray(n);
+  };
   const socket = await Bun.connect({
     unix: path,
     socket: {
+      drain: flush,
       data(_s, chunk) {
         const next = new Uint8Array(pending.length + chunk.length);
         next.set(pending);
@@ -343,8 +350,12 @@ async function connect(path: string, timeoutMs: number) {
   };
   return {
     send: (b: Uint8Array | string) => {
-      socket.write(b);
-      socket.flush();
+      const bytes = typeof b === "string" ? new TextEncoder().encode(b) : b;
+      const next = new Uint8Array(unsent.length + bytes.length);
+      next.set(unsent);
+      next.set(bytes, unsent.length);
+      unsent = next;
+      flush(socket);
     },
     async line(): Promise<string> {
       for (;;) {

@@ -15,6 +15,7 @@ if [ "$1" != --user ]; then
   mkdir -p $U/init.scope $U/cmd.scope && chown -R 1000:1000 $U/init.scope $U/cmd.scope
   echo $$ > $U/cmd.scope/cgroup.procs
   sh -c "echo \$\$ > $U/init.scope/cgroup.procs; exec /usr/bin/setpriv --reuid 1000 --regid 1000 --init-groups env -i HOME=/home/user XDG_RUNTIME_DIR=/run/user/1000 /usr/lib/systemd/systemd --user" >/tmp/systemd.log 2>&1 &
+  echo $! >/tmp/systemd.pid
   i=0
   while [ ! -S /run/user/1000/systemd/private ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   echo "manager $([ -S /run/user/1000/systemd/private ] && echo up || { echo down; tail -5 /tmp/systemd.log >&2; })"
@@ -54,6 +55,11 @@ $B unpause "$id" >/dev/null
 echo "stats $($B stats --no-stream --json "$id")"
 $B update --pids-limit 40 "$id" >/dev/null
 echo "updated $(cat "$d/pids.max")"
+# restarted: a new scope, the old one gone
+$B restart -t 1 "$id" >/dev/null
+d2=$(cg "$id")
+echo "restarted $([ "$d2" != "$d" ] && [ -d "$d2" ] && echo new-scope) $(gone "${d%/container}") $(cat "$d2/pids.max")"
+d=$d2
 $B rm -f "$id" >/dev/null
 echo "scope-after-rm $(gone "${d%/container}")"
 
@@ -74,3 +80,9 @@ XDG_RUNTIME_DIR=/tmp BUNKER_CGROUP_MANAGER=systemd $B run --network none --memor
 echo "no-manager $? $(cat /tmp/err)"
 echo "no-manager-plain $(XDG_RUNTIME_DIR=/tmp BUNKER_CGROUP_MANAGER=systemd $B run --network none "$R" echo ok)"
 echo "units-left $(ls -d $U/app.slice/bunker-* 2>/dev/null | wc -l)"
+
+# the manager gone (its socket left behind): a notice, and bunker/ID in the delegated cgroup instead
+kill -9 "$(cat /tmp/systemd.pid)"
+id=$($B run -d --network none --memory 64m "$R" sleep 100 2>/tmp/err)
+echo "fallback $(cg "$id" | sed "s#^$U/##;s#$id#ID#") $(grep -c 'cannot start the systemd scope.*instead' /tmp/err)"
+$B rm -f "$id" >/dev/null

@@ -89,20 +89,23 @@ test.skipIf(!VM || !asRoot || !existsSync("/usr/lib/systemd/systemd"))("cgroups 
   expect(got("fg")).toBe("67108864 0::/");
   expect(got("fg-scopes-left")).toBe("0");
   // the container in SCOPE/container, the stage in SCOPE/supervisor, the scope in the manager's app.slice
-  expect(got("cgroup")).toMatch(/^\/user\.slice\/user-1000\.slice\/user@1000\.service\/app\.slice\/bunker-[0-9a-f]{12}-\d+\.scope\/container$/);
+  expect(got("cgroup")).toMatch(/^\/user\.slice\/user-1000\.slice\/user@1000\.service\/app\.slice\/bunker-[0-9a-f]{12}-[0-9a-f]{8}\.scope\/container$/);
   expect([got("pids-max"), got("container-procs"), got("supervisor-procs")]).toEqual(["30", "1", "1"]);
   // exec, pause, stats and update work on it; rm leaves no scope
   expect(got("exec-cgroup")).toBe("0::/");
   expect(got("frozen")).toBe("1 1");
   expect(JSON.parse(got("stats")!)[0].pids).toBe(1);
   expect(got("updated")).toBe("40");
+  expect(got("restarted")).toBe("new-scope gone 40"); // update's limits kept, as Docker keeps them
   expect(got("scope-after-rm")).toBe("gone");
   // OOM: 137, and inspect says so though the scope has gone with the stage
   expect([got("oom-wait"), got("oom-scope"), got("oom-inspect")]).toEqual(["137", "gone", "1"]);
   // BUNKER_CGROUP_MANAGER=cgroupfs: bunker/ID in the delegated cgroup
   expect(got("cgroupfs")).toBe("bunker/ID");
   // asked for systemd where none answers: a limit fails (125) saying why; a plain run works
-  expect(got("no-manager")).toMatch(/^125 bunker: resource limits need a delegated cgroup v2 subtree, and no systemd user manager answers/);
+  expect(got("no-manager")).toMatch(/^125 bunker: resource limits need a delegated cgroup v2 subtree, and no systemd user manager socket/);
   expect(got("no-manager-plain")).toBe("ok");
   expect(got("units-left")).toBe("0");
+  // the manager gone, its socket left: a notice, and the delegated cgroup instead
+  expect(got("fallback")).toBe("bunker/ID 1");
 }, 900_000);

@@ -58,7 +58,8 @@ test("the cgroup manager: systemd's user manager where its private socket answer
     mkdirSync(`${dir}/systemd`);
     const server = Bun.listen({ unix: `${dir}/systemd/private`, socket: { data() {} } });
     try {
-      expect(cgroupManager({ XDG_RUNTIME_DIR: dir })).toEqual({ kind: "systemd", socket: `${dir}/systemd/private` });
+      expect(cgroupManager({ XDG_RUNTIME_DIR: dir })).toEqual({ kind: "systemd", socket: `${dir}/systemd/private`, forced: false });
+      expect(cgroupManager({ XDG_RUNTIME_DIR: dir, BUNKER_CGROUP_MANAGER: "systemd" })).toEqual({ kind: "systemd", socket: `${dir}/systemd/private`, forced: true });
       expect(cgroupManager({ XDG_RUNTIME_DIR: dir, BUNKER_CGROUP_MANAGER: "cgroupfs" })).toEqual({ kind: "cgroupfs" });
     } finally {
       server.stop(true);
