@@ -42,8 +42,9 @@ enum {
                        namespaces (user first); the next OP_CLONE's child is inside */
   OP_HELPER = 11,   /* ints: ms to wait, ready fd (-1: none), quiet (stderr to /dev/null); strs: ready file ("": none),
                        argv ("{pid}" substituted). After the id maps: a helper (pasta,
-                       slirp4netns) that lives as long as the container, ready once it
-                       has written the ready file, or a byte to the ready fd */
+                       slirp4netns, fuse-overlayfs) that lives as long as the container, ready
+                       once it has written the ready file, or a byte to the ready fd;
+                       F_JOIN_NS, F_READY_MOUNT */
   OP_API = 12,      /* strs: a unix socket, a request: send it, and fail unless the
                        answer holds "return" (slirp4netns's API) */
   OP_CHILD_BASE = 32,
@@ -91,6 +92,9 @@ enum {
 #define F_HOST_TARGET 0x8    /* mount target is a host path, not in the root */
 #define F_RECURSIVE_RO 0x10  /* make a recursive bind read-only all the way down */
 #define F_INIT 0x20          /* exec: stay behind as an init that reaps and forwards */
+#define F_JOIN_NS 0x40       /* helper: run in the child's user and mount namespaces (not its pid namespace) */
+#define F_READY_MOUNT 0x80   /* helper: ready once the child's mount table has its ready path as a
+                                mount point (a FUSE mount cannot be looked at from outside its namespace) */
 
 /* OP_SUPERVISE flags */
 #define SV_TTY 0x1   /* the child sends a pty master: proxy it */
@@ -990,6 +994,38 @@ static void spawn(uint32_t i, const struct op *o) {
   spawned[nspawned++] = pid;
 }
 
+/* pid's mount table (/proc/PID/mountinfo) has a mount on path: the fifth field of a line. */
+static int mounted(pid_t pid, const char *path) {
+  static char *t; /* polled every millisecond: one buffer, grown as needed (the arena frees nothing) */
+  static size_t cap;
+  char name[48];
+  struct buf b = BUF(name);
+  puts_(&b, "/proc/"), putnum(&b, pid), puts_(&b, "/mountinfo"), put(&b, "", 1);
+  int fd = open(name, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  if (!t) t = xalloc(cap = 1 << 16);
+  size_t len = 0;
+  for (ssize_t n; (n = read(fd, t + len, cap - 1 - len)) > 0;) {
+    len += (size_t)n;
+    if (len == cap - 1) { /* a long table: room for more */
+      char *more = xalloc(cap * 2);
+      memcpy(more, t, len);
+      t = more, cap *= 2;
+    }
+  }
+  close(fd);
+  t[len] = 0;
+  size_t plen = strlen(path);
+  for (char *l = t; *l;) {
+    char *f = l;
+    for (int k = 0; k < 4 && *f && *f != '\n'; k++) f = strchrnul(f, ' '), f += *f == ' ';
+    if (!strncmp_(f, path, plen) && (f[plen] == ' ' || f[plen] == '\n')) return 1;
+    l = strchrnul(l, '\n');
+    if (*l) l++;
+  }
+  return 0;
+}
+
 /* A helper that lives as long as the container (pasta): it dies with us
  * (PDEATHSIG) or when the container has exited (stop_helpers), and is ready
  * once it has written its ready file (pasta's --pid file comes after its setup). */
@@ -1001,6 +1037,17 @@ static void helper(uint32_t i, const struct op *o) {
   char *env[] = { NULL };
   int readyfd_no = (int)o->ints[1], rp[2] = { -1, -1 };
   if (readyfd_no >= 0 && pipe2(rp, O_CLOEXEC) < 0) fail(i, errno);
+  const char *ready = o->strs[0];
+  int ns[2] = { -1, -1 }; /* the child's user and mount namespaces, opened while it surely lives */
+  if (o->flags & F_JOIN_NS) {
+    static const char *const which[2] = { "user", "mnt" };
+    for (int k = 0; k < 2; k++) {
+      char path[64];
+      struct buf b = BUF(path);
+      puts_(&b, "/proc/"), putnum(&b, child), puts_(&b, "/ns/"), puts_(&b, which[k]), put(&b, "", 1);
+      if ((ns[k] = open(path, O_RDONLY | O_CLOEXEC)) < 0) fail(i, errno);
+    }
+  }
   pid_t parent = getpid(), pid = fork();
   if (pid < 0) fail(i, errno);
   if (pid == 0) {
@@ -1011,15 +1058,21 @@ static void helper(uint32_t i, const struct op *o) {
      * are the container's log, so its errors go too */
     if (null_fd(1, O_WRONLY) < 0 || ((detached || o->ints[2]) && null_fd(2, O_WRONLY) < 0)) _exit(125);
     if (readyfd_no >= 0 && dup2(rp[1], readyfd_no) < 0) _exit(125);
+    /* user first: it gives the capabilities the mount namespace asks for */
+    if (ns[0] >= 0 && (setns(ns[0], CLONE_NEWUSER) < 0 || setns(ns[1], CLONE_NEWNS) < 0 || chdir("/") < 0)) _exit(125);
     execve(av[0], av, env);
     _exit(127);
   }
   helpers[nhelpers++] = pid;
   if (rp[1] >= 0) close(rp[1]);
+  for (int k = 0; k < 2; k++)
+    if (ns[k] >= 0) close(ns[k]);
   for (int64_t waited = 0;; waited++) {
-    if (*o->strs[0]) {
-      struct stat st;
-      int fd = open(o->strs[0], O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (o->flags & F_READY_MOUNT) {
+      if (mounted(child, ready)) return;
+    } else if (*ready) {
+      int fd = open(ready, O_RDONLY | O_CLOEXEC);
       if (fd >= 0 && keep_errno(fstat(fd, &st), fd) == 0 && st.st_size > 0) return;
     }
     struct pollfd p = { rp[0], POLLIN, 0 };

@@ -80,8 +80,9 @@ export interface ContainerRecord {
   created: string;
   /** The exit status, once the container has run (from its exit file). */
   exitCode?: number;
-  /** "copy": its rootfs/ is a whole copy of the image (no overlayfs here); else an overlay's upper/ holds its changes. */
-  storage?: "copy";
+  /** "copy": its rootfs/ is a whole copy of the image (no overlayfs here); else an overlay's upper/
+   * holds its changes, written by fuse-overlayfs (which marks opaque directories its own way) or the kernel. */
+  storage?: "copy" | "fuse-overlayfs";
 }
 
 export class Store {
@@ -200,7 +201,7 @@ export class Store {
   }
 
   /** The container's directory: its upper layer, overlay work dir, mount point and record. */
-  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: Spec; copy?: boolean }): void {
+  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: Spec; storage?: ContainerRecord["storage"] }): void {
     const dir = this.containerDir(id);
     sys.mkdir(dir, 0o700);
     for (const d of ["upper", "work", "rootfs"]) sys.mkdir(`${dir}/${d}`, 0o755);
@@ -211,7 +212,7 @@ export class Store {
       imageName: c.image.names[0],
       command: c.spec.process?.args ?? [],
       created: new Date().toISOString(),
-      ...(c.copy ? { storage: "copy" as const } : {}),
+      ...(c.storage ? { storage: c.storage } : {}),
     };
     writeAtomic(`${dir}/container.json`, JSON.stringify(record));
     writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries

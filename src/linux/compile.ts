@@ -87,8 +87,9 @@ export interface CompileContext {
   hint?: string;
   /** Kind of a host path, for bind targets: a directory, a file, or missing. */
   kind: (hostPath: string) => "dir" | "file" | undefined;
-  /** The root is an overlay of image layers (top first) mounted on spec.root.path. */
-  overlay?: { lower: string[]; upper: string; work: string };
+  /** The root is an overlay of image layers (top first) mounted on spec.root.path;
+   * through fuse-overlayfs (this path to it) where the kernel's cannot be had. */
+  overlay?: { lower: string[]; upper: string; work: string; fuse?: string };
   /** After the container: files to write its exit status to, and trees to remove (--rm). */
   after?: { status?: string[]; remove?: string[] };
   /** Where the stage records its pid and the container's, and the state lock it holds meanwhile (see OP_RECORD). */
@@ -113,6 +114,9 @@ export interface Helper {
   quiet?: boolean;
   /** Requests to its API socket once it is ready (slirp4netns's add_hostfwd). */
   api?: { socket: string; requests: { desc: string; json: string }[] };
+  /** It mounts: it runs in the container's user and mount namespaces (not its
+   * pid namespace: the container cannot see it), ready once `ready` is a mount point there. */
+  mounts?: boolean;
 }
 
 const withHint = (desc: string, hint?: string) => (hint ? `${desc}\t${hint}` : desc);
@@ -125,12 +129,37 @@ function makePrivate(plan: Plan, hint?: string): void {
   });
 }
 
-/** An overlay of `lower` (top first) on `at`: writable with an upper and work directory, else read-only. */
-function addOverlay(plan: Plan, at: string, what: string, lower: string[], rw?: { upper: string; work: string }): void {
+/** overlayfs's options for `lower` (top first), with an upper and work directory when writable. */
+function overlayOptions(lower: string[], rw?: { upper: string; work: string }): string {
   const paths = rw ? [...lower, rw.upper, rw.work] : lower;
   if (paths.some((p) => /[:,\\]/.test(p))) throw new BunkerError(`the store's path holds ':' or ',', which overlayfs cannot take: set XDG_DATA_HOME elsewhere`);
-  const data = `lowerdir=${lower.join(":")}${rw ? `,upperdir=${rw.upper},workdir=${rw.work}` : ""},userxattr`;
+  const data = `lowerdir=${lower.join(":")}${rw ? `,upperdir=${rw.upper},workdir=${rw.work}` : ""}`;
   if (data.length > 4000) throw new BunkerError(`the image has too many layers (${lower.length}) for one overlay mount`);
+  return data;
+}
+
+/**
+ * fuse-overlayfs, where the kernel's overlayfs is not to be had in a user
+ * namespace (Linux < 5.11): started by the stage in the container's user and
+ * mount namespaces before the container runs, so the mount is there for it,
+ * but outside its pid namespace, so nothing in the container can see, signal
+ * or trace it (and through it reach the host's paths). It lives as long as
+ * the container; the stage stops it after.
+ */
+export function fuseOverlayHelper(tool: string, at: string, lower: string[], rw: { upper: string; work: string }): Helper {
+  return {
+    desc: `mount the image's layers (fuse-overlayfs) on ${at}`,
+    argv: [tool, "-f", "-o", overlayOptions(lower, rw), at],
+    ready: at,
+    timeoutMs: 10_000,
+    quiet: true, // it warns of options it ignores even when all is well
+    mounts: true,
+  };
+}
+
+/** An overlay of `lower` (top first) on `at`: writable with an upper and work directory, else read-only. */
+function addOverlay(plan: Plan, at: string, what: string, lower: string[], rw?: { upper: string; work: string }): void {
+  const data = `${overlayOptions(lower, rw)},userxattr`;
   plan.add(Op.MOUNT, withHint(`mount ${what} (overlayfs) on ${at}`, "overlayfs in a user namespace needs Linux 5.11"), {
     flags: OpFlag.HOST_TARGET,
     strs: ["overlay", at, "overlay", data],
@@ -167,17 +196,21 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   // in a cgroup of its own, the child makes its cgroup namespace once it is in it, so that it is its root
   const lateCgroupNs = ctx.cgroup !== undefined && ns.has("cgroup");
   const cloned = [...ns].filter((t) => !(lateCgroupNs && t === "cgroup"));
-  const direct = addNamespaces(plan, cloned, uidMaps, gidMaps, ctx, ctx.helpers, ctx.cgroup);
+  const fuse = ctx.overlay?.fuse ? [fuseOverlayHelper(ctx.overlay.fuse, rootfs, ctx.overlay.lower, ctx.overlay)] : [];
+  const direct = addNamespaces(plan, cloned, uidMaps, gidMaps, ctx, [...fuse, ...(ctx.helpers ?? [])], ctx.cgroup);
   if (ctx.record) plan.add(Op.RECORD, "record the pids", { strs: [ctx.record.path, ctx.record.lock] });
 
   // --- the child: the file system, on the host's /proc ---------------------
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
   if (lateCgroupNs) plan.add(Op.UNSHARE, "create the cgroup namespace", { ints: [CLONE.NEWCGROUP] });
+  // pivot_root moves every process rooted where the container was to its new root: fuse-overlayfs too,
+  // unless the container leaves the mount namespace it shares with it for a copy of its own
+  if (fuse.length) plan.add(Op.UNSHARE, "a mount namespace of its own, apart from fuse-overlayfs", { ints: [CLONE.NEWNS] });
   plan.add(Op.DUMPABLE, "make the setup process non-dumpable", { ints: [0] });
   makePrivate(plan, ctx.hint);
   if (ns.has("uts") && spec.hostname) plan.add(Op.SETHOSTNAME, `set hostname ${spec.hostname}`, { strs: [spec.hostname] });
   if (ns.has("network")) plan.add(Op.LOOPBACK, "bring up the loopback interface");
-  if (ctx.overlay) addOverlay(plan, rootfs, "the image's layers", ctx.overlay.lower, ctx.overlay);
+  if (ctx.overlay && !ctx.overlay.fuse) addOverlay(plan, rootfs, "the image's layers", ctx.overlay.lower, ctx.overlay);
   plan.add(Op.ROOT, `bind the root filesystem ${rootfs}`, { strs: [rootfs] });
 
   const mounts = spec.mounts ?? [];
@@ -336,7 +369,7 @@ function addNamespaces(
     }
   }
   for (const h of helpers) {
-    plan.add(Op.HELPER, h.desc, { ints: [h.timeoutMs, h.readyFd ?? -1, h.quiet ? 1 : 0], strs: [h.ready, ...h.argv] });
+    plan.add(Op.HELPER, h.desc, { flags: h.mounts ? OpFlag.JOIN_NS | OpFlag.READY_MOUNT : 0, ints: [h.timeoutMs, h.readyFd ?? -1, h.quiet ? 1 : 0], strs: [h.ready, ...h.argv] });
     for (const r of h.api?.requests ?? []) plan.add(Op.API, r.desc, { strs: [h.api!.socket, r.json] });
   }
   plan.add(Op.RELEASE, "start the container process");
@@ -380,16 +413,19 @@ export function compileRmtree(paths: string[], maps: Maps, ctx: UserNsContext): 
  * as root of a user namespace with the store's maps, so owners come out as
  * the container's ids. With more than one directory, they are read through
  * a read-only overlay (top first) mounted at `at` in a mount namespace of
- * their own; with one, that directory is read as it is.
+ * their own (or fuse-overlayfs, see fuseOverlayHelper); with one, that
+ * directory is read as it is.
  */
-export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsContext): Plan {
+export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsContext, fuse?: { tool: string; upper: string; work: string }): Plan {
   const plan = new Plan();
-  addNamespaces(plan, ["user", "mount"], maps.uidMappings, maps.gidMappings, ctx);
+  // with fuse-overlayfs, dirs are the lower layers, mounted with that upper (it reads its own way of marking opaque directories)
+  const helper = fuse ? [fuseOverlayHelper(fuse.tool, at, dirs, fuse)] : [];
+  addNamespaces(plan, ["user", "mount"], maps.uidMappings, maps.gidMappings, ctx, helper);
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
   let root = dirs[0]!;
-  if (dirs.length > 1) {
+  if (fuse || dirs.length > 1) {
     makePrivate(plan);
-    addOverlay(plan, at, "the layers", dirs);
+    if (!fuse) addOverlay(plan, at, "the layers", dirs);
     root = at;
   }
   plan.add(Op.PACK, `read ${root}`, { strs: [root] });

@@ -61,6 +61,8 @@ export const OpFlag = {
   HOST_TARGET: 0x8,
   RECURSIVE_RO: 0x10,
   INIT: 0x20,
+  JOIN_NS: 0x40,
+  READY_MOUNT: 0x80,
 } as const;
 
 export const Supervise = { TTY: 0x1, STDIN: 0x2, AFTER: 0x4 } as const;

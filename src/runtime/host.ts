@@ -74,19 +74,34 @@ export function checkKernel(release = tryRead("/proc/sys/kernel/osrelease")): vo
   }
 }
 
+export type Storage = { mode: "overlay" } | { mode: "fuse-overlayfs"; tool: string } | { mode: "copy"; why: string };
+
 /**
  * How containers of the store get their root: an overlay of the image's
- * layers (overlayfs in a user namespace needs Linux 5.11), or else a copy,
- * and why a copy. BUNKER_STORAGE=overlay|copy chooses, as Podman's storage
- * driver option does.
+ * layers, by the kernel (overlayfs in a user namespace needs Linux 5.11), or
+ * else by fuse-overlayfs where it is installed, or else a copy, and why a
+ * copy. BUNKER_STORAGE=overlay|fuse-overlayfs|copy chooses, as Podman's
+ * storage driver option does.
  */
-export function storageMode(release = tryRead("/proc/sys/kernel/osrelease"), asked = process.env.BUNKER_STORAGE): { mode: "overlay" | "copy"; why?: string } {
+export function storageMode(release = tryRead("/proc/sys/kernel/osrelease"), asked = process.env.BUNKER_STORAGE, find = findHelper): Storage {
+  const fuse = () => {
+    const tool = find("fuse-overlayfs");
+    if (!tool) return "fuse-overlayfs is not installed (the fuse-overlayfs package)";
+    return stat("/dev/fuse") ? tool : "there is no /dev/fuse";
+  };
   if (asked === "overlay") return { mode: asked };
   if (asked === "copy") return { mode: asked, why: "BUNKER_STORAGE=copy" };
-  if (asked) throw new BunkerError(`BUNKER_STORAGE must be overlay or copy, not "${asked}"`);
+  if (asked === "fuse-overlayfs") {
+    const tool = fuse();
+    if (!tool.startsWith("/")) throw new BunkerError(`BUNKER_STORAGE=fuse-overlayfs, but ${tool}`);
+    return { mode: asked, tool };
+  }
+  if (asked) throw new BunkerError(`BUNKER_STORAGE must be overlay, fuse-overlayfs or copy, not "${asked}"`);
   const m = /^(\d+)\.(\d+)/.exec(release ?? "");
   if (m && (Number(m[1]) < 5 || (Number(m[1]) === 5 && Number(m[2]) < 11))) {
-    return { mode: "copy", why: `overlayfs in a user namespace needs Linux 5.11, and this is ${m[1]}.${m[2]}` };
+    const tool = fuse();
+    if (tool.startsWith("/")) return { mode: "fuse-overlayfs", tool };
+    return { mode: "copy", why: `overlayfs in a user namespace needs Linux 5.11, and this is ${m[1]}.${m[2]}, and ${tool}` };
   }
   return { mode: "overlay" };
 }

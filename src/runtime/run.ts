@@ -283,25 +283,28 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
   }
   const top = record.layers.map((d) => `${store.layerDir(d)}/diff`).reverse(); // overlayfs and lookups go top first
   const dir = store.containerDir(id);
-  // started again: as it was made; new: an overlay where the kernel has one for us, else a copy
+  // started again: as it was made; new: an overlay where the kernel has one for us, else fuse-overlayfs's, else a copy
   const storage = again ? undefined : storageMode();
-  const copy = again ? store.findContainer(id)?.storage === "copy" : storage!.mode === "copy";
+  const kind = storage?.mode ?? store.findContainer(id)?.storage ?? "overlay";
+  const copy = kind === "copy";
+  const fuse = storage?.mode === "fuse-overlayfs" ? storage.tool : kind === "fuse-overlayfs" ? findHelper("fuse-overlayfs") : undefined;
+  if (kind === "fuse-overlayfs" && !fuse) throw new BunkerError(`container ${id.slice(0, 12)} was made on fuse-overlayfs, which is not installed any more: install the fuse-overlayfs package`);
   return {
     rootfs: `${dir}/rootfs`,
     dir,
     maps,
     record,
-    overlay: copy ? undefined : { lower: top, upper: `${dir}/upper`, work: `${dir}/work` },
+    overlay: copy ? undefined : { lower: top, upper: `${dir}/upper`, work: `${dir}/work`, fuse },
     /** A copy of the image for a new container, where overlayfs cannot be had. */
     prepare: async () => {
       if (!copy || again) return;
-      log().info(`${storage!.why}: container ${id.slice(0, 12)} gets its own copy of the image (${(record.size / 1e6).toFixed(1)} MB) instead of an overlay`);
+      log().info(`${storage?.mode === "copy" ? storage.why : ""}: container ${id.slice(0, 12)} gets its own copy of the image (${(record.size / 1e6).toFixed(1)} MB) instead of an overlay`);
       await store.copyLayers(id, record);
     },
     readRoot: (path: string) => readLayered(top, path),
     claimName: (name: string) => store.claimName(name, id),
     nameLink: (name: string) => store.nameLink(name),
-    record_: (spec: Spec, name?: string) => again || store.createContainer(id, { image: record, name, spec, copy }),
+    record_: (spec: Spec, name?: string) => again || store.createContainer(id, { image: record, name, spec, storage: kind === "overlay" ? undefined : kind }),
     discard: async (name?: string) => {
       if (name) store.releaseName(name, id);
       await store.remove([dir]).catch(() => {});

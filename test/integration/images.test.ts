@@ -217,6 +217,53 @@ describe("image archives", () => {
     expect(readdirSync(join(dir, "bunker/containers"))).toEqual([]);
   });
 
+  const fuseTool = ["/usr/bin/fuse-overlayfs", "/bin/fuse-overlayfs"].find((p) => existsSync(p));
+  test.skipIf(!fuseTool || !existsSync("/dev/fuse"))(
+    "with fuse-overlayfs (BUNKER_STORAGE=fuse-overlayfs, as on Linux < 5.11 where it is installed): whiteouts and opaque directories both ways, out of the container's sight, gone after, exported",
+    async () => {
+      const w = workdir();
+      const archive = await dockerArchive(w, layers(w), "demo:fuse", { Cmd: ["/bin/sh"] });
+      const { env, dir } = freshStore();
+      const fuse = { ...env, BUNKER_STORAGE: "fuse-overlayfs" };
+      const daemons = () =>
+        Bun.spawnSync(["ps", "-u", String(h.main.uid), "-o", "stat=,comm="]).stdout.toString().split("\n").filter((l) => /^[^Z]\S*\s+fuse-overlayfs/.test(l.trim()));
+      expect(inStore(env, ["import", archive]).code).toBe(0);
+      const r = inStore(fuse, ["run", "-d", "--name", "fused", "--network", "none", "demo:fuse", "/bin/sh", "-c",
+        "grep ' / ' /proc/mounts | cut -d' ' -f3; cat /etc/keep; ls /etc/gone 2>/dev/null | wc -l; ls /data; cat /proc/[0-9]*/comm | grep -c fuse; " +
+        "echo changed > /etc/keep; chown 33:33 /etc/keep; rm /data/c; rm -r /work; mkdir /work; echo w > /work/new; sleep 1"]);
+      expect([r.code, r.stderr]).toEqual([0, ""]);
+      expect(daemons()).toHaveLength(1); // the stage's helper, in the host's pid namespace
+      expect(inStore(env, ["wait", "fused"]).stdout).toBe("0\n");
+      expect(inStore(env, ["logs", "fused"]).stdout.trim().split("\n")).toEqual(["fuse.fuse-overlayfs", "keep", "0", "c", "0"]);
+      expect(daemons()).toEqual([]); // stopped with the container
+      // its changes seen again when it is restarted (fuse-overlayfs again: its upper layer marks an opaque directory its own way)
+      expect(inStore(env, ["restart", "fused"]).code).toBe(0);
+      expect(inStore(env, ["wait", "fused"]).stdout).toBe("0\n");
+      const again = inStore(fuse, ["run", "--rm", "--network", "none", "demo:fuse", "cat", "/etc/keep"]);
+      expect(again.stdout).toBe("keep\n"); // the change is the container's, not the image's
+      // exported as it sees itself: the whiteout and the opaque directory applied
+      const out = join(w, "fused.bundle");
+      chmodSync(w, 0o777); // the test user writes the bundle here
+      const exp = inStore(env, ["export", "fused", "-o", out]);
+      expect([exp.code, exp.stderr]).toEqual([0, ""]);
+      chmodSync(out, 0o644);
+      const listing = Bun.spawnSync(["tar", "--numeric-owner", "-tvf", out], { stdout: "pipe" }).stdout.toString();
+      expect(listing).toMatch(/ 33\/33 +8 .* rootfs\/etc\/keep\n/);
+      const names = listing.split("\n").map((l) => l.split(" ").pop()!);
+      expect(names.filter((n) => /^rootfs\/(data|work)\//.test(n)).sort()).toEqual(["rootfs/data/", "rootfs/work/", "rootfs/work/new"]);
+      expect(names.some((n) => n.includes(".wh."))).toBe(false);
+      // an image, where the kernel's overlayfs is not to be had, is read through fuse-overlayfs too
+      const image = join(w, "image.bundle");
+      expect(inStore(fuse, ["export", "demo:fuse", "-o", image]).code).toBe(0);
+      chmodSync(image, 0o644);
+      const imageNames = Bun.spawnSync(["tar", "-tf", image], { stdout: "pipe" }).stdout.toString().split("\n");
+      expect(imageNames.filter((n) => /^rootfs\/(data|work|etc\/(keep|gone))/.test(n)).sort()).toEqual(["rootfs/data/", "rootfs/data/c", "rootfs/etc/keep", "rootfs/work/", "rootfs/work/.keep"]);
+      expect(daemons()).toEqual([]);
+      expect(inStore(env, ["rm", "fused"]).code).toBe(0);
+      expect(readdirSync(join(dir, "bunker/containers"))).toEqual([]);
+    },
+  );
+
   test("an OCI layout, as a directory and as a tar: gzip layers, shared layers", async () => {
     const w = workdir();
     const oci = await ociLayout(w, layers(w), "example.com/demo:2", { Entrypoint: ["/bin/echo", "entry"] });

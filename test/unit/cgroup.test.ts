@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { cgroupFiles, cgroupManager, findDelegated, parseBytes, resourcesFromFlags } from "../../src/runtime/cgroup.ts";
 import { ioBytes } from "../../src/cli/resources.ts";
@@ -74,12 +74,18 @@ test("io.stat summed over devices", () => {
   expect(ioBytes("8:0 rbytes=100 wbytes=5 rios=1 wios=1\n8:16 rbytes=1 wbytes=2\n")).toEqual({ read: 101, write: 7 });
 });
 
-test("storage: an overlay from Linux 5.11, else a copy; BUNKER_STORAGE chooses", async () => {
+test("storage: the kernel's overlay from Linux 5.11, else fuse-overlayfs where installed, else a copy; BUNKER_STORAGE chooses", async () => {
   const { storageMode } = await import("../../src/runtime/host.ts");
-  expect(storageMode("6.1.0-13-amd64", undefined)).toEqual({ mode: "overlay" });
-  expect(storageMode("5.11.0", undefined)).toEqual({ mode: "overlay" });
-  expect(storageMode("5.10.0-26-amd64", undefined)).toEqual({ mode: "copy", why: "overlayfs in a user namespace needs Linux 5.11, and this is 5.10" });
-  expect(storageMode("6.1.0", "copy")).toEqual({ mode: "copy", why: "BUNKER_STORAGE=copy" });
-  expect(storageMode("5.10.0", "overlay")).toEqual({ mode: "overlay" });
-  expect(() => storageMode("6.1.0", "vfs")).toThrow('BUNKER_STORAGE must be overlay or copy, not "vfs"');
+  const none = () => undefined;
+  const fuse = (n: string) => (n === "fuse-overlayfs" ? "/usr/bin/fuse-overlayfs" : undefined);
+  const hasFuse = existsSync("/dev/fuse");
+  expect(storageMode("6.1.0-13-amd64", undefined, fuse)).toEqual({ mode: "overlay" });
+  expect(storageMode("5.11.0", undefined, fuse)).toEqual({ mode: "overlay" });
+  expect(storageMode("5.10.0-26-amd64", undefined, none)).toEqual({ mode: "copy", why: "overlayfs in a user namespace needs Linux 5.11, and this is 5.10, and fuse-overlayfs is not installed (the fuse-overlayfs package)" });
+  if (hasFuse) expect(storageMode("5.10.0-26-amd64", undefined, fuse)).toEqual({ mode: "fuse-overlayfs", tool: "/usr/bin/fuse-overlayfs" });
+  expect(storageMode("6.1.0", "copy", fuse)).toEqual({ mode: "copy", why: "BUNKER_STORAGE=copy" });
+  expect(storageMode("5.10.0", "overlay", none)).toEqual({ mode: "overlay" });
+  if (hasFuse) expect(storageMode("6.1.0", "fuse-overlayfs", fuse)).toEqual({ mode: "fuse-overlayfs", tool: "/usr/bin/fuse-overlayfs" });
+  expect(() => storageMode("6.1.0", "fuse-overlayfs", none)).toThrow("BUNKER_STORAGE=fuse-overlayfs, but fuse-overlayfs is not installed (the fuse-overlayfs package)");
+  expect(() => storageMode("6.1.0", "vfs", fuse)).toThrow('BUNKER_STORAGE must be overlay, fuse-overlayfs or copy, not "vfs"');
 });

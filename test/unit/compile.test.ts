@@ -204,3 +204,22 @@ test("exec joins the container's namespaces, creates none, and runs the same pro
   expect(hostOps[0]!.code).toBe(Op.DETACH);
   expect(Number(hostOps[1]!.ints[1]) & CLONE.NEWNET).toBe(0);
 });
+
+test("an image's layers: the kernel's overlay mounted by the child, or fuse-overlayfs started by the stage outside the container's pid namespace", () => {
+  const overlay = { lower: ["/l/top", "/l/base"], upper: "/c/upper", work: "/c/work" };
+  const kernel = plan({}, { overlay });
+  expect(find(kernel, Op.MOUNT, (o) => o.strs[2] === "overlay")[0]!.strs).toEqual(["overlay", "/rootfs", "overlay", "lowerdir=/l/top:/l/base,upperdir=/c/upper,workdir=/c/work,userxattr"]);
+  expect(find(kernel, Op.HELPER)).toEqual([]);
+
+  const fuse = plan({}, { overlay: { ...overlay, fuse: "/usr/bin/fuse-overlayfs" } });
+  expect(find(fuse, Op.MOUNT, (o) => o.strs[2] === "overlay")).toEqual([]);
+  const [helper] = find(fuse, Op.HELPER);
+  // in the child's user and mount namespaces, ready once /rootfs is a mount point there; before the child runs
+  expect(helper!.flags).toBe(OpFlag.JOIN_NS | OpFlag.READY_MOUNT);
+  expect(helper!.strs).toEqual(["/rootfs", "/usr/bin/fuse-overlayfs", "-f", "-o", "lowerdir=/l/top:/l/base,upperdir=/c/upper,workdir=/c/work", "/rootfs"]);
+  expect(index(fuse, Op.HELPER)).toBeLessThan(index(fuse, Op.RELEASE));
+  // the container leaves the mount namespace it shares with fuse-overlayfs before pivot_root moves roots in it
+  const unshare = index(fuse, Op.UNSHARE, (o) => Number(o.ints[0]) === CLONE.NEWNS);
+  expect(unshare).toBeGreaterThan(index(fuse, Op.RELEASE));
+  expect(unshare).toBeLessThan(index(fuse, Op.PIVOT));
+});
