@@ -274,17 +274,24 @@ export class ContainerDir {
   }
 
   /**
-   * Where the stage leaves the exit status of a container run with --rm, for
-   * `bunker wait` to read after the container is gone (exits/ID). Once
-   * there are more than 64, those nobody read within an hour are swept here.
+   * Where the stage leaves the exit status of a container run with --rm, or
+   * in the foreground, for `bunker wait` to read after the container is gone:
+   * exits/START-ID, START its start in seconds. Once there are more than 64,
+   * those started over an hour ago and written over an hour ago are swept
+   * here: the name tells the first without a stat, so a run looks at
+   * (stats) only what it is about to remove, however many there are.
    */
   exitRecord(): string {
     const dir = `${this.root}/exits`;
     sys.mkdir(dir, 0o700);
     const hourAgo = Date.now() / 1000 - 3600;
     const left = sys.readdir(dir);
-    if (left.length > 64) for (const f of left) if ((sys.stat(`${dir}/${f}`, false)?.mtime ?? 0) < hourAgo) tryUnlink(`${dir}/${f}`);
-    return `${dir}/${this.id}`;
+    if (left.length > 64) {
+      for (const f of left) {
+        if (Number(f.split("-")[0]) < hourAgo && (sys.stat(`${dir}/${f}`, false)?.mtime ?? 0) < hourAgo) tryUnlink(`${dir}/${f}`);
+      }
+    }
+    return `${dir}/${Math.floor(Date.now() / 1000)}-${this.id}`;
   }
 
   /** A file in the state root (short, for a socket path) that the stage removes with the container. */
@@ -326,7 +333,13 @@ function tryUnlink(path: string): void {
 
 /** The exit status a --rm container left for `bunker wait`, taken (read once). */
 export function takeExitRecord(id: string): ExitRecord | undefined {
-  const path = `${statePath()}/exits/${id}`;
+  const dir = `${statePath()}/exits`;
+  let name: string | undefined;
+  try {
+    name = sys.readdir(dir).find((f) => f.endsWith(`-${id}`));
+  } catch {}
+  if (!name) return undefined;
+  const path = `${dir}/${name}`;
   const exit = parseExit(sys.tryRead(path));
   tryUnlink(path);
   return exit;

@@ -1,7 +1,9 @@
 import { expect, test } from "bun:test";
 import { parseLog, sinceTime } from "../../src/cli/logs.ts";
 import { signalNumber } from "../../src/runtime/containers.ts";
-import { parseExit, parsePids } from "../../src/runtime/state.ts";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { ContainerDir, parseExit, parsePids } from "../../src/runtime/state.ts";
 import { execProcess } from "../../src/spec/build.ts";
 import type { Spec } from "../../src/spec/types.ts";
 
@@ -58,6 +60,29 @@ test("the stage's pid and exit records", () => {
   expect(parseExit("137 2026-11-27T12:00:01.5Z oom\n")).toEqual({ code: 137, finished: "2026-11-27T12:00:01.5Z", oom: true });
   expect(parseExit("0\n")).toEqual({ code: 0, finished: "", oom: false }); // stores written before the time was recorded
   expect(parseExit("x")).toBeUndefined();
+});
+
+test("exit records for `wait` are swept by the start time in their names, looking closer only at what goes", () => {
+  const root = mkdtempSync(`${tmpdir()}/bunker-exits-`);
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    mkdirSync(`${root}/exits`);
+    const put = (name: string, mtime = now) => {
+      writeFileSync(`${root}/exits/${name}`, "0\n");
+      utimesSync(`${root}/exits/${name}`, mtime, mtime);
+    };
+    for (let i = 0; i < 60; i++) put(`${now - 7200}-stale${i}`, now - 7000); // started and written over an hour ago
+    put(`${now - 7200}-longrun`); // started two hours ago, ended just now: kept
+    for (let i = 0; i < 10; i++) put(`${now - 60}-fresh${i}`);
+    const path = new ContainerDir(root, "c0ffee").exitRecord();
+    expect(path).toMatch(new RegExp(`^${root}/exits/\\d+-c0ffee$`));
+    const left = readdirSync(`${root}/exits`).sort();
+    expect(left).toHaveLength(11);
+    expect(left.filter((n) => n.includes("stale"))).toEqual([]);
+    expect(left).toContain(`${now - 7200}-longrun`);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test("exec's process: the container's, with -u, -w, -e and -t applied", () => {
