@@ -160,6 +160,7 @@ static pid_t waitpid(pid_t pid, int *status, int options) { return (pid_t)SYS4(_
 static int ioctl(int fd, unsigned long req, void *arg) { return (int)SYS3(__NR_ioctl, fd, req, arg); }
 static int fcntl(int fd, int cmd, long arg) { return (int)SYS3(__NR_fcntl, fd, cmd, arg); }
 static int dup2(int a, int b) { return (int)SYS2(__NR_dup2, a, b); }
+static int memfd_create(const char *name, unsigned flags) { return (int)SYS2(__NR_memfd_create, name, flags); }
 static pid_t setsid(void) { return (pid_t)SYS0(__NR_setsid); }
 static int setpgid(pid_t p, pid_t g) { return (int)SYS2(__NR_setpgid, p, g); }
 static pid_t getpid(void) { return (pid_t)SYS0(__NR_getpid); }
@@ -425,6 +426,7 @@ static const struct {
   { ELOOP, "ELOOP", "Too many levels of symbolic links" }, { EOVERFLOW, "EOVERFLOW", "Value too large for defined data type" },
   { EUSERS, "EUSERS", "Too many users" }, { EOPNOTSUPP, "EOPNOTSUPP", "Operation not supported" },
   { EXDEV, "EXDEV", "Invalid cross-device link" }, { EDQUOT, "EDQUOT", "Disk quota exceeded" },
+  { ETIMEDOUT, "ETIMEDOUT", "Timed out" }, { ENOTCONN, "ENOTCONN", "Transport endpoint is not connected" },
 };
 static void puterr(struct buf *l, int e) {
   for (size_t i = 0; i < sizeof ERRNOS / sizeof *ERRNOS; i++) {

@@ -132,6 +132,8 @@ static pid_t spawned[8];
 static uint32_t spawned_op[8];
 static int nspawned;
 static pid_t helpers[4];
+static uint32_t helper_op[4]; /* the op that started it */
+static int helper_log[4];     /* a mounting helper's stderr (a memfd), for the reason it died; -1: none */
 static int nhelpers;
 static ksigset_t fwdset; /* signals the parent forwards (from the plan), plus SIGCHLD */
 static int errfd = 2;    /* where the stage's own messages go */
@@ -994,7 +996,26 @@ static void spawn(uint32_t i, const struct op *o) {
   spawned[nspawned++] = pid;
 }
 
-/* pid's mount table (/proc/PID/mountinfo) has a mount on path: the fifth field of a line. */
+/* A helper ended: its exit status, and the last line it wrote to its log (a memfd) if it kept one. */
+static void print_helper_error(uint32_t i, int status, int log) {
+  char t[2048], m[2048 + 64];
+  ssize_t n = log >= 0 ? pread(log, t, sizeof t - 1, 0) : -1;
+  while (n > 0 && (t[n - 1] == '\n' || t[n - 1] == ' ')) n--;
+  if (n <= 0) {
+    print_error(i, 0, status);
+    return;
+  }
+  t[n] = 0;
+  char *last = strrchr(t, '\n');
+  struct buf b = BUF(m);
+  puts_(&b, "bunker: "), puts_(&b, ops[i].desc), puts_(&b, ": exited with status "), putnum(&b, status);
+  puts_(&b, ": "), puts_(&b, last ? last + 1 : t);
+  emit(errfd, &b);
+}
+
+/* pid's mount table (/proc/PID/mountinfo) has a mount on path (as mountinfo
+ * writes it: canonical, with space, tab, newline and backslash escaped): the
+ * fifth field of a line. */
 static int mounted(pid_t pid, const char *path) {
   static char *t; /* polled every millisecond: one buffer, grown as needed (the arena frees nothing) */
   static size_t cap;
@@ -1019,7 +1040,7 @@ static int mounted(pid_t pid, const char *path) {
   for (char *l = t; *l;) {
     char *f = l;
     for (int k = 0; k < 4 && *f && *f != '\n'; k++) f = strchrnul(f, ' '), f += *f == ' ';
-    if (!strncmp_(f, path, plen) && (f[plen] == ' ' || f[plen] == '\n')) return 1;
+    if (!strncmp_(f, path, plen) && (f[plen] == ' ' || f[plen] == '\n' || !f[plen])) return 1;
     l = strchrnul(l, '\n');
     if (*l) l++;
   }
@@ -1038,6 +1059,27 @@ static void helper(uint32_t i, const struct op *o) {
   int readyfd_no = (int)o->ints[1], rp[2] = { -1, -1 };
   if (readyfd_no >= 0 && pipe2(rp, O_CLOEXEC) < 0) fail(i, errno);
   const char *ready = o->strs[0];
+  static char want[3 * PATH_MAX];
+  if (o->flags & F_READY_MOUNT) { /* the mount point as mountinfo will show it */
+    char real[PATH_MAX], fdp[32];
+    int fd = open(ready, O_PATH | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : readlinkat(AT_FDCWD, fdpath(fd, fdp), real, sizeof real - 1);
+    if (n < 0) fail(i, errno);
+    close(fd);
+    real[n] = 0;
+    struct buf w = BUF(want);
+    for (const char *c = real; *c; c++) {
+      if (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\\') {
+        char e[4] = { '\\', (char)('0' + ((*c >> 6) & 7)), (char)('0' + ((*c >> 3) & 7)), (char)('0' + (*c & 7)) };
+        put(&w, e, 4);
+      } else put(&w, c, 1);
+    }
+    put(&w, "", 1);
+    ready = want;
+  }
+  /* a mounting helper's stderr is kept, to say why it failed; others are only quieted */
+  int log = (o->flags & F_READY_MOUNT) ? memfd_create("bunker-helper", 1 /* MFD_CLOEXEC */) : -1;
+  if ((o->flags & F_READY_MOUNT) && log < 0) fail(i, errno);
   int ns[2] = { -1, -1 }; /* the child's user and mount namespaces, opened while it surely lives */
   if (o->flags & F_JOIN_NS) {
     static const char *const which[2] = { "user", "mnt" };
@@ -1056,13 +1098,21 @@ static void helper(uint32_t i, const struct op *o) {
     setsid(); /* out of the terminal's process group: ^C and hang-ups are the container's, not its */
     /* its chatter stays out of the container's output; detached, fds 1 and 2
      * are the container's log, so its errors go too */
-    if (null_fd(1, O_WRONLY) < 0 || ((detached || o->ints[2]) && null_fd(2, O_WRONLY) < 0)) _exit(125);
+    if (null_fd(0, O_RDONLY) < 0 || null_fd(1, O_WRONLY) < 0) _exit(125); /* the terminal is the container's */
+    if (log >= 0 ? dup2(log, 2) < 0 : (detached || o->ints[2]) && null_fd(2, O_WRONLY) < 0) _exit(125);
     if (readyfd_no >= 0 && dup2(rp[1], readyfd_no) < 0) _exit(125);
     /* user first: it gives the capabilities the mount namespace asks for */
-    if (ns[0] >= 0 && (setns(ns[0], CLONE_NEWUSER) < 0 || setns(ns[1], CLONE_NEWNS) < 0 || chdir("/") < 0)) _exit(125);
+    if (ns[0] >= 0 && (setns(ns[0], CLONE_NEWUSER) < 0 || setns(ns[1], CLONE_NEWNS) < 0 || chdir("/") < 0)) {
+      char m[64];
+      struct buf b = BUF(m);
+      puts_(&b, "joining the container's namespaces: "), puterr(&b, errno), put(&b, "\n", 1);
+      write(2, m, b.len);
+      _exit(125);
+    }
     execve(av[0], av, env);
     _exit(127);
   }
+  helper_op[nhelpers] = i, helper_log[nhelpers] = log;
   helpers[nhelpers++] = pid;
   if (rp[1] >= 0) close(rp[1]);
   for (int k = 0; k < 2; k++)
@@ -1086,7 +1136,7 @@ static void helper(uint32_t i, const struct op *o) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       nhelpers--;
-      print_error(i, 0, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+      print_helper_error(i, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), log);
       fail(UINT32_MAX, 0);
     }
     if (waited >= o->ints[0]) fail(i, ETIMEDOUT);
@@ -1120,8 +1170,10 @@ static int api(const struct op *o) {
 
 /* SIGTERM, and SIGKILL for a helper still there after two seconds. */
 static void stop_helpers(void) {
-  for (int k = 0; k < nhelpers; k++) kill(helpers[k], SIGTERM);
+  for (int k = 0; k < nhelpers; k++)
+    if (helpers[k] > 0) kill(helpers[k], SIGTERM);
   for (int k = 0; k < nhelpers; k++) {
+    if (helpers[k] <= 0) continue; /* reaped already */
     int t = 0;
     while (waitpid(helpers[k], NULL, WNOHANG) == 0 && t++ < 200) poll(NULL, 0, 10);
     if (t > 200) {
@@ -1194,6 +1246,14 @@ static int supervise(int flags) {
         int s = (int)si.ssi_signo, st;
         if (s == SIGCHLD) {
           if (!exited && waitpid(child, &st, WNOHANG) == child) exited = 1, status = st;
+          /* the container's root is a mounting helper's (fuse-overlayfs): without it every file
+           * access fails, so the container goes too, and the reason is said */
+          for (int k = 0; k < nhelpers; k++) {
+            if (helpers[k] <= 0 || helper_log[k] < 0 || waitpid(helpers[k], &st, WNOHANG) != helpers[k]) continue;
+            helpers[k] = -1;
+            if (!exited) kill(child, SIGKILL);
+            print_helper_error(helper_op[k], WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), helper_log[k]);
+          }
         } else if (s == SIGWINCH && master >= 0) {
           copy_winsize(master);
         } else if (!exited) {

@@ -7,7 +7,7 @@ import { decodeRecordHead, U } from "../image/unpack.ts";
 import { compilePack } from "../linux/compile.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
-import { findHelper, identity, storageMode } from "../runtime/host.ts";
+import { findHelper, fuseOverlayfs, identity, storageMode } from "../runtime/host.ts";
 import { readContainer, statePath } from "../runtime/state.ts";
 import { buildSpec, type RunFlags } from "../spec/build.ts";
 import type { Spec } from "../spec/types.ts";
@@ -124,10 +124,14 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   const copied = container?.storage === "copy";
   const upper = container && !copied ? `${store.containerDir(container.id)}/upper` : undefined;
   const layers = [...image.layers].reverse().map((l) => `${store.layerDir(l)}/diff`);
-  // fuse-overlayfs reads the upper layer it wrote; and where the kernel has no overlayfs for us, it reads an image's layers
-  const storage = container?.storage === "fuse-overlayfs" || (!container && layers.length > 1) ? storageMode(undefined, container ? "fuse-overlayfs" : undefined) : undefined;
-  const fuse = storage?.mode === "fuse-overlayfs" ? storage.tool : undefined;
-  const dirs = copied ? [`${store.containerDir(container!.id)}/rootfs`] : [...(upper && !fuse ? [upper] : []), ...layers];
+  const dirs = copied ? [`${store.containerDir(container!.id)}/rootfs`] : [...(upper ? [upper] : []), ...layers];
+  // fuse-overlayfs reads the upper layer it wrote; and where the kernel has no overlayfs for us, an image's layers
+  let fuse: string | undefined;
+  if (container?.storage === "fuse-overlayfs" || (!container && layers.length > 1 && storageMode().mode === "fuse-overlayfs")) {
+    const found = fuseOverlayfs();
+    if ("why" in found) throw new BunkerError(`reading ${ref} needs fuse-overlayfs, but ${found.why}`);
+    fuse = found.tool;
+  }
   const owners = keptOwners(store, image, upper);
   const spec = runtimeSpec(store, image, container);
   const manifest: BundleManifest = {
@@ -180,11 +184,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     const at = store.staging();
     let code: number;
     try {
-      // fuse-overlayfs needs an upper layer and a work directory: the container's, or empty ones
-      const over = fuse && (upper ? { tool: fuse, upper, work: `${store.containerDir(container!.id)}/work` } : { tool: fuse, upper: `${at.dir}/upper`, work: `${at.dir}/work` });
-      const mountAt = fuse && !upper ? `${at.dir}/root` : at.dir;
-      if (fuse && !upper) for (const d of ["upper", "work", "root"]) sys.mkdir(`${at.dir}/${d}`, 0o700);
-      const stage = await spawnStage(compilePack(dirs, mountAt, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, over || undefined));
+      const stage = await spawnStage(compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse));
       sys.close(stage.stdin);
       for await (const e of readRecords(sys.readChunks(stage.stdout))) {
         const h = e.header;

@@ -146,13 +146,13 @@ function overlayOptions(lower: string[], rw?: { upper: string; work: string }): 
  * or trace it (and through it reach the host's paths). It lives as long as
  * the container; the stage stops it after.
  */
-export function fuseOverlayHelper(tool: string, at: string, lower: string[], rw: { upper: string; work: string }): Helper {
+export function fuseOverlayHelper(tool: string, at: string, lower: string[], rw?: { upper: string; work: string }): Helper {
   return {
     desc: `mount the image's layers (fuse-overlayfs) on ${at}`,
     argv: [tool, "-f", "-o", overlayOptions(lower, rw), at],
     ready: at,
     timeoutMs: 10_000,
-    quiet: true, // it warns of options it ignores even when all is well
+    quiet: true, // the stage keeps its stderr, and says its last line if it fails
     mounts: true,
   };
 }
@@ -416,16 +416,16 @@ export function compileRmtree(paths: string[], maps: Maps, ctx: UserNsContext): 
  * their own (or fuse-overlayfs, see fuseOverlayHelper); with one, that
  * directory is read as it is.
  */
-export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsContext, fuse?: { tool: string; upper: string; work: string }): Plan {
+export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsContext, fuse?: string): Plan {
   const plan = new Plan();
-  // with fuse-overlayfs, dirs are the lower layers, mounted with that upper (it reads its own way of marking opaque directories)
-  const helper = fuse ? [fuseOverlayHelper(fuse.tool, at, dirs, fuse)] : [];
+  // fuse-overlayfs (this path to it), read-only: it reads the upper layers it wrote (it marks opaque directories its own way)
+  const helper = fuse && dirs.length > 1 ? [fuseOverlayHelper(fuse, at, dirs)] : [];
   addNamespaces(plan, ["user", "mount"], maps.uidMappings, maps.gidMappings, ctx, helper);
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });
   let root = dirs[0]!;
-  if (fuse || dirs.length > 1) {
+  if (dirs.length > 1) {
     makePrivate(plan);
-    if (!fuse) addOverlay(plan, at, "the layers", dirs);
+    if (!helper.length) addOverlay(plan, at, "the layers", dirs);
     root = at;
   }
   plan.add(Op.PACK, `read ${root}`, { strs: [root] });

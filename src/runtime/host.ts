@@ -76,6 +76,35 @@ export function checkKernel(release = tryRead("/proc/sys/kernel/osrelease")): vo
 
 export type Storage = { mode: "overlay" } | { mode: "fuse-overlayfs"; tool: string } | { mode: "copy"; why: string };
 
+/** What storageMode reads of the host; tests give their own. */
+export interface StorageHost {
+  release?: string;
+  /** BUNKER_STORAGE. */
+  asked?: string;
+  /** fuse-overlayfs's path, or why it cannot be used. */
+  fuse(): { tool: string } | { why: string };
+}
+
+/** fuse-overlayfs 1.8 is the first to read overlayfs's user.overlay.* marks, which the store's layers carry. */
+const FUSE_MIN = [1, 8];
+
+export function fuseOverlayfs(find = findHelper, hasDevice = () => stat("/dev/fuse") !== undefined, version = fuseVersion): { tool: string } | { why: string } {
+  const tool = find("fuse-overlayfs");
+  if (!tool) return { why: "fuse-overlayfs is not installed (the fuse-overlayfs package)" };
+  if (!hasDevice()) return { why: "there is no /dev/fuse" };
+  const v = version(tool);
+  if (!v || v[0]! < FUSE_MIN[0]! || (v[0] === FUSE_MIN[0] && v[1]! < FUSE_MIN[1]!)) {
+    return { why: `fuse-overlayfs ${v ? v.join(".") : "of unknown version"} is older than ${FUSE_MIN.join(".")}, the first to read the store's layers (their user.overlay.opaque marks)` };
+  }
+  return { tool };
+}
+
+function fuseVersion(tool: string): number[] | undefined {
+  const out = Bun.spawnSync([tool, "--version"], { stdout: "pipe", stderr: "pipe", env: {} });
+  const m = /version (\d+)\.(\d+)/.exec(out.stdout.toString() + out.stderr.toString());
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}
+
 /**
  * How containers of the store get their root: an overlay of the image's
  * layers, by the kernel (overlayfs in a user namespace needs Linux 5.11), or
@@ -83,25 +112,21 @@ export type Storage = { mode: "overlay" } | { mode: "fuse-overlayfs"; tool: stri
  * copy. BUNKER_STORAGE=overlay|fuse-overlayfs|copy chooses, as Podman's
  * storage driver option does.
  */
-export function storageMode(release = tryRead("/proc/sys/kernel/osrelease"), asked = process.env.BUNKER_STORAGE, find = findHelper): Storage {
-  const fuse = () => {
-    const tool = find("fuse-overlayfs");
-    if (!tool) return "fuse-overlayfs is not installed (the fuse-overlayfs package)";
-    return stat("/dev/fuse") ? tool : "there is no /dev/fuse";
-  };
+export function storageMode(host: StorageHost = { release: tryRead("/proc/sys/kernel/osrelease"), asked: process.env.BUNKER_STORAGE, fuse: () => fuseOverlayfs() }): Storage {
+  const { release, asked } = host;
   if (asked === "overlay") return { mode: asked };
   if (asked === "copy") return { mode: asked, why: "BUNKER_STORAGE=copy" };
   if (asked === "fuse-overlayfs") {
-    const tool = fuse();
-    if (!tool.startsWith("/")) throw new BunkerError(`BUNKER_STORAGE=fuse-overlayfs, but ${tool}`);
-    return { mode: asked, tool };
+    const fuse = host.fuse();
+    if ("why" in fuse) throw new BunkerError(`BUNKER_STORAGE=fuse-overlayfs, but ${fuse.why}`);
+    return { mode: asked, tool: fuse.tool };
   }
   if (asked) throw new BunkerError(`BUNKER_STORAGE must be overlay, fuse-overlayfs or copy, not "${asked}"`);
   const m = /^(\d+)\.(\d+)/.exec(release ?? "");
   if (m && (Number(m[1]) < 5 || (Number(m[1]) === 5 && Number(m[2]) < 11))) {
-    const tool = fuse();
-    if (tool.startsWith("/")) return { mode: "fuse-overlayfs", tool };
-    return { mode: "copy", why: `overlayfs in a user namespace needs Linux 5.11, and this is ${m[1]}.${m[2]}, and ${tool}` };
+    const fuse = host.fuse();
+    if ("tool" in fuse) return { mode: "fuse-overlayfs", tool: fuse.tool };
+    return { mode: "copy", why: `overlayfs in a user namespace needs Linux 5.11, and this is ${m[1]}.${m[2]}, and ${fuse.why}` };
   }
   return { mode: "overlay" };
 }

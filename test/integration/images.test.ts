@@ -1,7 +1,7 @@
 // Images: import each kind of input (made here, with GNU tar), run it on an
 // overlay, keep and remove containers.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
@@ -219,28 +219,45 @@ describe("image archives", () => {
 
   const fuseTool = ["/usr/bin/fuse-overlayfs", "/bin/fuse-overlayfs"].find((p) => existsSync(p));
   test.skipIf(!fuseTool || !existsSync("/dev/fuse"))(
-    "with fuse-overlayfs (BUNKER_STORAGE=fuse-overlayfs, as on Linux < 5.11 where it is installed): whiteouts and opaque directories both ways, out of the container's sight, gone after, exported",
+    "with fuse-overlayfs (BUNKER_STORAGE=fuse-overlayfs, as on Linux < 5.11 where it is installed): whiteouts and opaque directories both ways, out of the container's sight, gone after, kept on restart, exported",
     async () => {
       const w = workdir();
       const archive = await dockerArchive(w, layers(w), "demo:fuse", { Cmd: ["/bin/sh"] });
-      const { env, dir } = freshStore();
+      // a store whose path has a space and goes through a symlink: mountinfo shows the mount point escaped and resolved
+      const { env: base, dir: real } = freshStore();
+      const spaced = join(real, "with space");
+      mkdirSync(spaced);
+      symlinkSync(spaced, join(w, "store-link"));
+      if (asRoot) sh(`chown -h ${h.main.uid}:${h.main.gid} '${spaced}' ${join(w, "store-link")}`);
+      const env = { ...base, XDG_DATA_HOME: join(w, "store-link") };
       const fuse = { ...env, BUNKER_STORAGE: "fuse-overlayfs" };
       const daemons = () =>
         Bun.spawnSync(["ps", "-u", String(h.main.uid), "-o", "stat=,comm="]).stdout.toString().split("\n").filter((l) => /^[^Z]\S*\s+fuse-overlayfs/.test(l.trim()));
+      const logs = () => inStore(env, ["logs", "fused"]).stdout.trim().split("\n");
+      const until = async (what: () => boolean) => {
+        for (let i = 0; i < 200 && !what(); i++) await Bun.sleep(50);
+        expect(what()).toBe(true);
+      };
       expect(inStore(env, ["import", archive]).code).toBe(0);
-      const r = inStore(fuse, ["run", "-d", "--name", "fused", "--network", "none", "demo:fuse", "/bin/sh", "-c",
-        "grep ' / ' /proc/mounts | cut -d' ' -f3; cat /etc/keep; ls /etc/gone 2>/dev/null | wc -l; ls /data; cat /proc/[0-9]*/comm | grep -c fuse; " +
-        "echo changed > /etc/keep; chown 33:33 /etc/keep; rm /data/c; rm -r /work; mkdir /work; echo w > /work/new; sleep 1"]);
+      const script =
+        "grep ' / ' /proc/mounts | cut -d' ' -f3; cat /etc/keep; ls /etc/gone 2>/dev/null | wc -l; echo data: $(ls /data); cat /proc/[0-9]*/comm | grep -c fuse; " +
+        "echo changed > /etc/keep; chown 33:33 /etc/keep; rm -f /data/c; rm -r /work; mkdir /work; echo w > /work/new; echo ready; sleep 100";
+      const r = inStore(fuse, ["run", "-d", "--name", "fused", "--network", "none", "demo:fuse", "/bin/sh", "-c", script]);
       expect([r.code, r.stderr]).toEqual([0, ""]);
+      await until(() => logs().includes("ready"));
+      expect(logs()).toEqual(["fuse.fuse-overlayfs", "keep", "0", "data: c", "0", "ready"]); // nothing inside sees fuse-overlayfs
       expect(daemons()).toHaveLength(1); // the stage's helper, in the host's pid namespace
-      expect(inStore(env, ["wait", "fused"]).stdout).toBe("0\n");
-      expect(inStore(env, ["logs", "fused"]).stdout.trim().split("\n")).toEqual(["fuse.fuse-overlayfs", "keep", "0", "c", "0"]);
+      expect(inStore(env, ["kill", "fused"]).code).toBe(0);
+      expect(inStore(env, ["wait", "fused"]).stdout).toBe("137\n");
       expect(daemons()).toEqual([]); // stopped with the container
-      // its changes seen again when it is restarted (fuse-overlayfs again: its upper layer marks an opaque directory its own way)
+      // restarted: on fuse-overlayfs again, without BUNKER_STORAGE, and its changes are there
       expect(inStore(env, ["restart", "fused"]).code).toBe(0);
-      expect(inStore(env, ["wait", "fused"]).stdout).toBe("0\n");
-      const again = inStore(fuse, ["run", "--rm", "--network", "none", "demo:fuse", "cat", "/etc/keep"]);
-      expect(again.stdout).toBe("keep\n"); // the change is the container's, not the image's
+      await until(() => logs().filter((l) => l === "ready").length === 2);
+      expect(logs().slice(6)).toEqual(["fuse.fuse-overlayfs", "changed", "0", "data:", "0", "ready"]);
+      expect(inStore(env, ["kill", "fused"]).code).toBe(0);
+      expect(inStore(env, ["wait", "fused"]).stdout).toBe("137\n");
+      // the change is the container's, not the image's
+      expect(inStore(fuse, ["run", "--rm", "--network", "none", "demo:fuse", "cat", "/etc/keep"]).stdout).toBe("keep\n");
       // exported as it sees itself: the whiteout and the opaque directory applied
       const out = join(w, "fused.bundle");
       chmodSync(w, 0o777); // the test user writes the bundle here
@@ -260,10 +277,36 @@ describe("image archives", () => {
       expect(imageNames.filter((n) => /^rootfs\/(data|work|etc\/(keep|gone))/.test(n)).sort()).toEqual(["rootfs/data/", "rootfs/data/c", "rootfs/etc/keep", "rootfs/work/", "rootfs/work/.keep"]);
       expect(daemons()).toEqual([]);
       expect(inStore(env, ["rm", "fused"]).code).toBe(0);
-      expect(readdirSync(join(dir, "bunker/containers"))).toEqual([]);
+      expect(readdirSync(join(spaced, "bunker/containers"))).toEqual([]);
     },
   );
 
+  test.skipIf(!existsSync("/dev/fuse"))("a fuse-overlayfs that fails says why, and one that dies takes the container with it", async () => {
+    const w = workdir();
+    const archive = await dockerArchive(w, layers(w), "demo:fake", { Cmd: ["/bin/sh"] });
+    const { env } = freshStore();
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    // stand-ins on PATH, named fuse-overlayfs: one that refuses, one that "mounts" nothing and dies
+    const bin = join(w, "bin");
+    mkdirSync(bin);
+    const fake = (body: string) => {
+      writeFileSync(join(bin, "fuse-overlayfs"), `#!/bin/sh\n[ "$1" = --version ] && { echo "fuse-overlayfs: version 1.10"; exit 0; }\n${body}\n`);
+      chmodSync(join(bin, "fuse-overlayfs"), 0o755);
+    };
+    chmodSync(w, 0o755);
+    const fuse = { ...env, BUNKER_STORAGE: "fuse-overlayfs", PATH: `${bin}:/usr/bin:/bin` };
+    fake('echo "fuse: device not found, try modprobe fuse first" >&2; exit 1');
+    const r = inStore(fuse, ["run", "--rm", "--network", "none", "demo:fake", "true"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/^bunker: mount the image's layers \(fuse-overlayfs\) on \S+: exited with status 1: fuse: device not found, try modprobe fuse first\n$/);
+    // it mounts (a tmpfs, here), then dies while the container runs: the container goes too, and the reason is said
+    fake('for at; do :; done; /bin/mount -t tmpfs none "$at" || exit 9; /bin/sleep 1; echo "lost the connection to the kernel" >&2; exit 3');
+    const started = Date.now();
+    const d = inStore(fuse, ["run", "--rm", "--network", "none", "-v", `${h.main.rootfs}/bin/busybox:/busybox:ro`, "demo:fake", "/busybox", "sleep", "30"]);
+    expect(d.code).toBe(137);
+    expect(d.stderr).toMatch(/^bunker: mount the image's layers \(fuse-overlayfs\) on \S+: exited with status 3: lost the connection to the kernel\n$/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
   test("an OCI layout, as a directory and as a tar: gzip layers, shared layers", async () => {
     const w = workdir();
     const oci = await ociLayout(w, layers(w), "example.com/demo:2", { Entrypoint: ["/bin/echo", "entry"] });

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { cgroupFiles, cgroupManager, findDelegated, parseBytes, resourcesFromFlags } from "../../src/runtime/cgroup.ts";
 import { ioBytes } from "../../src/cli/resources.ts";
@@ -74,18 +74,28 @@ test("io.stat summed over devices", () => {
   expect(ioBytes("8:0 rbytes=100 wbytes=5 rios=1 wios=1\n8:16 rbytes=1 wbytes=2\n")).toEqual({ read: 101, write: 7 });
 });
 
-test("storage: the kernel's overlay from Linux 5.11, else fuse-overlayfs where installed, else a copy; BUNKER_STORAGE chooses", async () => {
-  const { storageMode } = await import("../../src/runtime/host.ts");
-  const none = () => undefined;
-  const fuse = (n: string) => (n === "fuse-overlayfs" ? "/usr/bin/fuse-overlayfs" : undefined);
-  const hasFuse = existsSync("/dev/fuse");
-  expect(storageMode("6.1.0-13-amd64", undefined, fuse)).toEqual({ mode: "overlay" });
-  expect(storageMode("5.11.0", undefined, fuse)).toEqual({ mode: "overlay" });
-  expect(storageMode("5.10.0-26-amd64", undefined, none)).toEqual({ mode: "copy", why: "overlayfs in a user namespace needs Linux 5.11, and this is 5.10, and fuse-overlayfs is not installed (the fuse-overlayfs package)" });
-  if (hasFuse) expect(storageMode("5.10.0-26-amd64", undefined, fuse)).toEqual({ mode: "fuse-overlayfs", tool: "/usr/bin/fuse-overlayfs" });
-  expect(storageMode("6.1.0", "copy", fuse)).toEqual({ mode: "copy", why: "BUNKER_STORAGE=copy" });
-  expect(storageMode("5.10.0", "overlay", none)).toEqual({ mode: "overlay" });
-  if (hasFuse) expect(storageMode("6.1.0", "fuse-overlayfs", fuse)).toEqual({ mode: "fuse-overlayfs", tool: "/usr/bin/fuse-overlayfs" });
-  expect(() => storageMode("6.1.0", "fuse-overlayfs", none)).toThrow("BUNKER_STORAGE=fuse-overlayfs, but fuse-overlayfs is not installed (the fuse-overlayfs package)");
-  expect(() => storageMode("6.1.0", "vfs", fuse)).toThrow('BUNKER_STORAGE must be overlay, fuse-overlayfs or copy, not "vfs"');
+test("storage: the kernel's overlay from Linux 5.11, else fuse-overlayfs where it can be used, else a copy; BUNKER_STORAGE chooses", async () => {
+  const { fuseOverlayfs, storageMode } = await import("../../src/runtime/host.ts");
+  const tool = "/usr/bin/fuse-overlayfs";
+  const ok = () => ({ tool });
+  const missing = () => ({ why: "fuse-overlayfs is not installed (the fuse-overlayfs package)" });
+  const host = (release: string, asked: string | undefined, fuse: () => { tool: string } | { why: string }) => ({ release, asked, fuse });
+  expect(storageMode(host("6.1.0-13-amd64", undefined, ok))).toEqual({ mode: "overlay" });
+  expect(storageMode(host("5.11.0", undefined, ok))).toEqual({ mode: "overlay" });
+  expect(storageMode(host("5.10.0-26-amd64", undefined, ok))).toEqual({ mode: "fuse-overlayfs", tool });
+  expect(storageMode(host("5.10.0-26-amd64", undefined, missing))).toEqual({ mode: "copy", why: "overlayfs in a user namespace needs Linux 5.11, and this is 5.10, and fuse-overlayfs is not installed (the fuse-overlayfs package)" });
+  expect(storageMode(host("6.1.0", "copy", ok))).toEqual({ mode: "copy", why: "BUNKER_STORAGE=copy" });
+  expect(storageMode(host("5.10.0", "overlay", missing))).toEqual({ mode: "overlay" });
+  expect(storageMode(host("6.1.0", "fuse-overlayfs", ok))).toEqual({ mode: "fuse-overlayfs", tool });
+  expect(() => storageMode(host("6.1.0", "fuse-overlayfs", missing))).toThrow("BUNKER_STORAGE=fuse-overlayfs, but fuse-overlayfs is not installed (the fuse-overlayfs package)");
+  expect(() => storageMode(host("6.1.0", "vfs", ok))).toThrow('BUNKER_STORAGE must be overlay, fuse-overlayfs or copy, not "vfs"');
+  // what can be used: installed, /dev/fuse, and 1.8 or later (the first to read the store's user.overlay.opaque marks)
+  const find = (n: string) => (n === "fuse-overlayfs" ? tool : undefined);
+  expect(fuseOverlayfs(() => undefined, () => true, () => [1, 10])).toEqual({ why: "fuse-overlayfs is not installed (the fuse-overlayfs package)" });
+  expect(fuseOverlayfs(find, () => false, () => [1, 10])).toEqual({ why: "there is no /dev/fuse" });
+  expect(fuseOverlayfs(find, () => true, () => [1, 10])).toEqual({ tool });
+  expect(fuseOverlayfs(find, () => true, () => [1, 8])).toEqual({ tool });
+  expect(fuseOverlayfs(find, () => true, () => [1, 4])).toEqual({ why: "fuse-overlayfs 1.4 is older than 1.8, the first to read the store's layers (their user.overlay.opaque marks)" });
+  expect(fuseOverlayfs(find, () => true, () => [0, 7])).toMatchObject({ why: expect.stringContaining("fuse-overlayfs 0.7 is older") });
+  expect(fuseOverlayfs(find, () => true, () => undefined)).toMatchObject({ why: expect.stringContaining("of unknown version") });
 });
