@@ -206,16 +206,21 @@ describe("image archives", () => {
     expect([keep, gone, data]).toEqual(["keep", "0", "c"]);
     // the change is the container's, not the image's
     expect(inStore(copy, ["run", "--rm", "--network", "none", "demo:copy", "cat", "/etc/keep"]).stdout).toBe("keep\n");
-    const out = join(w, "copied.bundle");
-    chmodSync(w, 0o777); // the test user writes the bundle here
-    const exp = inStore(env, ["export", "copied", "-o", out]);
-    expect([exp.code, exp.stderr]).toEqual([0, ""]);
-    chmodSync(out, 0o644);
-    const listing = Bun.spawnSync(["tar", "--numeric-owner", "-tvf", out], { stdout: "pipe" }).stdout.toString();
+    const listing = exportListing(env, w, "copied");
     expect(listing).toMatch(/ 33\/33 +8 .* rootfs\/etc\/keep\n/);
     expect(inStore(env, ["rm", "copied"]).code).toBe(0);
     expect(readdirSync(join(dir, "bunker/containers"))).toEqual([]);
   });
+
+  /** `bunker export NAME` into w, and GNU tar's verbose listing of the bundle, owners as numbers. */
+  function exportListing(env: Record<string, string>, w: string, name: string): string {
+    const out = join(w, `${name}.bundle`);
+    chmodSync(w, 0o777); // the test user writes the bundle here
+    const exp = inStore(env, ["export", name, "-o", out]);
+    expect([exp.code, exp.stderr]).toEqual([0, ""]);
+    chmodSync(out, 0o644);
+    return Bun.spawnSync(["tar", "--numeric-owner", "-tvf", out], { stdout: "pipe" }).stdout.toString();
+  }
 
   const fuseTool = ["/usr/bin/fuse-overlayfs", "/bin/fuse-overlayfs"].find((p) => existsSync(p));
   test.skipIf(!fuseTool || !existsSync("/dev/fuse"))(
@@ -259,12 +264,7 @@ describe("image archives", () => {
       // the change is the container's, not the image's
       expect(inStore(fuse, ["run", "--rm", "--network", "none", "demo:fuse", "cat", "/etc/keep"]).stdout).toBe("keep\n");
       // exported as it sees itself: the whiteout and the opaque directory applied
-      const out = join(w, "fused.bundle");
-      chmodSync(w, 0o777); // the test user writes the bundle here
-      const exp = inStore(env, ["export", "fused", "-o", out]);
-      expect([exp.code, exp.stderr]).toEqual([0, ""]);
-      chmodSync(out, 0o644);
-      const listing = Bun.spawnSync(["tar", "--numeric-owner", "-tvf", out], { stdout: "pipe" }).stdout.toString();
+      const listing = exportListing(env, w, "fused");
       expect(listing).toMatch(/ 33\/33 +8 .* rootfs\/etc\/keep\n/);
       const names = listing.split("\n").map((l) => l.split(" ").pop()!);
       expect(names.filter((n) => /^rootfs\/(data|work)\//.test(n)).sort()).toEqual(["rootfs/data/", "rootfs/work/", "rootfs/work/new"]);
