@@ -288,7 +288,8 @@ export class ContainerDir {
     const left = sys.readdir(dir);
     if (left.length > 64) {
       for (const f of left) {
-        if (Number(f.split("-")[0]) < hourAgo && (sys.stat(`${dir}/${f}`, false)?.mtime ?? 0) < hourAgo) tryUnlink(`${dir}/${f}`);
+        // (a name without a start, from an older bunker, is looked at too)
+        if (!(Number(f.split("-")[0]) >= hourAgo) && (sys.stat(`${dir}/${f}`, false)?.mtime ?? 0) < hourAgo) tryUnlink(`${dir}/${f}`);
       }
     }
     return `${dir}/${Math.floor(Date.now() / 1000)}-${this.id}`;

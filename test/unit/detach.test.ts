@@ -73,12 +73,13 @@ test("exit records for `wait` are swept by the start time in their names, lookin
     };
     for (let i = 0; i < 60; i++) put(`${now - 7200}-stale${i}`, now - 7000); // started and written over an hour ago
     put(`${now - 7200}-longrun`); // started two hours ago, ended just now: kept
+    put("0123abcd", now - 7000); // an older bunker's name: swept by its time alone
     for (let i = 0; i < 10; i++) put(`${now - 60}-fresh${i}`);
     const path = new ContainerDir(root, "c0ffee").exitRecord();
     expect(path).toMatch(new RegExp(`^${root}/exits/\\d+-c0ffee$`));
     const left = readdirSync(`${root}/exits`).sort();
     expect(left).toHaveLength(11);
-    expect(left.filter((n) => n.includes("stale"))).toEqual([]);
+    expect(left.filter((n) => n.includes("stale") || n === "0123abcd")).toEqual([]);
     expect(left).toContain(`${now - 7200}-longrun`);
   } finally {
     rmSync(root, { recursive: true, force: true });
