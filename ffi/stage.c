@@ -756,11 +756,17 @@ static __attribute__((noreturn)) void child_main(uint32_t start) {
 
 /* ---- parent ------------------------------------------------------------- */
 /* Field 22 of /proc/PID/stat (start time in ticks), to tell a reused pid from the one meant. */
-static int starttime(pid_t pid, struct buf *out) {
-  char path[40], st[1024];
+/* /proc/PID/WHAT, opened (close-on-exec). */
+static int open_proc(pid_t pid, const char *what, int flags) {
+  char path[64];
   struct buf p = BUF(path);
-  puts_(&p, "/proc/"), putnum(&p, pid), puts_(&p, "/stat");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  puts_(&p, "/proc/"), putnum(&p, pid), puts_(&p, "/"), puts_(&p, what);
+  return open(path, flags | O_CLOEXEC);
+}
+
+static int starttime(pid_t pid, struct buf *out) {
+  char st[1024];
+  int fd = open_proc(pid, "stat", O_RDONLY);
   if (fd < 0) return -1;
   ssize_t n = read(fd, st, sizeof st - 1);
   close(fd);
@@ -869,18 +875,15 @@ static int do_detach(const struct op *o) {
  * is still the process meant, then enter, user first (it grants the rest). */
 static int do_join(const struct op *o) {
   static const struct { const char *name; long flag; } NS[] = {
-    { "user", CLONE_NEWUSER }, { "mnt", CLONE_NEWNS }, { "pid", CLONE_NEWPID }, { "ipc", CLONE_NEWIPC },
-    { "uts", CLONE_NEWUTS }, { "net", CLONE_NEWNET }, { "cgroup", CLONE_NEWCGROUP },
+    { "ns/user", CLONE_NEWUSER }, { "ns/mnt", CLONE_NEWNS }, { "ns/pid", CLONE_NEWPID }, { "ns/ipc", CLONE_NEWIPC },
+    { "ns/uts", CLONE_NEWUTS }, { "ns/net", CLONE_NEWNET }, { "ns/cgroup", CLONE_NEWCGROUP },
   };
   pid_t pid = (pid_t)o->ints[0];
   int fds[7], n = 0, rc = -1;
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   for (int k = 0; k < 7; k++) {
     if (!(o->ints[1] & NS[k].flag)) continue;
-    char path[64];
-    struct buf p = BUF(path);
-    puts_(&p, "/proc/"), putnum(&p, pid), puts_(&p, "/ns/"), puts_(&p, NS[k].name);
-    if ((fds[n] = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+    if ((fds[n] = open_proc(pid, NS[k].name, O_RDONLY)) < 0) {
       if (errno == ENOENT) errno = ESRCH;
       goto out;
     }
@@ -1019,10 +1022,7 @@ static void print_helper_error(uint32_t i, int status, int log) {
 static int mounted(pid_t pid, const char *path) {
   static char *t; /* polled every millisecond: one buffer, grown as needed (the arena frees nothing) */
   static size_t cap;
-  char name[48];
-  struct buf b = BUF(name);
-  puts_(&b, "/proc/"), putnum(&b, pid), puts_(&b, "/mountinfo"), put(&b, "", 1);
-  int fd = open(name, O_RDONLY | O_CLOEXEC);
+  int fd = open_proc(pid, "mountinfo", O_RDONLY);
   if (fd < 0) return 0;
   if (!t) t = xalloc(cap = 1 << 16);
   size_t len = 0;
@@ -1074,7 +1074,6 @@ static void helper(uint32_t i, const struct op *o) {
         put(&w, e, 4);
       } else put(&w, c, 1);
     }
-    put(&w, "", 1);
     ready = want;
   }
   /* a mounting helper's stderr is kept, to say why it failed; others are only quieted */
@@ -1082,13 +1081,9 @@ static void helper(uint32_t i, const struct op *o) {
   if ((o->flags & F_READY_MOUNT) && log < 0) fail(i, errno);
   int ns[2] = { -1, -1 }; /* the child's user and mount namespaces, opened while it surely lives */
   if (o->flags & F_JOIN_NS) {
-    static const char *const which[2] = { "user", "mnt" };
-    for (int k = 0; k < 2; k++) {
-      char path[64];
-      struct buf b = BUF(path);
-      puts_(&b, "/proc/"), putnum(&b, child), puts_(&b, "/ns/"), puts_(&b, which[k]), put(&b, "", 1);
-      if ((ns[k] = open(path, O_RDONLY | O_CLOEXEC)) < 0) fail(i, errno);
-    }
+    static const char *const which[2] = { "ns/user", "ns/mnt" };
+    for (int k = 0; k < 2; k++)
+      if ((ns[k] = open_proc(child, which[k], O_RDONLY)) < 0) fail(i, errno);
   }
   pid_t parent = getpid(), pid = fork();
   if (pid < 0) fail(i, errno);
