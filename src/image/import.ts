@@ -8,7 +8,7 @@ import { log } from "../log.ts";
 import * as sys from "../linux/sys.ts";
 import { ByteReader, collect, TruncatedError } from "./bytes.ts";
 import { decompress, sniff } from "./decompress.ts";
-import { type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type Staging, Store, writeAtomic } from "./store.ts";
+import { type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type Staging, Store } from "./store.ts";
 import { readTar, type TarEntry, TarError } from "./tar.ts";
 import { ArchiveError, unpack } from "./unpack.ts";
 import { findHelper, identity } from "../runtime/host.ts";
@@ -72,7 +72,7 @@ async function stageLayer(
       altered: Object.fromEntries([...result.altered].map(([p, a]) => [p, [a.uid, a.gid, a.mode]])),
       devices: result.devices,
     };
-    writeAtomic(`${staging.dir}/layer/layer.json`, JSON.stringify(info));
+    sys.writeAtomic(`${staging.dir}/layer/layer.json`, JSON.stringify(info));
     if (store.hasLayer(diffId)) return store.layerInfo(diffId); // imported meanwhile by someone else
     sys.rename(`${staging.dir}/layer`, store.layerDir(diffId));
     return info;

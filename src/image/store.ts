@@ -117,7 +117,7 @@ export class Store {
     } else {
       const who = identity();
       const choice = chooseMaps("auto", who, () => subIds(who), findHelper);
-      writeAtomic(file, JSON.stringify({ uidMappings: choice.uidMappings, gidMappings: choice.gidMappings }));
+      sys.writeAtomic(file, JSON.stringify({ uidMappings: choice.uidMappings, gidMappings: choice.gidMappings }));
       this.mapsCache = choice;
     }
     return this.mapsCache;
@@ -146,7 +146,7 @@ export class Store {
     try {
       const index = this.index();
       const out = fn(index);
-      writeAtomic(`${this.root}/images.json`, JSON.stringify(index, null, 1));
+      sys.writeAtomic(`${this.root}/images.json`, JSON.stringify(index, null, 1));
       return out;
     } finally {
       sys.close(fd);
@@ -214,8 +214,8 @@ export class Store {
       created: new Date().toISOString(),
       ...(c.storage ? { storage: c.storage } : {}),
     };
-    writeAtomic(`${dir}/container.json`, JSON.stringify(record));
-    writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries
+    sys.writeAtomic(`${dir}/container.json`, JSON.stringify(record));
+    sys.writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries
   }
 
   containers(): ContainerRecord[] {
@@ -319,10 +319,4 @@ function mkdirs(dir: string): void {
   }
 }
 
-/** Write a file whole or not at all: a temporary name, then rename. */
-export function writeAtomic(path: string, data: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  sys.writeFile(tmp, data, 0o600, true);
-  sys.rename(tmp, path);
-}
 

@@ -202,6 +202,13 @@ export function getxattr(path: string, name: string): string | undefined {
 }
 
 /** Write to a file that exists, such as a cgroup's control files (no create, no truncate, no chmod). */
+/** Write a file whole or not at all: a temporary name, then rename. */
+export function writeAtomic(path: string, data: string, mode = 0o600): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFile(tmp, data, mode, true);
+  rename(tmp, path);
+}
+
 export function writeExisting(path: string, data: string): void {
   const { c } = libc();
   const fd = check(c.open(p(cstr(path)), O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0), "open", path);

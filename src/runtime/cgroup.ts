@@ -1,7 +1,7 @@
 // Resource limits through a delegated cgroup v2 subtree, as systemd's
 // Delegate=yes hands one to a user. bunker writes only below the delegated
 // cgroup it gets, never elsewhere. Where a systemd user manager runs, that
-// is a transient scope of the container's own (bunker-ID-PID.scope, asked
+// is a transient scope of the container's own (bunker-ID-RANDOM.scope, asked
 // for over D-Bus, as Podman does): SCOPE/supervisor holds the stage and
 // SCOPE/container the container. Elsewhere it is the nearest cgroup above
 // ours that is ours: bunker/ there (controllers enabled, no processes, so the
@@ -174,11 +174,12 @@ export async function createCgroup(id: string, spec: Spec): Promise<string | und
     if (files.length === 0) return undefined; // no limit asked for: run without a cgroup of its own
     throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${why}: ${HOW}`);
   };
-  const v1 = notPureV2(sys.tryRead("/proc/self/mountinfo") ?? "");
+  const mountinfo = sys.tryRead("/proc/self/mountinfo") ?? "";
+  const v1 = notPureV2(mountinfo);
   if (v1) return refuse(v1);
   const manager = cgroupManager();
   if ("why" in manager) return refuse(manager.why);
-  const found = findDelegated();
+  const found = findDelegated(process.getuid!(), mountinfo);
   let scope: string | undefined;
   if (manager.kind === "systemd" && (manager.forced || "why" in found || found.dir.includes(`/user@${process.getuid!()}.service`))) {
     try {

@@ -169,6 +169,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     const record = { path: state.path("pid"), lock: `${root}/lock` };
     // a container whose directory goes when it exits (foreground, or --rm) leaves its status beside it for `bunker wait`
     const status = [...(detach ? [state.path("exit")] : []), ...(img ? [`${img.dir}/exit`] : []), ...(flags.rm || !detach ? [state.exitRecord()] : [])];
+    const pastaPid = mode === "pasta" ? state.path("pasta.pid") : undefined;
     const plan = compile(spec, opts, {
       uid: who.uid,
       gid: who.gid,
@@ -185,7 +186,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
       cgroup,
       helpers:
         mode === "pasta"
-          ? [{ desc: "start pasta", argv: pastaArgs(chosen!.helper!, { ports: net.ports, ready: state.path("pasta.pid"), mapGateway: net.mapGateway, dnsForward: resolv.forward }), ready: state.path("pasta.pid"), timeoutMs: 10_000 }]
+          ? [{ desc: "start pasta", argv: pastaArgs(chosen!.helper!, { ports: net.ports, ready: pastaPid!, mapGateway: net.mapGateway, dnsForward: resolv.forward }), ready: pastaPid!, timeoutMs: 10_000 }]
           : mode === "slirp4netns"
             ? [slirpHelper(chosen!.helper!, { ports: net.ports, socket: state.rootFile(slirpSocketName(id)), mapGateway: net.mapGateway })]
             : undefined,

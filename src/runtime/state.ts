@@ -8,6 +8,8 @@
 //     exit               "STATUS FINISHED", written by the stage when the container ends
 //     log, log.1         a detached container's output (CRI format; see ffi/stage.c)
 //     hosts, ...         its generated /etc files
+//   exits/START-ID       "STATUS FINISHED", left by a container whose directory goes
+//                        when it ends (foreground, or --rm), for `bunker wait`
 //
 // The stage (ffi/stage.c) supervises each container and writes pid and exit
 // itself, so that the state stays true when bunker is killed at any point.
@@ -181,8 +183,7 @@ export function updateConfig(dir: string, change: (config: ContainerConfig) => v
   locked(root, () => {
     const config = JSON.parse(sys.readFile(`${dir}/config.json`)) as ContainerConfig;
     change(config);
-    sys.writeFile(`${dir}/config.json.tmp`, JSON.stringify(config), 0o644, true);
-    sys.rename(`${dir}/config.json.tmp`, `${dir}/config.json`);
+    sys.writeAtomic(`${dir}/config.json`, JSON.stringify(config), 0o644);
   });
 }
 
