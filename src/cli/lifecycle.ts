@@ -2,14 +2,9 @@
 // restart, wait. Each takes one or more NAME|ID and prints each as it is done.
 import { BunkerError } from "../errors.ts";
 import { parseCli } from "./args.ts";
-import type { Command } from "./command.ts";
+import { type Command, each } from "./command.ts";
 
 const refs = { type: "positional", description: "Containers", valueHint: "NAME|ID..." } as const;
-
-async function each(verb: string, names: string[], fn: (ref: string) => Promise<string | void>): Promise<void> {
-  if (names.length === 0) throw new BunkerError(`${verb} needs a container: bunker ${verb} NAME|ID...`);
-  for (const ref of names) console.log((await fn(ref)) ?? ref);
-}
 
 function seconds(s: string | undefined, fallback: number): number {
   if (s === undefined) return fallback;

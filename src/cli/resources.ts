@@ -1,7 +1,7 @@
 // The verbs on a running container's cgroup: stats, update, pause, unpause.
 import { BunkerError } from "../errors.ts";
 import { parseCli } from "./args.ts";
-import type { Command } from "./command.ts";
+import { type Command, each } from "./command.ts";
 import { limitArgs, limitFlags } from "./limits.ts";
 import { table } from "./table.ts";
 
@@ -54,15 +54,13 @@ const refs = { containers: { type: "positional", description: "Running container
 /** Freeze or thaw through cgroup.freeze, and wait until the kernel says it is done. */
 async function freeze(rawArgs: string[], verb: "pause" | "unpause"): Promise<void> {
   const { positionals } = parseCli(refs, rawArgs, { verb });
-  if (positionals.length === 0) throw new BunkerError(`${verb} needs a container: bunker ${verb} NAME|ID...`);
   const sys = await import("../linux/sys.ts");
   const want = verb === "pause" ? "1" : "0";
-  for (const ref of positionals) {
+  await each(verb, positionals, async (ref) => {
     const cg = await cgroupOf(ref, verb);
     sys.writeExisting(`${cg.dir}/cgroup.freeze`, want);
     for (let i = 0; i < 200 && !new RegExp(`^frozen ${want}$`, "m").test(sys.tryRead(`${cg.dir}/cgroup.events`) ?? ""); i++) await Bun.sleep(10);
-    console.log(ref);
-  }
+  });
 }
 
 export const pause = {
