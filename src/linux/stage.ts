@@ -41,18 +41,7 @@ function sealedStage(bytes: Uint8Array): number {
  * state dir, named by its content so that an upgrade never runs an old one. */
 function stageFile(bytes: Uint8Array, stateDir: string): string {
   const path = `${stateDir}/bunker-stage-${Bun.hash(bytes).toString(16)}`;
-  if (sys.stat(path)?.size !== bytes.length) {
-    const tmp = `${path}.${process.pid}`;
-    try {
-      sys.writeFile(tmp, bytes, 0o500, true);
-      sys.rename(tmp, path);
-    } catch (e) {
-      try {
-        sys.unlink(tmp);
-      } catch {}
-      throw e;
-    }
-  }
+  if (sys.stat(path)?.size !== bytes.length) sys.writeAtomic(path, bytes, 0o500);
   return path;
 }
 

@@ -202,11 +202,18 @@ export function getxattr(path: string, name: string): string | undefined {
 }
 
 /** Write to a file that exists, such as a cgroup's control files (no create, no truncate, no chmod). */
-/** Write a file whole or not at all: a temporary name, then rename. */
-export function writeAtomic(path: string, data: string, mode = 0o600): void {
+/** Write a file whole or not at all: a temporary name, then rename; on failure (a full disk, say) the temporary goes. */
+export function writeAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFile(tmp, data, mode, true);
-  rename(tmp, path);
+  try {
+    writeFile(tmp, data, mode, true);
+    rename(tmp, path);
+  } catch (e) {
+    try {
+      unlink(tmp);
+    } catch {}
+    throw e;
+  }
 }
 
 export function writeExisting(path: string, data: string): void {
