@@ -5,6 +5,8 @@ import { makeRootfs } from "./rootfs.ts";
 
 const pkg = await Bun.file(new URL("../package.json", import.meta.url)).json();
 const root = new URL("..", import.meta.url).pathname;
+/** JavaScriptCore's tier-up thresholds, scaled (see Bun.unsafe.setJITPolicy). */
+const JIT_POLICY = 50;
 
 function sh(cmd: string[]): void {
   const p = Bun.spawnSync(cmd, { cwd: root, stdio: ["inherit", "inherit", "inherit"] });
@@ -32,6 +34,13 @@ sh([
   "--compile",
   "--minify",
   "--bytecode",
+  // the executable reads no .env or bunfig.toml from the directory it runs in:
+  // either would let that directory set bunker's environment or preload code
+  "--no-compile-autoload-dotenv",
+  "--no-compile-autoload-bunfig",
+  // start-up code runs once: compiling it costs more than interpreting it
+  // (~5 ms of a `run`); verbs that move bulk data restore the normal policy
+  `--compile-jit-policy=${JIT_POLICY}`,
   `--define=BUNKER_VERSION=${JSON.stringify(pkg.version)}`,
   "--outfile=dist/bunker",
   "src/main.ts",

@@ -1,7 +1,7 @@
 // DESIGN.md §3: the runtime executable out of reach, and hosts that lack
 // something told what is missing.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, asUser, runSh, setup } from "./harness.ts";
 import { freshStore, rootfsDir, tarOf, workdir } from "./store.ts";
@@ -44,6 +44,23 @@ describe("the runtime executable (runc CVE-2019-5736 class)", () => {
     // non-dumpable: its /proc entries belong to the host's root, unmapped here
     expect(out[1]).toBe("nobody");
     expect(out[2]).toBe("no-readlink");
+  });
+});
+
+describe("the directory bunker runs in", () => {
+  test("sets nothing: no .env is read, no bunfig.toml preloads code", () => {
+    // a Bun executable reads both from its working directory unless built not to
+    const dir = mkdtempSync("/tmp/bunker-cwd-");
+    chmodSync(dir, 0o755);
+    writeFileSync(join(dir, ".env"), "BUNKER_PLAN=1\nBUNKER_LOG_LEVEL=debug\n");
+    writeFileSync(join(dir, "bunfig.toml"), 'preload = ["./preload.ts"]\n');
+    writeFileSync(join(dir, "preload.ts"), 'console.error("preloaded");\n');
+    const p = Bun.spawnSync(asUser([h.bin, "run", "--network", "none", h.main.rootfs, "/bin/echo", "ran"]), { cwd: dir, stderr: "pipe", stdout: "pipe" });
+    rmSync(dir, { recursive: true });
+    expect(p.stdout.toString()).toBe("ran\n");
+    expect(p.stderr.toString()).not.toContain("preloaded");
+    expect(p.stderr.toString()).not.toContain("create namespaces");
+    expect(p.exitCode).toBe(0);
   });
 });
 
