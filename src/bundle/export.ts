@@ -1,6 +1,5 @@
 // bunker export CONTAINER|IMAGE -o FILE: one file that carries the app.
 import { BunkerError } from "../errors.ts";
-import { ByteReader } from "../image/bytes.ts";
 import { type ContainerRecord, type ImageRecord, Store } from "../image/store.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../image/tar.ts";
 import { decodeRecordHead, U } from "../image/unpack.ts";
@@ -18,37 +17,61 @@ import { Progress } from "./progress.ts";
 const TYPES: Record<number, TarHeader["type"]> = { [U.DIR]: "dir", [U.FILE]: "file", [U.SYMLINK]: "symlink", [U.HARDLINK]: "hardlink", [U.FIFO]: "fifo" };
 const dec = new TextDecoder();
 
-/** The records ffi/unpack.c's OP_PACK writes, as tar headers and data. */
-async function* readRecords(source: AsyncIterable<Uint8Array>): AsyncGenerator<{ header: TarHeader; data?: AsyncGenerator<Uint8Array> }> {
-  const r = new ByteReader(source);
-  let xattrs: Record<string, Uint8Array> | undefined;
-  for (;;) {
-    const head = await r.readExact(40);
-    if (!head) throw new BunkerError("reading the file system stopped early");
-    const { pathLen, linkLen, record } = decodeRecordHead(head);
-    const { type, size } = record;
-    if (type === U.END) return;
-    const path = dec.decode(await r.readExact(pathLen));
-    const link = linkLen ? dec.decode(await r.readExact(linkLen)) : "";
-    if (type === U.XATTR) {
-      (xattrs ??= {})[link] = new Uint8Array(size ? (await r.readExact(size))! : []);
-      continue;
+/**
+ * The records ffi/unpack.c's OP_PACK writes, read from its pipe with blocking
+ * reads (the stage runs on its own; the frames compress on other threads):
+ * heads and names through a small buffer, file data straight into the
+ * bundle's frames, so that no byte is copied in between.
+ */
+class PackReader {
+  private readonly buf = new Uint8Array(1 << 16);
+  private start = 0;
+  private end = 0;
+
+  constructor(private readonly fd: number) {}
+
+  /** Exactly n bytes (at most the buffer's size), valid until the next call. */
+  private exact(n: number): Uint8Array {
+    if (this.end - this.start < n) {
+      this.buf.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+      while (this.end < n) {
+        const got = sys.readInto(this.fd, this.buf.subarray(this.end));
+        if (got === 0) throw new BunkerError("reading the file system stopped early");
+        this.end += got;
+      }
     }
-    const kind = TYPES[type];
-    if (!kind) throw new BunkerError(`reading the file system: unknown record type ${type}`);
-    const header: TarHeader = {
-      type: kind,
-      path,
-      mode: record.mode,
-      uid: record.uid,
-      gid: record.gid,
-      mtime: record.mtime,
-      size: kind === "file" ? size : 0,
-      linkname: link,
-      xattrs,
-    };
-    xattrs = undefined;
-    yield { header, data: kind === "file" ? r.stream(size) : undefined };
+    this.start += n;
+    return this.buf.subarray(this.start - n, this.start);
+  }
+
+  /** The next entry's header (its xattrs gathered), or undefined at the end. */
+  next(): TarHeader | undefined {
+    let xattrs: Record<string, Uint8Array> | undefined;
+    for (;;) {
+      const { pathLen, linkLen, record } = decodeRecordHead(this.exact(40));
+      const { type, size } = record;
+      if (type === U.END) return undefined;
+      const path = dec.decode(this.exact(pathLen));
+      const link = linkLen ? dec.decode(this.exact(linkLen)) : "";
+      if (type === U.XATTR) {
+        (xattrs ??= {})[link] = this.exact(size).slice();
+        continue;
+      }
+      const kind = TYPES[type];
+      if (!kind) throw new BunkerError(`reading the file system: unknown record type ${type}`);
+      return { type: kind, path, mode: record.mode, uid: record.uid, gid: record.gid, mtime: record.mtime, size: kind === "file" ? size : 0, linkname: link, xattrs };
+    }
+  }
+
+  /** Up to dst.length bytes of the current file's data into dst: what is buffered, else one read. */
+  into(dst: Uint8Array): number {
+    if (this.start === this.end) return sys.readInto(this.fd, dst);
+    const n = Math.min(dst.length, this.end - this.start);
+    dst.set(this.buf.subarray(this.start, this.start + n));
+    this.start += n;
+    return n;
   }
 }
 
@@ -154,17 +177,23 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   const digests = new Digests();
   let entries = 0;
   const now = Math.floor(Date.now() / 1000);
-  const put = async (h: TarHeader, data?: AsyncIterable<Uint8Array> | Uint8Array) => {
+  /** An entry, its data from bytes or from the pack stage (h.size bytes), and its row in the digests. */
+  const put = async (h: TarHeader, data?: Uint8Array | PackReader) => {
     await out.write(encodeHeader(h));
     const hasher = new Bun.CryptoHasher("sha256");
     if (data instanceof Uint8Array) {
       hasher.update(data);
       await out.write(data);
     } else if (data) {
-      for await (const chunk of data) {
-        hasher.update(chunk);
-        await out.write(chunk);
-        progress?.advance(chunk.length);
+      for (let left = h.size; left > 0; ) {
+        const room = out.room();
+        const into = room.length > left ? room.subarray(0, left) : room;
+        const n = data.into(into);
+        if (n === 0) throw new BunkerError("reading the file system stopped early");
+        hasher.update(into.subarray(0, n));
+        left -= n;
+        progress?.advance(n);
+        await out.advance(n);
       }
     }
     if (h.size) await out.write(padding(h.size));
@@ -186,13 +215,17 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     try {
       const stage = await spawnStage(compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse));
       sys.close(stage.stdin);
-      for await (const e of readRecords(sys.readChunks(stage.stdout))) {
-        const h = e.header;
-        const kept = owners.get(h.path);
-        if (kept) [h.uid, h.gid, h.mode] = kept;
-        h.path = `${ROOTFS}/${h.path}`;
-        if (h.type === "hardlink") h.linkname = `${ROOTFS}/${h.linkname}`;
-        await put(h, e.data);
+      const records = new PackReader(stage.stdout);
+      try {
+        for (let h; (h = records.next()); ) {
+          const kept = owners.get(h.path);
+          if (kept) [h.uid, h.gid, h.mode] = kept;
+          h.path = `${ROOTFS}/${h.path}`;
+          if (h.type === "hardlink") h.linkname = `${ROOTFS}/${h.linkname}`;
+          await put(h, h.type === "file" ? records : undefined);
+        }
+      } finally {
+        sys.close(stage.stdout);
       }
       code = await stage.proc.exited;
     } finally {

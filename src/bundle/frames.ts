@@ -30,15 +30,29 @@ export class FrameWriter {
     this.fd = sys.openWrite(path);
   }
 
-  async write(bytes: Uint8Array): Promise<void> {
-    this.raw += bytes.length;
+  /** Copy bytes in; a promise only when a frame filled up (await it before writing on). */
+  write(bytes: Uint8Array): Promise<void> | undefined {
+    let pending: Promise<void> | undefined;
     for (let off = 0; off < bytes.length; ) {
       const take = Math.min(FRAME - this.len, bytes.length - off);
       this.buf.set(bytes.subarray(off, off + take), this.len);
-      this.len += take;
       off += take;
-      if (this.len === FRAME) await this.frame();
+      const full = this.advance(take);
+      if (full) pending = pending ? pending.then(() => full) : full;
     }
+    return pending;
+  }
+
+  /** The rest of the current frame, to fill in place (then advance() past what was put there). */
+  room(): Uint8Array {
+    return this.buf.subarray(this.len);
+  }
+
+  /** n more bytes of the frame are filled; a promise only when that filled it. */
+  advance(n: number): Promise<void> | undefined {
+    this.raw += n;
+    this.len += n;
+    return this.len === FRAME ? this.frame() : undefined;
   }
 
   private async frame(): Promise<void> {

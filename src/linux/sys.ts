@@ -193,7 +193,6 @@ export function writeFile(path: string, data: string | Uint8Array, mode = 0o644,
   }
 }
 
-/** A new file (or with replace, an existing one truncated), never through a link, open for writing with exactly `mode`. */
 /** An extended attribute's value as text, or undefined (no such attribute, or no file). Links are not followed. */
 export function getxattr(path: string, name: string): string | undefined {
   const buf = new Uint8Array(256);
@@ -201,7 +200,6 @@ export function getxattr(path: string, name: string): string | undefined {
   return n < 0 ? undefined : new TextDecoder().decode(buf.subarray(0, n));
 }
 
-/** Write to a file that exists, such as a cgroup's control files (no create, no truncate, no chmod). */
 /** Write a file whole or not at all: a temporary name, then rename; on failure (a full disk, say) the temporary goes. */
 export function writeAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = `${path}.${process.pid}.tmp`;
@@ -216,6 +214,7 @@ export function writeAtomic(path: string, data: string | Uint8Array, mode = 0o60
   }
 }
 
+/** Write to a file that exists, such as a cgroup's control files (no create, no truncate, no chmod). */
 export function writeExisting(path: string, data: string): void {
   const { c } = libc();
   const fd = check(c.open(p(cstr(path)), O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0), "open", path);
@@ -226,6 +225,7 @@ export function writeExisting(path: string, data: string): void {
   }
 }
 
+/** A new file (or with replace, an existing one truncated), never through a link, open for writing with exactly `mode`. */
 export function openWrite(path: string, mode = 0o644, replace = false): number {
   const { c } = libc();
   const flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (replace ? O_TRUNC : O_EXCL);
@@ -279,6 +279,16 @@ export async function* readChunks(fd: number, opts: { size?: number; start?: num
     }
   } finally {
     c.close(fd);
+  }
+}
+
+/** One blocking read into dst (as much as is there, up to its length); 0 at the end. */
+export function readInto(fd: number, dst: Uint8Array): number {
+  const { c } = libc();
+  for (;;) {
+    const n = Number(c.read(fd, p(dst), dst.length));
+    if (n >= 0) return n;
+    if (errno() !== 4) throw new SysError("read", errno());
   }
 }
 
