@@ -20,8 +20,8 @@ const dec = new TextDecoder();
 /**
  * The records ffi/unpack.c's OP_PACK writes, read from its pipe with blocking
  * reads (the stage runs on its own; the frames compress on other threads):
- * heads and names through a small buffer, file data straight into the
- * bundle's frames, so that no byte is copied in between.
+ * heads and names through a small buffer, and file data, past what a read
+ * of heads brought along, straight into the bundle's frames.
  */
 class PackReader {
   private readonly buf = new Uint8Array(1 << 16);
@@ -217,7 +217,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
       sys.close(stage.stdin);
       const records = new PackReader(stage.stdout);
       try {
-        for (let h; (h = records.next()); ) {
+        for (let h = records.next(); h; h = records.next()) {
           const kept = owners.get(h.path);
           if (kept) [h.uid, h.gid, h.mode] = kept;
           h.path = `${ROOTFS}/${h.path}`;

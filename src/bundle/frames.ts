@@ -30,17 +30,13 @@ export class FrameWriter {
     this.fd = sys.openWrite(path);
   }
 
-  /** Copy bytes in; a promise only when a frame filled up (await it before writing on). */
-  write(bytes: Uint8Array): Promise<void> | undefined {
-    let pending: Promise<void> | undefined;
+  async write(bytes: Uint8Array): Promise<void> {
     for (let off = 0; off < bytes.length; ) {
       const take = Math.min(FRAME - this.len, bytes.length - off);
       this.buf.set(bytes.subarray(off, off + take), this.len);
       off += take;
-      const full = this.advance(take);
-      if (full) pending = pending ? pending.then(() => full) : full;
+      await this.advance(take);
     }
-    return pending;
   }
 
   /** The rest of the current frame, to fill in place (then advance() past what was put there). */
