@@ -103,21 +103,24 @@ function check(rc: number | bigint, call: string, path?: string): number {
 const O_RDONLY = 0, O_WRONLY = 1, O_CREAT = 0o100, O_EXCL = 0o200, O_TRUNC = 0o1000;
 const O_NOFOLLOW = 0o400000, O_CLOEXEC = 0o2000000;
 
+/** readFd's buffer: a run reads a dozen small files, and a fresh 64 KiB each costs more than the read. */
+let scratch: Uint8Array | undefined;
+
 /** Read an open fd (a file, or a pipe's end) to its end as text (at most max bytes, or throw EFBIG), and close it. */
 export function readFd(fd: number, what: string, max = Number.MAX_SAFE_INTEGER): string {
   const { c } = libc();
+  const buf = (scratch ??= new Uint8Array(65536));
   try {
     const chunks: Uint8Array[] = [];
     let total = 0;
     for (;;) {
-      const buf = new Uint8Array(65536);
       const n = Number(c.read(fd, p(buf), buf.length));
       if (n < 0) {
         if (errno() === 4) continue;
         throw new SysError("read", errno(), what);
       }
       if (n === 0) break;
-      chunks.push(buf.subarray(0, n));
+      chunks.push(buf.slice(0, n));
       total += n;
       if (total > max) throw new SysError("read", 27 /* EFBIG */, what);
     }
