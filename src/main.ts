@@ -78,7 +78,14 @@ async function main(argv: string[]): Promise<void> {
 let settled = false;
 process.on("beforeExit", () => settled || fail("internal error: the command stopped without finishing", 125));
 
-main(process.argv.slice(2)).then(() => (settled = true), (e: unknown) => {
-  if (e instanceof BunkerError) fail(e.message, e.exitCode);
-  fail(`internal error: ${(e as Error)?.stack ?? e}`, 125);
-});
+main(process.argv.slice(2)).then(
+  () => (settled = true),
+  async (e: unknown) => {
+    if (e instanceof BunkerError) fail(e.message, e.exitCode);
+    // a system call that failed where no caller said what it meant (ours, or one of Bun's
+    // own file functions): still one line, naming the call and the file
+    const { SysError } = await import("./linux/sys.ts");
+    if (e instanceof SysError || /^E[A-Z]+$/.test(String((e as { code?: unknown } | undefined)?.code))) fail((e as Error).message, 125);
+    fail(`internal error: ${(e as Error)?.stack ?? e}`, 125);
+  },
+);

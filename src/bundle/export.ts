@@ -171,8 +171,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   config.linux = { ...config.linux, uidMappings: [{ containerID: 0, hostID: process.getuid!(), size: 1 }], gidMappings: [{ containerID: 0, hostID: process.getgid!(), size: 1 }] };
   for (const m of config.mounts ?? []) m.options = m.options?.filter((o) => !/^[ug]id=([1-9]\d*)$/.test(o));
 
-  const tmp = `${opts.output}.${process.pid}.partial`;
-  const out = new FrameWriter(tmp, opts.codec);
+  const out = new FrameWriter(opts.output, opts.codec);
   const progress = opts.progress ? Progress.forTerminal("export", image.size) : undefined;
   const digests = new Digests();
   let entries = 0;
@@ -238,7 +237,6 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     await file(DIGESTS, digests.file());
     await out.write(END_OF_ARCHIVE);
     await out.close();
-    sys.rename(tmp, opts.output);
     progress?.done();
     return {
       output: opts.output,
@@ -251,9 +249,6 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   } catch (e) {
     out.abort();
     progress?.done();
-    try {
-      sys.unlink(tmp);
-    } catch {}
     throw e;
   }
 }

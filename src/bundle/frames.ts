@@ -1,5 +1,7 @@
 // Writing a byte stream as independent compressed frames (zstd frames or
-// gzip members), several at a time on the thread pool, in order.
+// gzip members), several at a time on the thread pool, in order, to a file
+// that appears whole or not at all.
+import { BunkerError } from "../errors.ts";
 import * as sys from "../linux/sys.ts";
 
 export type Codec = "zstd" | "gzip";
@@ -17,17 +19,31 @@ export class FrameWriter {
   private readonly free: Uint8Array[] = [];
   private len = 0;
   private readonly inflight: Promise<Uint8Array>[] = [];
-  private readonly fd: number;
+  /** Written under this name, renamed to the output by close(). */
+  private readonly partial: string;
+  private fd = -1;
   /** Bytes in and out, for progress and the summary. */
   raw = 0;
   compressed = 0;
 
   constructor(
-    readonly path: string,
+    readonly output: string,
     private readonly codec: Codec,
     private readonly parallel = Math.max(2, navigator.hardwareConcurrency ?? 2),
   ) {
-    this.fd = sys.openWrite(path);
+    this.partial = `${output}.${process.pid}.partial`;
+    this.fd = this.io(() => sys.openWrite(this.partial));
+  }
+
+  /** The output file's system calls: a failure names the file as the user did, and what to do. */
+  private io<T>(f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      if (!(e instanceof sys.SysError)) throw e;
+      const hint = HINTS[e.code];
+      throw new BunkerError(`cannot write ${this.output}: ${e.reason}${hint ? ` (${hint})` : ""}`);
+    }
   }
 
   async write(bytes: Uint8Array): Promise<void> {
@@ -62,22 +78,39 @@ export class FrameWriter {
   }
 
   private out(bytes: Uint8Array): void {
-    sys.writeAll(this.fd, bytes, `write ${this.path}`);
+    this.io(() => sys.writeAll(this.fd, bytes));
     this.compressed += bytes.length;
   }
 
+  /** Flush, sync, and put the file in place under its name. */
   async close(): Promise<void> {
     if (this.len) await this.frame();
     while (this.inflight.length) this.out(await this.inflight.shift()!);
-    sys.fsync(this.fd);
-    sys.close(this.fd);
+    this.io(() => {
+      sys.fsync(this.fd);
+      sys.close(this.fd);
+      this.fd = -1;
+      sys.rename(this.partial, this.output);
+    });
   }
 
-  /** Give up: close without flushing what is left. */
+  /** Give up: close without flushing what is left, and remove the partial file. */
   abort(): void {
-    sys.close(this.fd);
+    if (this.fd >= 0) sys.close(this.fd);
+    this.fd = -1;
+    try {
+      sys.unlink(this.partial);
+    } catch {}
   }
 }
+
+const HINTS: Record<string, string> = {
+  ENOENT: "its directory does not exist",
+  EACCES: "choose a directory you can write to",
+  EROFS: "choose a directory you can write to",
+  ENOSPC: "free some space, or write it elsewhere",
+  EDQUOT: "free some space, or write it elsewhere",
+};
 
 async function compress(data: Uint8Array, codec: Codec): Promise<Uint8Array> {
   if (codec === "zstd") return Bun.zstdCompress(data, { level: 3 });

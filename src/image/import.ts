@@ -338,7 +338,7 @@ function dirBlobs(dir: string): BlobSource {
       const st = sys.stat(path);
       if (!st) throw new ArchiveError(`blob ${digest} is missing from ${dir}`);
       if (st.size > max) throw new ArchiveError(`blob ${digest} is too large for a manifest or config`);
-      return new Uint8Array(await Bun.file(path).arrayBuffer());
+      return collect(fileStream(path));
     },
     stream: (digest) => {
       const path = `${dir}/${blobPath(digest)}`;
@@ -346,8 +346,8 @@ function dirBlobs(dir: string): BlobSource {
       return fileStream(path);
     },
     file: async (name) => {
-      const text = sys.tryRead(`${dir}/${name}`);
-      return text === undefined ? undefined : new TextEncoder().encode(text);
+      const path = `${dir}/${name}`;
+      return sys.stat(path) ? collect(fileStream(path)) : undefined;
     },
   };
 }
@@ -397,6 +397,11 @@ export async function importPath(input: string, name?: string, showProgress = tr
       return await importOciLayout(store, dirBlobs(input), name, input);
     }
     if (st.size === 0) throw new BunkerError(`${input} is empty: not an archive`);
+    try {
+      sys.close(sys.openRead(input));
+    } catch (e) {
+      throw e instanceof sys.SysError ? new BunkerError(`cannot read ${input}: ${e.reason}`) : e;
+    }
     const how = sniff(await head(fileStream(input), 6));
     if (how === "xz" || how === "bzip2") throw new BunkerError(`${input} is ${how}-compressed, which bunker does not read: recompress it with gzip or zstd`);
     // peek at the first entry to tell an image archive from a root filesystem

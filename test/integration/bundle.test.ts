@@ -2,7 +2,7 @@
 // into an empty store standing for "host B", and it runs the same. GNU tar,
 // crun and runc read it too, and a damaged one is refused.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, asUser, bunker, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
@@ -148,5 +148,20 @@ describe("export and import", () => {
     expect(again.stderr).toContain("exists: remove it first");
     expect(inStore(a.store.env, ["export", "app"]).stderr.trim()).toBe("bunker: export needs -o FILE: where to write the bundle");
     expect(inStore(a.store.env, ["export", "nothing", "-o", `${a.bundle}2`]).stderr.trim()).toBe("bunker: no such container or image: nothing");
+  });
+
+  test("an output it cannot write is one line naming it and what to do, and leaves nothing", () => {
+    const a = hostA();
+    const locked = mkdtempSync(join(h.dir, "locked-"));
+    chmodSync(locked, 0o555); // no one but root may write here, and the test user is not root
+    for (const [out, why] of [
+      [join(h.dir, "no-such-dir", "x.bundle"), "no such file or directory (its directory does not exist)"],
+      [join(locked, "x.bundle"), "permission denied (choose a directory you can write to)"],
+    ]) {
+      const r = inStore(a.store.env, ["export", "app", "-o", out!]);
+      expect(r.code).toBe(125);
+      expect(r.stderr).toBe(`bunker: cannot write ${out}: ${why}\n`);
+    }
+    expect(readdirSync(locked)).toEqual([]);
   });
 });

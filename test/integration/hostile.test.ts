@@ -61,6 +61,27 @@ describe("bunker import refuses hostile and broken input", () => {
     });
   }
 
+  test("an input the user cannot read is one line naming it, and leaves nothing", () => {
+    const w = workdir();
+    const secret = file(w, "secret.tar", tarOf([[{ path: "f" }, "x"]]));
+    const layout = join(w, "layout");
+    mkdirSync(layout);
+    chmodSync(layout, 0o755);
+    file(layout, "oci-layout", '{"imageLayoutVersion":"1.0.0"}');
+    const index = file(layout, "index.json", '{"schemaVersion":2,"manifests":[]}');
+    for (const f of [secret, index]) chmodSync(f, 0o000);
+    for (const [input, message] of [
+      [secret, `bunker: cannot read ${secret}: permission denied`],
+      [layout, `bunker: open ${index}: permission denied`],
+    ]) {
+      const { env, dir } = freshStore();
+      const r = inStore(env, ["import", input!]);
+      expect(r.code).toBe(125);
+      expect(r.stderr).toBe(`${message}\n`);
+      noDebris(dir);
+    }
+  });
+
   test("device nodes are skipped with one notice, and the rest imports", () => {
     const tar = file(w, "dev.tar", tarOf([[{ type: "char", path: "dev/console", devmajor: 5, devminor: 1 }], [{ type: "block", path: "dev/sda", devmajor: 8, devminor: 0 }], [{ path: "bin/ok" }, "ok"]]));
     const { env } = freshStore();
