@@ -103,7 +103,7 @@ export class Store {
   constructor(root = Store.dataRoot()) {
     this.root = root;
     mkdirs(this.root.slice(0, this.root.lastIndexOf("/")));
-    privateDir(this.root);
+    privateDir(this.root, { name: "the image store", env: "XDG_DATA_HOME" });
     for (const d of ["layers", "containers", "tmp", "names"]) sys.mkdir(`${this.root}/${d}`, 0o700);
   }
 

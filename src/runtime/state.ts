@@ -19,25 +19,33 @@ import * as sys from "../linux/sys.ts";
 import type { RunFlags } from "../spec/build.ts";
 import type { Spec } from "../spec/types.ts";
 
-function stateError(e: unknown, dir: string): BunkerError {
+/** A private directory of bunker's, for messages: what it is, and the variable that moves it. */
+export interface DirRole {
+  name: string;
+  env: string;
+}
+
+const STATE: DirRole = { name: "the state directory", env: "XDG_RUNTIME_DIR" };
+
+function stateError(e: unknown, dir: string, role = STATE): BunkerError {
   const why = e instanceof sys.SysError ? e.reason : (e as Error).message;
-  return new BunkerError(`cannot use the state directory ${dir}: ${why}; set XDG_RUNTIME_DIR to a writable directory`);
+  return new BunkerError(`cannot use ${role.name} ${dir}: ${why}; set ${role.env} to a writable directory`);
 }
 
 /** Create dir (mode 0700) if needed and check that it is ours and private. */
-export function privateDir(dir: string): string {
+export function privateDir(dir: string, role = STATE): string {
   try {
     sys.mkdir(dir, 0o700);
   } catch (e) {
-    if (!(e instanceof sys.SysError && e.code === "ENOENT")) throw stateError(e, dir);
+    if (!(e instanceof sys.SysError && e.code === "ENOENT")) throw stateError(e, dir, role);
     const parent = dir.slice(0, dir.lastIndexOf("/"));
-    throw new BunkerError(`cannot use the state directory ${dir}: ${parent} does not exist; set XDG_RUNTIME_DIR to a writable directory`);
+    throw new BunkerError(`cannot use ${role.name} ${dir}: ${parent} does not exist; set ${role.env} to a writable directory`);
   }
   const st = sys.stat(dir, false);
-  if (st?.kind !== "dir") throw new BunkerError(`the state directory ${dir} is not a directory`);
-  if (st.uid !== process.getuid!()) throw new BunkerError(`the state directory ${dir} belongs to another user (uid ${st.uid})`);
+  if (st?.kind !== "dir") throw new BunkerError(`${role.name} ${dir} is not a directory`);
+  if (st.uid !== process.getuid!()) throw new BunkerError(`${role.name} ${dir} belongs to another user (uid ${st.uid})`);
   if ((st.mode & 0o077) !== 0) {
-    throw new BunkerError(`the state directory ${dir} is open to other users (mode ${st.mode.toString(8)}): run 'chmod 700 ${dir}'`);
+    throw new BunkerError(`${role.name} ${dir} is open to other users (mode ${st.mode.toString(8)}): run 'chmod 700 ${dir}'`);
   }
   return dir;
 }
