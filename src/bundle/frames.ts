@@ -33,7 +33,14 @@ export class FrameWriter {
   ) {
     this.partial = `${output}.${process.pid}.partial`;
     this.fd = this.io(() => sys.openWrite(this.partial));
+    for (const s of Object.keys(SIGNALS)) process.on(s, this.interrupted);
   }
+
+  /** Interrupted (^C, a kill): the partial file goes, and the exit status says which signal, as a shell's would. */
+  private readonly interrupted = (signal: string) => {
+    this.abort();
+    process.exit(128 + SIGNALS[signal]!);
+  };
 
   /** The output file's system calls: a failure names the file as the user did, and what to do. */
   private io<T>(f: () => T): T {
@@ -92,6 +99,7 @@ export class FrameWriter {
       this.fd = -1;
       sys.rename(this.partial, this.output);
     });
+    this.done();
   }
 
   /** Give up: close without flushing what is left, and remove the partial file. */
@@ -101,8 +109,15 @@ export class FrameWriter {
     try {
       sys.unlink(this.partial);
     } catch {}
+    this.done();
+  }
+
+  private done(): void {
+    for (const s of Object.keys(SIGNALS)) process.off(s, this.interrupted);
   }
 }
+
+const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 const HINTS: Record<string, string> = {
   ENOENT: "its directory does not exist",

@@ -164,4 +164,22 @@ describe("export and import", () => {
     }
     expect(readdirSync(locked)).toEqual([]);
   });
+
+  test("an export interrupted by ^C or a kill leaves no partial file, and exits as the signal says", async () => {
+    const a = freshStore();
+    const w = workdir();
+    // 48 MB that do not compress: the export runs long enough to be caught midway
+    const base = tarOf(rootfsDir(w, "head -c 48000000 /dev/urandom > big"), join(w, "big.tar"));
+    expect(inStore(a.env, ["import", base, "--name", "big"]).code).toBe(0);
+    const out = mkdtempSync(join(h.dir, "cut-"));
+    chmodSync(out, 0o777);
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      const p = Bun.spawn(asUser([h.bin, "export", "big", "-o", join(out, "big.bundle")], { env: a.env }), { stderr: "pipe" });
+      // the partial file exists once bunker (not setpriv or env, which exec it) is writing
+      while (readdirSync(out).length === 0 && p.exitCode === null) await Bun.sleep(2);
+      p.kill(signal);
+      expect(await p.exited).toBe(code);
+      expect(readdirSync(out)).toEqual([]);
+    }
+  });
 });
