@@ -106,8 +106,8 @@ function source(store: Store, ref: string): { kind: "container" | "image"; image
 
 /** The runtime config: the container's own, or what `bunker run IMAGE` would use. */
 function runtimeSpec(store: Store, image: ImageRecord, container?: ContainerRecord): Spec {
-  const saved = container && sys.tryRead(`${store.containerDir(container.id)}/config.json`);
-  if (saved) return JSON.parse(saved) as Spec;
+  const saved = container && store.readJson<Spec>(`${store.containerDir(container.id)}/config.json`);
+  if (saved) return saved;
   const flags: RunFlags = { env: [], envFile: [], volume: [], tmpfs: [], readOnly: false, init: false, tty: false, interactive: false, capAdd: [], capDrop: [] };
   // an image without a command (`docker export`, then import) keeps having none
   const cmd = image.config.config ?? {};

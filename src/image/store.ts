@@ -111,9 +111,9 @@ export class Store {
   maps(): MapChoice {
     if (this.mapsCache) return this.mapsCache;
     const file = `${this.root}/maps.json`;
-    const saved = sys.tryRead(file);
+    const saved = this.readJson<MapChoice>(file);
     if (saved) {
-      this.mapsCache = JSON.parse(saved) as MapChoice;
+      this.mapsCache = saved;
     } else {
       const who = identity();
       const choice = chooseMaps("auto", who, () => subIds(who), findHelper);
@@ -137,7 +137,26 @@ export class Store {
   }
 
   layerInfo(diffId: string): LayerInfo {
-    return JSON.parse(sys.readFile(`${this.layerDir(diffId)}/layer.json`)) as LayerInfo;
+    const info = this.readJson<LayerInfo>(`${this.layerDir(diffId)}/layer.json`);
+    if (!info) throw this.damaged(`layer ${diffId} is missing`);
+    return info;
+  }
+
+  /** One of the store's JSON files, or undefined when it is not there. The store writes
+   * them atomically, so one that does not parse was damaged from outside. */
+  readJson<T>(file: string): T | undefined {
+    const text = sys.tryRead(file);
+    if (!text) return undefined;
+    try {
+      return JSON.parse(text) as T;
+    } catch (e) {
+      throw this.damaged(`${file} is not valid JSON (${(e as Error).message})`);
+    }
+  }
+
+  /** The error for a store changed from outside: what is wrong, and the way out. */
+  damaged(what: string): BunkerError {
+    return new BunkerError(`the image store is damaged: ${what}; move ${this.root} aside and import the images again`);
   }
 
   /** Run fn with the index locked, writing back what it returns. */
@@ -154,8 +173,7 @@ export class Store {
   }
 
   index(): Index {
-    const text = sys.tryRead(`${this.root}/images.json`);
-    return text ? (JSON.parse(text) as Index) : { images: [] };
+    return this.readJson<Index>(`${this.root}/images.json`) ?? { images: [] };
   }
 
   /** An image by name (with ":latest" implied), full or short id. */
@@ -221,9 +239,8 @@ export class Store {
   containers(): ContainerRecord[] {
     const out: ContainerRecord[] = [];
     for (const id of sys.readdir(`${this.root}/containers`)) {
-      const text = sys.tryRead(`${this.containerDir(id)}/container.json`);
-      if (!text) continue;
-      const c = JSON.parse(text) as ContainerRecord;
+      const c = this.readJson<ContainerRecord>(`${this.containerDir(id)}/container.json`);
+      if (!c) continue;
       c.exitCode = parseExit(sys.tryRead(`${this.containerDir(id)}/exit`))?.code;
       out.push(c);
     }

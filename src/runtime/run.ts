@@ -282,6 +282,8 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
   if (flags.userns === "single" && store.ranges) {
     throw new BunkerError("this store's images were unpacked with subordinate id ranges: --userns=single cannot run them");
   }
+  const missing = record.layers.find((d) => !store.hasLayer(d));
+  if (missing) throw store.damaged(`layer ${missing} of image ${record.names[0] ?? record.id} is missing`);
   const top = record.layers.map((d) => `${store.layerDir(d)}/diff`).reverse(); // overlayfs and lookups go top first
   const dir = store.containerDir(id);
   // started again: as it was made; new: an overlay where the kernel has one for us, else fuse-overlayfs's, else a copy

@@ -1,7 +1,7 @@
 // Images: import each kind of input (made here, with GNU tar), run it on an
 // overlay, keep and remove containers.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
@@ -70,6 +70,28 @@ describe("a root filesystem tar", () => {
     const missing = inStore(env, ["run", "img", "true"]);
     expect(missing.code).toBe(125);
     expect(missing.stderr.trim()).toBe("bunker: img: no such image in the store, and no such directory (see 'bunker images'; 'bunker import' adds one)");
+  });
+
+  test("a store damaged from outside: a missing layer or an index that does not parse is one line, with the way out", () => {
+    const w = workdir();
+    const { env, dir } = freshStore();
+    expect(inStore(env, ["import", tarOf(rootfsDir(w), join(w, "r.tar")), "--name", "img"]).code).toBe(0);
+    const store = join(dir, "bunker");
+    const way = `move ${store} aside and import the images again`;
+    const [layer] = readdirSync(join(store, "layers"));
+    renameSync(join(store, "layers", layer!), join(store, "gone"));
+    for (const args of [["run", "--rm", "img", "true"], ["export", "img", "-o", join(w, "x.bundle")]]) {
+      const r = inStore(env, args);
+      expect(r.code).toBe(125);
+      expect(r.stderr).toMatch(new RegExp(`^bunker: the image store is damaged: layer sha256:${layer} (of image img:latest )?is missing; ${way}\n$`));
+    }
+    renameSync(join(store, "gone"), join(store, "layers", layer!));
+    expect(inStore(env, ["run", "--rm", "img", "true"]).code).toBe(0);
+    writeFileSync(join(store, "images.json"), "{broken");
+    const r = inStore(env, ["images"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toStartWith(`bunker: the image store is damaged: ${store}/images.json is not valid JSON (`);
+    expect(r.stderr).toEndWith(`); ${way}\n`);
   });
 
   test("owners: exact with subordinate ranges; kept in metadata with a notice under a one-id map", () => {
