@@ -71,10 +71,11 @@ export const restart = {
     const { run } = await import("../runtime/run.ts");
     await each("restart", positionals, async (ref) => {
       const v = c.find(ref);
-      const cfg = v.runtime?.config;
-      if (!cfg) throw new BunkerError(`container ${ref} cannot be restarted: its runtime state is gone (the host rebooted?); run its image again`);
+      // as it was started: from its runtime state, or (that gone: a foreground run, a reboot) from the store's record
+      const cfg = v.runtime?.config ?? (v.stored?.run && { ...v.stored.run, name: v.stored.name });
+      if (!cfg) throw new BunkerError(`container ${ref} cannot be restarted: its runtime state is gone, and nothing else says how it was started; run its image again`);
       if (v.status === "running") await c.stop(v.runtime!, grace, c.stopSignal(v.runtime!));
-      await run(cfg.target, cfg.command, { ...cfg.flags, name: cfg.name, detach: true, rm: false }, { id: cfg.id, created: cfg.created });
+      await run(cfg.target, cfg.command, { ...cfg.flags, name: cfg.name, detach: true, rm: false }, { id: v.id, created: v.created });
     });
   },
 } satisfies Command<typeof stopArgs>;

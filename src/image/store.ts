@@ -17,6 +17,7 @@ import { compileMerge, compileRmtree } from "../linux/compile.ts";
 import type { Plan } from "../linux/plan.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
+import type { RunFlags } from "../spec/build.ts";
 import type { Spec } from "../spec/types.ts";
 import { findHelper, identity, subIds } from "../runtime/host.ts";
 import { parseExit, privateDir } from "../runtime/state.ts";
@@ -83,6 +84,14 @@ export interface ContainerRecord {
   /** "copy": its rootfs/ is a whole copy of the image (no overlayfs here); else an overlay's upper/
    * holds its changes, written by fuse-overlayfs (which marks opaque directories its own way) or the kernel. */
   storage?: "copy" | "fuse-overlayfs";
+  /** How it was started: what `restart` repeats once the runtime state is gone (a foreground run, a reboot). */
+  run?: StartedAs;
+}
+
+export interface StartedAs {
+  target: string;
+  command: string[];
+  flags: RunFlags;
 }
 
 export class Store {
@@ -219,7 +228,7 @@ export class Store {
   }
 
   /** The container's directory: its upper layer, overlay work dir, mount point and record. */
-  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: Spec; storage?: ContainerRecord["storage"] }): void {
+  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: Spec; storage?: ContainerRecord["storage"]; run: StartedAs }): void {
     const dir = this.containerDir(id);
     sys.mkdir(dir, 0o700);
     for (const d of ["upper", "work", "rootfs"]) sys.mkdir(`${dir}/${d}`, 0o755);
@@ -231,6 +240,7 @@ export class Store {
       command: c.spec.process?.args ?? [],
       created: new Date().toISOString(),
       ...(c.storage ? { storage: c.storage } : {}),
+      run: c.run,
     };
     sys.writeAtomic(`${dir}/container.json`, JSON.stringify(record));
     sys.writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries

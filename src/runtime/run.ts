@@ -10,7 +10,7 @@ import { buildSpec, type RunFlags } from "../spec/build.ts";
 import { checkShape, unsupported } from "../spec/shape.ts";
 import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
-import { type ImageRecord, Store } from "../image/store.ts";
+import { type ImageRecord, type StartedAs, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, storageMode, subIds } from "./host.ts";
 import { ContainerDir, locked, readContainer, slirpSocketName, stateRoot } from "./state.ts";
 import { createCgroup, removeCgroup } from "./cgroup.ts";
@@ -134,7 +134,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
       img?.claimName(opts.name);
       if (!img) refuseStoredName(opts.name, id);
       dir.claimName(opts.name);
-      img?.record_(spec, opts.name);
+      img?.record_(spec, opts.name, { target, command, flags });
       dir.commit({
         id,
         name: opts.name,
@@ -307,7 +307,7 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
     readRoot: (path: string) => readLayered(top, path),
     claimName: (name: string) => store.claimName(name, id),
     nameLink: (name: string) => store.nameLink(name),
-    record_: (spec: Spec, name?: string) => again || store.createContainer(id, { image: record, name, spec, storage: kind === "overlay" ? undefined : kind }),
+    record_: (spec: Spec, name: string | undefined, run: StartedAs) => again || store.createContainer(id, { image: record, name, spec, storage: kind === "overlay" ? undefined : kind, run }),
     discard: async (name?: string) => {
       if (name) store.releaseName(name, id);
       await store.remove([dir]).catch(() => {});

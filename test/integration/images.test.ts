@@ -1,7 +1,7 @@
 // Images: import each kind of input (made here, with GNU tar), run it on an
 // overlay, keep and remove containers.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
@@ -70,6 +70,25 @@ describe("a root filesystem tar", () => {
     const missing = inStore(env, ["run", "img", "true"]);
     expect(missing.code).toBe(125);
     expect(missing.stderr.trim()).toBe("bunker: img: no such image in the store, and no such directory (see 'bunker images'; 'bunker import' adds one)");
+  });
+
+  test("restart starts a stopped container again with its changes, also once its runtime state is gone (a foreground run, a reboot)", () => {
+    const w = workdir();
+    const { env } = freshStore();
+    expect(inStore(env, ["import", tarOf(rootfsDir(w), join(w, "r.tar")), "--name", "img"]).code).toBe(0);
+    const count = ["/bin/sh", "-c", 'echo x >> /runs; echo "$KEPT $(wc -l < /runs)"'];
+    expect(inStore(env, ["run", "--name", "fg", "-e", "KEPT=yes", "img", ...count]).stdout).toBe("yes 1\n");
+    for (const [runs, reboot] of [["2", false], ["3", true]] as const) {
+      // a reboot empties XDG_RUNTIME_DIR: only the store remembers the container
+      if (reboot) rmSync(join(env.XDG_RUNTIME_DIR!, "bunker"), { recursive: true });
+      const r = inStore(env, ["restart", "fg"]);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toBe("fg\n");
+      expect(inStore(env, ["wait", "fg"]).stdout).toBe("0\n");
+      expect(inStore(env, ["logs", "fg"]).stdout).toBe(`yes ${runs}\n`);
+    }
+    expect(inStore(env, ["exec", "fg", "true"]).stderr).toContain("is not running");
+    expect(inStore(env, ["rm", "fg"]).code).toBe(0);
   });
 
   test("a store damaged from outside: a missing layer or an index that does not parse is one line, with the way out", () => {
