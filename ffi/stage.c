@@ -1060,6 +1060,7 @@ static void helper(uint32_t i, const struct op *o) {
   if (readyfd_no >= 0 && pipe2(rp, O_CLOEXEC) < 0) fail(i, errno);
   const char *ready = o->strs[0];
   static char want[3 * PATH_MAX];
+  int log = -1; /* a mounting helper's stderr is kept, to say why it failed; others are only quieted */
   if (o->flags & F_READY_MOUNT) { /* the mount point as mountinfo will show it */
     char real[PATH_MAX], fdp[32];
     int fd = open(ready, O_PATH | O_CLOEXEC);
@@ -1075,10 +1076,8 @@ static void helper(uint32_t i, const struct op *o) {
       } else put(&w, c, 1);
     }
     ready = want;
+    if ((log = memfd_create("bunker-helper", 1 /* MFD_CLOEXEC */)) < 0) fail(i, errno);
   }
-  /* a mounting helper's stderr is kept, to say why it failed; others are only quieted */
-  int log = (o->flags & F_READY_MOUNT) ? memfd_create("bunker-helper", 1 /* MFD_CLOEXEC */) : -1;
-  if ((o->flags & F_READY_MOUNT) && log < 0) fail(i, errno);
   int ns[2] = { -1, -1 }; /* the child's user and mount namespaces, opened while it surely lives */
   if (o->flags & F_JOIN_NS) {
     static const char *const which[2] = { "ns/user", "ns/mnt" };
