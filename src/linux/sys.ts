@@ -114,11 +114,7 @@ export function readFd(fd: number, what: string, max = Number.MAX_SAFE_INTEGER):
     const chunks: Uint8Array[] = [];
     let total = 0;
     for (;;) {
-      const n = Number(c.read(fd, p(buf), buf.length));
-      if (n < 0) {
-        if (errno() === 4) continue;
-        throw new SysError("read", errno(), what);
-      }
+      const n = readInto(fd, buf, what);
       if (n === 0) break;
       chunks.push(buf.slice(0, n));
       total += n;
@@ -286,12 +282,12 @@ export async function* readChunks(fd: number, opts: { size?: number; start?: num
 }
 
 /** One blocking read into dst (as much as is there, up to its length); 0 at the end. */
-export function readInto(fd: number, dst: Uint8Array): number {
+export function readInto(fd: number, dst: Uint8Array, what?: string): number {
   const { c } = libc();
   for (;;) {
     const n = Number(c.read(fd, p(dst), dst.length));
     if (n >= 0) return n;
-    if (errno() !== 4) throw new SysError("read", errno());
+    if (errno() !== 4) throw new SysError("read", errno(), what);
   }
 }
 
