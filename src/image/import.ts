@@ -397,12 +397,12 @@ export async function importPath(input: string, name?: string, showProgress = tr
       return await importOciLayout(store, dirBlobs(input), name, input);
     }
     if (st.size === 0) throw new BunkerError(`${input} is empty: not an archive`);
+    let how: ReturnType<typeof sniff>;
     try {
-      sys.close(sys.openRead(input));
+      how = sniff(await head(fileStream(input), 6));
     } catch (e) {
       throw e instanceof sys.SysError ? new BunkerError(`cannot read ${input}: ${e.reason}`) : e;
     }
-    const how = sniff(await head(fileStream(input), 6));
     if (how === "xz" || how === "bzip2") throw new BunkerError(`${input} is ${how}-compressed, which bunker does not read: recompress it with gzip or zstd`);
     // peek at the first entry to tell an image archive from a root filesystem
     let first: string | undefined;
