@@ -44,6 +44,8 @@ sh([
   `--define=BUNKER_VERSION=${JSON.stringify(pkg.version)}`,
   "--outfile=dist/bunker",
   "src/main.ts",
+  // a Worker's code is an entry point of its own (src/bundle/frames.ts names its path inside the executable)
+  "src/bundle/zstd-worker.ts",
 ]);
 
 if (!process.argv.includes("--no-rootfs")) {

@@ -3,6 +3,7 @@
 // that appears whole or not at all.
 import { BunkerError } from "../errors.ts";
 import * as sys from "../linux/sys.ts";
+import type { FromWorker, ToWorker } from "./zstd-worker.ts";
 
 export type Codec = "zstd" | "gzip";
 
@@ -14,25 +15,41 @@ export type Codec = "zstd" | "gzip";
 const FRAME = 8 << 20;
 
 export class FrameWriter {
-  private buf: Uint8Array = Buffer.allocUnsafe(FRAME);
-  /** Frame buffers whose compression is done: reused, since touching fresh memory costs page faults. */
-  private readonly free: Uint8Array[] = [];
+  /** Frame buffers, shared with the compression threads; one is filled while the others compress. */
+  private readonly slots: Uint8Array[];
+  private readonly free: number[];
+  private cur: number;
   private len = 0;
-  private readonly inflight: Promise<Uint8Array>[] = [];
+  private readonly inflight: { slot: number; bytes: Promise<Uint8Array> }[] = [];
+  /** zstd on threads of our own through the host's libzstd; undefined once known to be unavailable. */
+  private workers?: ZstdWorkers;
   /** Written under this name, renamed to the output by close(). */
   private readonly partial: string;
   private fd = -1;
   /** Bytes in and out, for progress and the summary. */
   raw = 0;
   compressed = 0;
+  /** Frames compressed on threads of its own (the rest on Bun's pool). */
+  threaded = 0;
 
   constructor(
     readonly output: string,
     private readonly codec: Codec,
-    private readonly parallel = Math.max(2, navigator.hardwareConcurrency ?? 2),
+    options: { parallel?: number; hostZstd?: boolean } = {},
   ) {
+    // a frame per core in the air, and one more being filled; memory stays bounded on large hosts
+    const parallel = options.parallel ?? Math.min(4, Math.max(2, navigator.hardwareConcurrency ?? 2));
+    this.slots = slices(sys.hugeBuffer((parallel + 1) * FRAME), FRAME);
+    this.free = this.slots.map((_, i) => i).reverse();
+    this.cur = this.free.pop()!;
+    if (codec === "zstd" && options.hostZstd !== false) this.workers = new ZstdWorkers(this.slots, parallel);
     this.partial = `${output}.${process.pid}.partial`;
-    this.fd = this.io(() => sys.openWrite(this.partial));
+    try {
+      this.fd = this.io(() => sys.openWrite(this.partial));
+    } catch (e) {
+      this.workers?.close();
+      throw e;
+    }
     for (const s of Object.keys(SIGNALS)) process.on(s, this.interrupted);
   }
 
@@ -56,7 +73,7 @@ export class FrameWriter {
   async write(bytes: Uint8Array): Promise<void> {
     for (let off = 0; off < bytes.length; ) {
       const take = Math.min(FRAME - this.len, bytes.length - off);
-      this.buf.set(bytes.subarray(off, off + take), this.len);
+      this.slots[this.cur]!.set(bytes.subarray(off, off + take), this.len);
       off += take;
       await this.advance(take);
     }
@@ -64,7 +81,7 @@ export class FrameWriter {
 
   /** The rest of the current frame, to fill in place (then advance() past what was put there). */
   room(): Uint8Array {
-    return this.buf.subarray(this.len);
+    return this.slots[this.cur]!.subarray(this.len);
   }
 
   /** n more bytes of the frame are filled; a promise only when that filled it. */
@@ -75,24 +92,32 @@ export class FrameWriter {
   }
 
   private async frame(): Promise<void> {
-    const full = this.buf;
-    const data = full.subarray(0, this.len);
-    this.buf = this.free.pop() ?? Buffer.allocUnsafe(FRAME); // filled before it is read: no need to zero it
+    const slot = this.cur;
+    const len = this.len;
+    if (this.workers && !(await this.workers.ready)) {
+      this.workers.close();
+      this.workers = undefined; // no libzstd on this host: Bun's own zstd
+    }
+    if (this.workers) this.threaded++;
+    const bytes = this.workers ? this.workers.compress(slot, len) : compress(this.slots[slot]!.subarray(0, len), this.codec);
+    this.inflight.push({ slot, bytes });
+    // memory stays bounded: a slot frees up when its frame is written out
+    while (!this.free.length) await this.out(this.inflight.shift()!);
+    this.cur = this.free.pop()!;
     this.len = 0;
-    this.inflight.push(compress(data, this.codec).finally(() => this.free.push(full)));
-    // memory stays bounded: at most `parallel` frames in the air
-    while (this.inflight.length >= this.parallel) this.out(await this.inflight.shift()!);
   }
 
-  private out(bytes: Uint8Array): void {
+  private async out(job: { slot: number; bytes: Promise<Uint8Array> }): Promise<void> {
+    const bytes = await job.bytes;
     this.io(() => sys.writeAll(this.fd, bytes));
     this.compressed += bytes.length;
+    this.free.push(job.slot);
   }
 
   /** Flush, sync, and put the file in place under its name. */
   async close(): Promise<void> {
     if (this.len) await this.frame();
-    while (this.inflight.length) this.out(await this.inflight.shift()!);
+    while (this.inflight.length) await this.out(this.inflight.shift()!);
     this.io(() => {
       sys.fsync(this.fd);
       sys.close(this.fd);
@@ -114,7 +139,13 @@ export class FrameWriter {
 
   private done(): void {
     for (const s of Object.keys(SIGNALS)) process.off(s, this.interrupted);
+    this.workers?.close();
   }
+}
+
+/** A buffer cut into pieces of a size. */
+function slices(b: Uint8Array, size: number): Uint8Array[] {
+  return Array.from({ length: b.length / size }, (_, i) => b.subarray(i * size, (i + 1) * size));
 }
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
@@ -131,4 +162,69 @@ async function compress(data: Uint8Array, codec: Codec): Promise<Uint8Array> {
   if (codec === "zstd") return Bun.zstdCompress(data, { level: 3 });
   const zlib = await import("node:zlib");
   return new Promise((resolve, reject) => zlib.gzip(data, { level: 6 }, (e, b) => (e ? reject(e) : resolve(new Uint8Array(b.buffer, b.byteOffset, b.length)))));
+}
+
+/**
+ * zstd level 3 with a window as large as a frame (ratio 3.00 on the minbase
+ * tar, 2.91 with level 3's own 2 MiB window, for the same time). Measured
+ * through the host's libzstd 1.5.4 on 8 MiB frames of the minbase tar: 0.34
+ * CPU-seconds into reused buffers, against 0.57 for Bun.zstdCompressSync
+ * (Bun's zstd 1.5.7: a fresh, zeroed output per call).
+ */
+const LEVEL = 3;
+const WINDOW_LOG = Math.log2(FRAME);
+
+/** The compiled executable holds the worker as an entry point of its own (scripts/build.ts). */
+const WORKER = Bun.main.startsWith("/$bunfs/") ? "/$bunfs/root/bundle/zstd-worker.js" : new URL("./zstd-worker.ts", import.meta.url).href;
+
+/** Compression threads through the host's libzstd, each frame into an output buffer of its slot. */
+class ZstdWorkers {
+  private readonly threads: Worker[];
+  private readonly outs: Uint8Array[];
+  private readonly waiting = new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>();
+  private next = 0;
+  /** Whether every thread could open libzstd; rejected if one could not even start. */
+  readonly ready: Promise<boolean>;
+
+  constructor(slots: Uint8Array[], parallel: number) {
+    const bound = FRAME + (FRAME >> 7) + (64 << 10); // above ZSTD_compressBound(FRAME)
+    this.outs = slices(sys.hugeBuffer(slots.length * bound), bound);
+    const init: ToWorker = { ins: slots, outs: this.outs, level: LEVEL, windowLog: WINDOW_LOG };
+    this.threads = Array.from({ length: parallel }, () => new Worker(WORKER));
+    this.ready = Promise.all(
+      this.threads.map(
+        (w) =>
+          new Promise<boolean>((resolve, reject) => {
+            w.onerror = (e) => {
+              const error = new BunkerError(`a compression thread failed: ${e.message}`);
+              reject(error);
+              for (const job of this.waiting.values()) job.reject(error);
+              this.waiting.clear();
+            };
+            w.onmessage = (e: MessageEvent<FromWorker>) => {
+              const m = e.data;
+              if ("ready" in m) return resolve(m.ready);
+              const job = this.waiting.get(m.slot)!;
+              this.waiting.delete(m.slot);
+              if ("error" in m) job.reject(new BunkerError(`compressing failed: ${m.error}`));
+              else job.resolve(this.outs[m.slot]!.subarray(0, m.size));
+            };
+            w.postMessage(init);
+          }),
+      ),
+    ).then((all) => all.every(Boolean));
+    this.ready.catch(() => {}); // seen when the first frame awaits it; an export that ends before then has no use for it
+  }
+
+  /** The frame in a slot, compressed: valid until that slot is compressed again. */
+  compress(slot: number, len: number): Promise<Uint8Array> {
+    const done = new Promise<Uint8Array>((resolve, reject) => this.waiting.set(slot, { resolve, reject }));
+    done.catch(() => {}); // an aborted export awaits it no more
+    this.threads[this.next++ % this.threads.length]!.postMessage({ slot, len } satisfies ToWorker);
+    return done;
+  }
+
+  close(): void {
+    for (const w of this.threads) w.terminate();
+  }
 }

@@ -1,0 +1,55 @@
+// A compression thread for src/bundle/frames.ts: zstd frames through the
+// host's libzstd, from and into buffers shared with the main thread, which
+// are reused frame after frame (a fresh buffer per frame costs page faults,
+// and Bun.zstdCompress takes a copy of its input and zeroes its output).
+// Its own build entry point: scripts/build.ts embeds it in dist/bunker.
+import { dlopen, FFIType as T, ptr } from "bun:ffi";
+
+/** main → worker: the slots (views of shared memory) once, then a frame to compress. */
+export type ToWorker = { ins: Uint8Array[]; outs: Uint8Array[]; level: number; windowLog: number } | { slot: number; len: number };
+/** worker → main: whether it can, then each frame's compressed size (or why not). */
+export type FromWorker = { ready: true } | { ready: false; why: string } | { slot: number; size: number } | { slot: number; error: string };
+
+const ZSTD_c_compressionLevel = 100;
+const ZSTD_c_windowLog = 101;
+
+declare const self: Worker;
+const say = (m: FromWorker) => self.postMessage(m);
+
+let z: ReturnType<typeof open> | undefined;
+let cctx: ReturnType<NonNullable<typeof z>["ZSTD_createCCtx"]> = null;
+let ins: Uint8Array[] = [];
+let outs: Uint8Array[] = [];
+
+function open() {
+  return dlopen("libzstd.so.1", {
+    ZSTD_createCCtx: { args: [], returns: T.ptr },
+    ZSTD_CCtx_setParameter: { args: [T.ptr, T.i32, T.i32], returns: T.u64 },
+    ZSTD_compress2: { args: [T.ptr, T.ptr, T.u64, T.ptr, T.u64], returns: T.u64 },
+    ZSTD_isError: { args: [T.u64], returns: T.u32 },
+    ZSTD_getErrorName: { args: [T.u64], returns: T.cstring },
+  }).symbols;
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
+  const m = ev.data;
+  if ("ins" in m) {
+    try {
+      z = open();
+    } catch (e) {
+      return say({ ready: false, why: (e as Error).message });
+    }
+    cctx = z.ZSTD_createCCtx();
+    if (!cctx) return say({ ready: false, why: "ZSTD_createCCtx failed" });
+    for (const [p, v] of [[ZSTD_c_compressionLevel, m.level], [ZSTD_c_windowLog, m.windowLog]] as const) {
+      const r = z.ZSTD_CCtx_setParameter(cctx, p, v);
+      if (z.ZSTD_isError(r)) return say({ ready: false, why: `libzstd: ${z.ZSTD_getErrorName(r)}` });
+    }
+    ({ ins, outs } = m); // views of memory shared with the main thread
+    return say({ ready: true });
+  }
+  const out = outs[m.slot]!;
+  // the parameters stay set from frame to frame; each call writes one whole frame
+  const r = z!.ZSTD_compress2(cctx, ptr(out), out.length, ptr(ins[m.slot]!), m.len);
+  say(z!.ZSTD_isError(r) ? { slot: m.slot, error: String(z!.ZSTD_getErrorName(r)) } : { slot: m.slot, size: Number(r) });
+};
