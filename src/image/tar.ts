@@ -48,18 +48,33 @@ function str(b: Uint8Array, off: number, len: number): string {
 
 /** An octal number field, or base-256 when the high bit of the first byte is set. */
 function num(b: Uint8Array, off: number, len: number, what: string): number {
-  const field = b.subarray(off, off + len);
-  if (field[0]! & 0x80) {
-    if (field[0] === 0xff) throw new TarError(`negative ${what}`);
-    let v = field[0]! & 0x7f;
-    for (let i = 1; i < len; i++) v = v * 256 + field[i]!;
+  if (b[off]! & 0x80) {
+    if (b[off] === 0xff) throw new TarError(`negative ${what}`);
+    let v = b[off]! & 0x7f;
+    for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
     if (!Number.isSafeInteger(v)) throw new TarError(`${what} is too large`);
     return v;
   }
-  const text = str(b, off, len).trim();
-  if (text === "") return 0;
-  if (!/^[0-7]+$/.test(text)) throw new TarError(`${what} is not an octal number: "${text}"`);
-  return parseInt(text, 8);
+  const v = octal(b, off, len);
+  if (v === undefined) throw new TarError(`${what} is not an octal number: "${str(b, off, len).trim()}"`);
+  return v;
+}
+
+/**
+ * An octal field read from its bytes, with no string made (a header has
+ * eight): digits between optional spaces, ended by NUL or the field's end.
+ * Undefined when it is anything else, or has no digits and empty is not allowed.
+ */
+function octal(b: Uint8Array, off: number, len: number, empty = true): number | undefined {
+  const end = off + len;
+  let i = off;
+  while (i < end && b[i] === 0x20) i++;
+  const first = i;
+  let v = 0;
+  for (; i < end && b[i]! >= 0x30 && b[i]! <= 0x37; i++) v = v * 8 + b[i]! - 0x30;
+  if (i === first && !empty) return undefined;
+  while (i < end && b[i] === 0x20) i++;
+  return i === end || b[i] === 0 ? v : undefined;
 }
 
 function checksumOk(b: Uint8Array): boolean {
@@ -70,9 +85,7 @@ function checksumOk(b: Uint8Array): boolean {
     unsigned += c;
     signed += c > 127 ? c - 256 : c;
   }
-  const field = str(b, 148, 8).trim();
-  if (!/^[0-7]+$/.test(field)) return false;
-  const stored = parseInt(field, 8);
+  const stored = octal(b, 148, 8, false);
   return stored === unsigned || stored === signed;
 }
 

@@ -31,24 +31,45 @@ const enc = new TextEncoder();
 /** The 40-byte header and names of a record (ffi/unpack.c reads the same layout; decodeRecordHead below reads it back). */
 export function encodeRecord(r: Record_): Uint8Array {
   const path = enc.encode(r.path);
-  const link = enc.encode(r.link ?? "");
+  const link = r.link ? enc.encode(r.link) : NONE;
   const out = new Uint8Array(40 + path.length + link.length);
-  const dv = new DataView(out.buffer);
   const mtime = r.mtime ?? 0;
   const sec = Math.floor(mtime);
   out[0] = r.type;
   out[1] = r.flags;
-  dv.setUint16(2, path.length, true);
-  dv.setUint32(4, r.mode ?? 0, true);
-  dv.setUint32(8, r.uid ?? 0, true);
-  dv.setUint32(12, r.gid ?? 0, true);
-  dv.setUint32(16, link.length, true);
-  dv.setUint32(20, Math.round((mtime - sec) * 1e9), true);
-  dv.setBigInt64(24, BigInt(sec), true);
-  dv.setBigUint64(32, BigInt(r.size ?? 0), true);
+  out[2] = path.length & 0xff;
+  out[3] = path.length >>> 8;
+  le32(out, 4, r.mode ?? 0);
+  le32(out, 8, r.uid ?? 0);
+  le32(out, 12, r.gid ?? 0);
+  le32(out, 16, link.length);
+  le32(out, 20, Math.round((mtime - sec) * 1e9));
+  le64(out, 24, sec);
+  le64(out, 32, r.size ?? 0);
   out.set(path, 40);
   out.set(link, 40 + path.length);
   return out;
+}
+
+const NONE = new Uint8Array(0);
+
+// byte by byte: a DataView per record cost more than the rest of encoding it
+function le32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+  b[off + 2] = (v >>> 16) & 0xff;
+  b[off + 3] = (v >>> 24) & 0xff;
+}
+
+/** A safe integer as 64-bit two's complement (a negative mtime is before 1970). */
+function le64(b: Uint8Array, off: number, v: number): void {
+  const hi = Math.floor(v / 2 ** 32);
+  le32(b, off, v - hi * 2 ** 32);
+  le32(b, off + 4, hi);
+}
+
+function utf8Length(s: string): number {
+  return enc.encode(s).length;
 }
 
 /** A record's 40-byte header, as OP_PACK writes it: the names' lengths, then the rest. */
@@ -76,9 +97,10 @@ export function cleanPath(raw: string, what = "entry"): string {
   if (raw.startsWith("/")) throw new ArchiveError(`refusing ${what} "${raw}": an absolute path`);
   const parts = raw.split("/").filter((p) => p !== "" && p !== ".");
   if (parts.includes("..")) throw new ArchiveError(`refusing ${what} "${raw}": it climbs out of the root with ".."`);
-  for (const p of parts) if (enc.encode(p).length > 255) throw new ArchiveError(`refusing ${what} "${raw}": a name longer than 255 bytes`);
+  // a UTF-16 unit is at most 3 bytes of UTF-8: only names that might be too long are measured
+  for (const p of parts) if (p.length > 85 && utf8Length(p) > 255) throw new ArchiveError(`refusing ${what} "${raw}": a name longer than 255 bytes`);
   const path = parts.join("/");
-  if (enc.encode(path).length > 4000) throw new ArchiveError(`refusing ${what} "${raw.slice(0, 80)}...": the path is too long`);
+  if (path.length > 1333 && utf8Length(path) > 4000) throw new ArchiveError(`refusing ${what} "${raw.slice(0, 80)}...": the path is too long`);
   return path;
 }
 

@@ -106,3 +106,25 @@ test("sparse and multi-volume entries are refused by name", async () => {
   b.set(enc.encode(`${sum.toString(8).padStart(6, "0")}\0 `), 148);
   await expect(entries(b)).rejects.toThrow("unsupported tar entry type 'S'");
 });
+
+test("number fields: octal with spaces or NUL, empty as 0, base-256; anything else refused by name", async () => {
+  /** One file entry with its mode field replaced, the checksum made right again. */
+  const withMode = (field: number[]) => {
+    const b = archive([[h({ path: "m" })]]);
+    b.fill(0, 100, 108);
+    b.set(field, 100);
+    b.fill(32, 148, 156);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += b[i]!;
+    b.set(enc.encode(`${sum.toString(8).padStart(6, "0")}\0 `), 148);
+    return b;
+  };
+  const mode = async (text: string) => (await entries(withMode([...enc.encode(text)])))[0]!.header.mode;
+  expect(await mode("0000755\0")).toBe(0o755);
+  expect(await mode("   644  ")).toBe(0o644);
+  expect(await mode("0000644")).toBe(0o644); // no terminator: the field's end
+  expect(await mode("")).toBe(0);
+  expect((await entries(withMode([0x80, 0, 0, 0, 0, 0, 0o1, 0o355])))[0]!.header.mode).toBe(0o755); // base-256
+  await expect(entries(withMode([...enc.encode("0000855\0")]))).rejects.toThrow('mode is not an octal number: "0000855"');
+  await expect(entries(withMode([...enc.encode("07 55\0")]))).rejects.toThrow("mode is not an octal number");
+});

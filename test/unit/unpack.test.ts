@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { readTar, type TarHeader } from "../../src/image/tar.ts";
 import { tarOf } from "../helpers/tar.ts";
-import { cleanPath, planUnpack, type Record_, U } from "../../src/image/unpack.ts";
+import { cleanPath, decodeRecordHead, encodeRecord, planUnpack, type Record_, U } from "../../src/image/unpack.ts";
 import type { IdMapping } from "../../src/spec/types.ts";
 
 const enc = new TextEncoder();
@@ -112,4 +112,13 @@ test("later entries replace earlier ones; a directory replaced by a file loses i
 test("entry and size caps stop archive bombs", async () => {
   await expect(plan([[{ path: "a" }, "1"], [{ path: "b" }, "2"]], { maxEntries: 1 })).rejects.toThrow("more than 1 entries");
   await expect(plan([[{ path: "a" }, "12345"]], { maxBytes: 4 })).rejects.toThrow("more than 4 bytes");
+});
+
+test("a record's header round-trips: large ids and sizes, a negative mtime with a fraction", () => {
+  const r: Record_ = { type: U.FILE, flags: 1, path: "a/ü", link: "t", mode: 0o104755, uid: 4294967295, gid: 65534, mtime: -1.25, size: 2 ** 40 + 7 };
+  const bytes = encodeRecord(r);
+  const { pathLen, linkLen, record } = decodeRecordHead(bytes);
+  expect([pathLen, linkLen]).toEqual([4, 1]);
+  expect(record).toEqual({ type: U.FILE, flags: 1, mode: 0o104755, uid: 4294967295, gid: 65534, mtime: -1.25, size: 2 ** 40 + 7 });
+  expect(new TextDecoder().decode(bytes.subarray(40))).toBe("a/üt");
 });
