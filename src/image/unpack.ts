@@ -8,7 +8,7 @@ import { mapsContain } from "../linux/idmap.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import type { IdMapping } from "../spec/types.ts";
-import type { EntryType, TarEntry } from "./tar.ts";
+import type { EntryType, TarEntry, TarHeader } from "./tar.ts";
 
 export const U = { END: 0, DIR: 1, FILE: 2, SYMLINK: 3, HARDLINK: 4, WHITEOUT: 5, OPAQUE: 6, XATTR: 7, TIMES: 8, UNLINK: 9, FIFO: 10 } as const;
 const UF_CHOWN = 0x1;
@@ -137,105 +137,114 @@ export interface Sink {
   data(bytes: Uint8Array): Promise<void> | void;
 }
 
+/** A record, and the bytes that follow it (an xattr's value). */
+type Step = Record_ & { value?: Uint8Array };
+
 /**
  * Turn tar entries into records for ffi/unpack.c, writing them to sink.
  * Throws ArchiveError for anything hostile. Pure but for the sink: the
  * unit tests run it without a stage.
  */
 export async function planUnpack(entries: AsyncIterable<TarEntry>, opts: UnpackOptions, sink: Sink): Promise<Planned> {
-  const tree = new Map<string, EntryType>(); // what exists so far
-  const dirTimes = new Map<string, number>();
-  const result: Planned = { entries: 0, bytes: 0, altered: new Map(), devices: [], xattrsSkipped: 0 };
-  const send = (r: Record_) => sink.record(r, encodeRecord(r));
-  const owned = (uid: number, gid: number) => mapsContain(opts.uidMappings, uid) && mapsContain(opts.gidMappings, gid);
-  // setuid/setgid mean something only where the owner is kept and other users exist
-  const keepSetid = opts.uidMappings.some((m) => m.size > 1 || m.containerID !== 0);
-
-  const ensureParents = async (path: string, mtime: number) => {
-    const parts = path.split("/");
-    for (let i = 1; i < parts.length; i++) {
-      const dir = parts.slice(0, i).join("/");
-      const kind = tree.get(dir);
-      if (kind === "dir") continue;
-      if (kind === "symlink") throw new ArchiveError(`refusing "${path}": it would be written through the symbolic link "${dir}"`);
-      if (kind !== undefined) throw new ArchiveError(`refusing "${path}": "${dir}" is not a directory`);
-      await send({ type: U.DIR, flags: 0, path: dir, mode: 0o755, mtime });
-      tree.set(dir, "dir");
-      dirTimes.set(dir, mtime);
+  // the decisions are made by synchronous code: an async function this size took the JIT ~200 ms of CPU to compile
+  const planner = new Planner(opts);
+  const send = async (steps: Step[]) => {
+    for (const r of steps) {
+      const sent = sink.record(r, encodeRecord(r));
+      if (sent) await sent;
+      const more = r.value && sink.data(r.value);
+      if (more) await more;
     }
   };
-
-  const remove = async (path: string) => {
-    const kind = tree.get(path);
-    if (kind === undefined) return;
-    if (kind === "dir") {
-      const below = [...tree.keys()].filter((p) => p.startsWith(`${path}/`)).sort((a, b) => b.length - a.length);
-      for (const p of below) {
-        await send({ type: U.UNLINK, flags: tree.get(p) === "dir" ? UF_DIR : 0, path: p });
-        tree.delete(p);
-        dirTimes.delete(p);
-      }
-    }
-    await send({ type: U.UNLINK, flags: kind === "dir" ? UF_DIR : 0, path });
-    tree.delete(path);
-    dirTimes.delete(path);
-  };
-
   for await (const entry of entries) {
-    const h = entry.header;
+    const file = planner.entry(entry.header);
+    if (planner.steps.length) await send(planner.take());
+    if (!file) continue;
+    for await (const chunk of entry.data()) {
+      const sent = sink.data(chunk);
+      if (sent) await sent;
+    }
+    planner.xattrs(entry.header, file);
+    if (planner.steps.length) await send(planner.take());
+  }
+  await send(planner.end());
+  return planner.result;
+}
+
+/** What each entry does to the tree so far, as records. */
+class Planner {
+  private readonly tree = new Map<string, EntryType>(); // what exists so far
+  private readonly dirTimes = new Map<string, number>();
+  readonly result: Planned = { entries: 0, bytes: 0, altered: new Map(), devices: [], xattrsSkipped: 0 };
+  /** Records for the entry at hand, in order. */
+  steps: Step[] = [];
+  // setuid/setgid mean something only where the owner is kept and other users exist
+  private readonly keepSetid: boolean;
+
+  constructor(private readonly opts: UnpackOptions) {
+    this.keepSetid = opts.uidMappings.some((m) => m.size > 1 || m.containerID !== 0);
+  }
+
+  take(): Step[] {
+    const steps = this.steps;
+    this.steps = [];
+    return steps;
+  }
+
+  /** An entry's records; for a file, its path (its data follows them, then xattrs()). */
+  entry(h: TarHeader): string | undefined {
+    const { opts, tree, result } = this;
     if (++result.entries > opts.maxEntries) throw new ArchiveError(`refusing the archive: more than ${opts.maxEntries} entries`);
     let path = cleanPath(h.path);
-    if (path === "") continue; // the root itself: it is ours
+    if (path === "") return; // the root itself: it is ours
     const base = path.slice(path.lastIndexOf("/") + 1);
     const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
 
     if (opts.layer && base.startsWith(".wh.")) {
-      if (parent) await ensureParents(`${parent}/x`, h.mtime);
+      if (parent) this.ensureParents(`${parent}/x`, h.mtime);
       if (base === ".wh..wh..opq") {
-        if (!parent) continue; // an opaque root hides nothing below it in a first layer
-        await send({ type: U.OPAQUE, flags: 0, path: parent });
-        continue;
+        if (parent) this.steps.push({ type: U.OPAQUE, flags: 0, path: parent }); // an opaque root hides nothing below it in a first layer
+        return;
       }
-      if (base.startsWith(".wh..wh.")) continue; // aufs bookkeeping (.wh..wh.plnk and such)
+      if (base.startsWith(".wh..wh.")) return; // aufs bookkeeping (.wh..wh.plnk and such)
       const hidden = base.slice(4);
       if (hidden === "" || hidden === "." || hidden === "..") throw new ArchiveError(`refusing whiteout "${h.path}": it names no file`);
       path = parent ? `${parent}/${hidden}` : hidden;
-      await remove(path);
-      await send({ type: U.WHITEOUT, flags: 0, path });
+      this.remove(path);
+      this.steps.push({ type: U.WHITEOUT, flags: 0, path });
       tree.set(path, "char");
-      continue;
+      return;
     }
 
-    await ensureParents(path, h.mtime);
+    this.ensureParents(path, h.mtime);
     if (h.type === "char" || h.type === "block") {
       result.devices.push(path);
-      continue;
+      return;
     }
     const existing = tree.get(path);
-    if (existing !== undefined && !(existing === "dir" && h.type === "dir")) await remove(path);
+    if (existing !== undefined && !(existing === "dir" && h.type === "dir")) this.remove(path);
 
-    const keep = owned(h.uid, h.gid);
+    const keep = this.owned(h);
     let mode = h.mode & 0o7777;
-    if (!keep || !keepSetid) mode &= ~0o6000;
+    if (!keep || !this.keepSetid) mode &= ~0o6000;
     if (!keep || mode !== (h.mode & 0o7777)) result.altered.set(path, { uid: h.uid, gid: h.gid, mode: h.mode & 0o7777 });
     const flags = keep && (h.uid !== 0 || h.gid !== 0) ? UF_CHOWN : 0;
     const common = { flags, path, mode, uid: h.uid, gid: h.gid, mtime: h.mtime };
 
     switch (h.type) {
       case "dir":
-        await send({ type: U.DIR, ...common });
-        dirTimes.set(path, h.mtime);
+        this.steps.push({ type: U.DIR, ...common });
+        this.dirTimes.set(path, h.mtime);
         break;
-      case "file": {
+      case "file":
         result.bytes += h.size;
         if (result.bytes > opts.maxBytes) throw new ArchiveError(`refusing the archive: more than ${opts.maxBytes} bytes of files`);
-        await send({ type: U.FILE, ...common, size: h.size });
-        for await (const chunk of entry.data()) await sink.data(chunk);
-        break;
-      }
+        this.steps.push({ type: U.FILE, ...common, size: h.size });
+        tree.set(path, "file");
+        return path;
       case "symlink":
         if (h.linkname === "" || enc.encode(h.linkname).length > 4000) throw new ArchiveError(`refusing symbolic link "${h.path}": a bad target`);
-        await send({ type: U.SYMLINK, ...common, link: h.linkname });
+        this.steps.push({ type: U.SYMLINK, ...common, link: h.linkname });
         break;
       case "hardlink": {
         const target = cleanPath(h.linkname, `hard link "${h.path}" to`);
@@ -243,29 +252,70 @@ export async function planUnpack(entries: AsyncIterable<TarEntry>, opts: UnpackO
         if (kind === undefined || kind === "dir") {
           throw new ArchiveError(`refusing hard link "${h.path}": its target "${h.linkname}" is not a file earlier in the archive`);
         }
-        await send({ type: U.HARDLINK, flags: 0, path, link: target });
+        this.steps.push({ type: U.HARDLINK, flags: 0, path, link: target });
         break;
       }
       case "fifo":
-        await send({ type: U.FIFO, ...common });
+        this.steps.push({ type: U.FIFO, ...common });
         break;
     }
     tree.set(path, h.type === "hardlink" ? "file" : h.type);
+    this.xattrs(h, path);
+  }
 
-    for (const [name, value] of Object.entries(h.xattrs ?? {})) {
+  /** The extended attributes kept (after a file's data). */
+  xattrs(h: TarHeader, path: string): void {
+    if (!h.xattrs) return;
+    for (const [name, value] of Object.entries(h.xattrs)) {
       const allowed = (name.startsWith("user.") && !name.startsWith("user.overlay.")) || name === "security.capability";
-      if (!allowed || h.type === "symlink" || h.type === "hardlink" || value.length > 4096 || !keep) {
-        result.xattrsSkipped++;
+      if (!allowed || h.type === "symlink" || h.type === "hardlink" || value.length > 4096 || !this.owned(h)) {
+        this.result.xattrsSkipped++;
         continue;
       }
-      await send({ type: U.XATTR, flags: 0, path, link: name, size: value.length });
-      await sink.data(value);
+      this.steps.push({ type: U.XATTR, flags: 0, path, link: name, size: value.length, value });
     }
   }
-  // directory times last: creating what is inside a directory changes its mtime
-  for (const [path, mtime] of dirTimes) await send({ type: U.TIMES, flags: 0, path, mtime });
-  await send({ type: U.END, flags: 0, path: "" });
-  return result;
+
+  /** The last records: directory times (creating what is inside a directory changes its mtime), then the end. */
+  end(): Step[] {
+    for (const [path, mtime] of this.dirTimes) this.steps.push({ type: U.TIMES, flags: 0, path, mtime });
+    this.steps.push({ type: U.END, flags: 0, path: "" });
+    return this.take();
+  }
+
+  private owned(h: TarHeader): boolean {
+    return mapsContain(this.opts.uidMappings, h.uid) && mapsContain(this.opts.gidMappings, h.gid);
+  }
+
+  private ensureParents(path: string, mtime: number): void {
+    for (let at = path.indexOf("/"); at !== -1; at = path.indexOf("/", at + 1)) {
+      const dir = path.slice(0, at);
+      const kind = this.tree.get(dir);
+      if (kind === "dir") continue;
+      if (kind === "symlink") throw new ArchiveError(`refusing "${path}": it would be written through the symbolic link "${dir}"`);
+      if (kind !== undefined) throw new ArchiveError(`refusing "${path}": "${dir}" is not a directory`);
+      this.steps.push({ type: U.DIR, flags: 0, path: dir, mode: 0o755, mtime });
+      this.tree.set(dir, "dir");
+      this.dirTimes.set(dir, mtime);
+    }
+  }
+
+  private remove(path: string): void {
+    const { tree, dirTimes } = this;
+    const kind = tree.get(path);
+    if (kind === undefined) return;
+    if (kind === "dir") {
+      const below = [...tree.keys()].filter((p) => p.startsWith(`${path}/`)).sort((a, b) => b.length - a.length);
+      for (const p of below) {
+        this.steps.push({ type: U.UNLINK, flags: tree.get(p) === "dir" ? UF_DIR : 0, path: p });
+        tree.delete(p);
+        dirTimes.delete(p);
+      }
+    }
+    this.steps.push({ type: U.UNLINK, flags: kind === "dir" ? UF_DIR : 0, path });
+    tree.delete(path);
+    dirTimes.delete(path);
+  }
 }
 
 export interface UnpackResult extends Planned {

@@ -12,6 +12,7 @@ const single: IdMapping[] = [{ containerID: 0, hostID: 1000, size: 1 }];
 
 async function plan(entries: [Partial<TarHeader>, string?][], opts: { layer?: boolean; maps?: IdMapping[]; maxEntries?: number; maxBytes?: number } = {}) {
   const records: Record_[] = [];
+  const stream: string[] = []; // what the stage reads, in order: record types and data
   async function* source() {
     yield tarOf(entries);
   }
@@ -19,9 +20,9 @@ async function plan(entries: [Partial<TarHeader>, string?][], opts: { layer?: bo
   const result = await planUnpack(
     readTar(source()),
     { uidMappings: maps, gidMappings: maps, layer: opts.layer ?? false, maxEntries: opts.maxEntries ?? 1000, maxBytes: opts.maxBytes ?? 1e9 },
-    { record: (r) => void records.push(r), data: () => {} },
+    { record: (r) => void (records.push(r), stream.push(`record ${r.type}`)), data: (b) => void stream.push(new TextDecoder().decode(b)) },
   );
-  return { records, result };
+  return { records, result, stream };
 }
 
 test("cleanPath keeps names inside the root", () => {
@@ -59,6 +60,7 @@ test("the hostile corpus is refused, each with a message naming the entry", asyn
     ["hard link out of the root", [[{ type: "hardlink", path: "h", linkname: "../../etc/passwd" }]], 'hard link "h" to "../../etc/passwd": it climbs out'],
     ["hard link to nothing", [[{ type: "hardlink", path: "h", linkname: "etc/shadow" }]], 'its target "etc/shadow" is not a file earlier in the archive'],
     ["hard link to a directory", [[{ type: "dir", path: "d" }], [{ type: "hardlink", path: "h", linkname: "d" }]], "is not a file earlier"],
+    ["hard link to itself, in place of a file", [[{ path: "h" }, "x"], [{ type: "hardlink", path: "h", linkname: "h" }]], "is not a file earlier"],
   ];
   for (const [what, entries, message] of refused) {
     await expect(plan(entries), what).rejects.toThrow(message);
@@ -96,9 +98,11 @@ test("owners: applied where the map holds them; otherwise recorded, and setuid s
 
 test("xattrs: user.* and file capabilities kept, overlay's own and the rest left out", async () => {
   const xattrs = { "user.a": enc.encode("1"), "security.capability": new Uint8Array([1]), "user.overlay.opaque": enc.encode("y"), "trusted.x": enc.encode("t") };
-  const { records, result } = await plan([[{ path: "f", xattrs }, "x"]]);
+  const { records, result, stream } = await plan([[{ path: "f", xattrs }, "data"]]);
   expect(records.filter((r) => r.type === U.XATTR).map((r) => r.link)).toEqual(["security.capability", "user.a"]);
   expect(result.xattrsSkipped).toBe(2);
+  // the file's data follows its record; each kept xattr's value follows its own
+  expect(stream.slice(0, 6)).toEqual([`record ${U.FILE}`, "data", `record ${U.XATTR}`, "\x01", `record ${U.XATTR}`, "1"]);
 });
 
 test("later entries replace earlier ones; a directory replaced by a file loses its contents first", async () => {
