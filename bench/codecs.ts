@@ -1,6 +1,6 @@
-// The codecs the bundle could use, on one tar, in one run: what chose zstd
-// (Bun's, on the thread pool) to write bundles and the host's libzstd to
-// read them, and left fflate out. Run by hand, never in CI:
+// The codecs the bundle could use, on one tar, in one run: what chose the
+// host's libzstd (on threads of bunker's own) to write bundles and to read
+// them, and left fflate out. Run by hand, never in CI:
 //
 //   npm i --no-save fflate && bun bench/codecs.ts /var/tmp/bunker-bench/minbase.tar
 //
@@ -15,12 +15,14 @@ const FRAME = 8 << 20;
 const frames: Uint8Array[] = [];
 for (let o = 0; o < data.length; o += FRAME) frames.push(data.subarray(o, o + FRAME));
 
-async function time(name: string, f: () => Promise<Uint8Array[] | void> | Uint8Array[] | void): Promise<Uint8Array[]> {
+/** Times f; it returns what it made, or how many bytes it wrote elsewhere. */
+async function time(name: string, f: () => Promise<Uint8Array[] | number | void> | Uint8Array[] | void): Promise<Uint8Array[]> {
   const t = performance.now();
-  const out = (await f()) ?? [];
+  const made = (await f()) ?? [];
   const rate = MB / ((performance.now() - t) / 1000);
-  const size = out.reduce((a, b) => a + b.length, 0);
-  console.log(`${name.padEnd(48)} ${rate.toFixed(0).padStart(5)} MB/s${size ? `  ratio ${(data.length / size).toFixed(2)}` : ""}`);
+  const out = typeof made === "number" ? [] : made;
+  const size = typeof made === "number" ? made : out.reduce((a, b) => a + b.length, 0);
+  console.log(`${name.padEnd(62)} ${rate.toFixed(0).padStart(5)} MB/s${size ? `  ratio ${(data.length / size).toFixed(2)}` : ""}`);
   return out;
 }
 const pool = <T>(work: (f: Uint8Array, done: (b: Uint8Array) => void) => T) =>
@@ -37,6 +39,19 @@ try {
 const fz = fflate ? await time("fflate gzip -6, one thread", () => frames.map((f) => fflate!.gzipSync(f, { level: 6 }))) : [];
 const gz = await time("node:zlib gzip -6, frames on the pool", () => pool((f, done) => zlib.gzip(f, { level: 6 }, (_, b) => done(b))));
 const zz = await time("Bun.zstdCompress -3, frames on the pool", () => Promise.all(frames.map((f) => Bun.zstdCompress(f, { level: 3 }))));
+// what `bunker export` runs: libzstd -3 with an 8 MiB window, on threads of its own, into reused buffers, to a file
+const { FrameWriter } = await import("../src/bundle/frames.ts");
+const { unlinkSync } = await import("node:fs");
+const file = `/tmp/bunker-codecs-${process.pid}.zst`;
+for (const hostZstd of [true, false]) {
+  await time(`bunker's FrameWriter to a file: ${hostZstd ? "libzstd -3 on its threads" : "Bun.zstdCompress (no libzstd)"}`, async () => {
+    const w = new FrameWriter(file, "zstd", { hostZstd });
+    await w.write(data);
+    await w.close();
+    unlinkSync(file);
+    return w.compressed;
+  });
+}
 if (fflate) await time("fflate gunzip, one thread", () => void fz.forEach((f) => fflate!.gunzipSync(f)));
 await time("node:zlib gunzip, frames on the pool", async () => void (await pool((f, done) => zlib.gunzip(gz[frames.indexOf(f)]!, (_, b) => done(b)))));
 await time("Bun.zstdDecompress, frames on the pool", async () => void (await Promise.all(zz.map((f) => Bun.zstdDecompress(f)))));
