@@ -64,7 +64,6 @@ async function main(argv: string[]): Promise<void> {
   if (verb === "--version" || verb === "version") return console.log(`bunker ${VERSION}`);
   if (!Object.hasOwn(VERBS, verb)) fail(`unknown command "${verb}" (see 'bunker --help')`, 125);
   const cmd = (await VERBS[verb]!()).default;
-  if (cmd.bulk) Bun.unsafe.setJITPolicy(1);
   try {
     await cmd.run(rest);
   } catch (e) {

@@ -5,9 +5,6 @@ import { BunkerError } from "../errors.ts";
 export interface Command<A extends ArgsDef = ArgsDef> {
   def: CommandDef<A>;
   run(rawArgs: string[]): Promise<void> | void;
-  /** Moves bulk data through JavaScript (tar, digests, frames): wants the
-   * normal JIT, which the executable otherwise starts without (scripts/build.ts). */
-  bulk?: true;
 }
 
 /** A verb on containers: fn on each NAME|ID in turn, printing each (or what fn returns) once done. */

@@ -13,7 +13,6 @@ const exportArgs = {
 } as const;
 
 export default {
-  bulk: true,
   def: { meta: { name: "export", description: "Write a container or an image as one portable bundle file" }, args: exportArgs },
   async run(rawArgs) {
     const { values, positionals } = parseCli(exportArgs, rawArgs, { verb: "export" });

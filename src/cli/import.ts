@@ -9,7 +9,6 @@ const importArgs = {
 } as const;
 
 export default {
-  bulk: true,
   def: { meta: { name: "import", description: "Import an image into the store" }, args: importArgs },
   async run(rawArgs) {
     const { values, positionals } = parseCli(importArgs, rawArgs, { verb: "import" });
