@@ -228,8 +228,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
       }
       code = await stage.proc.exited;
     } finally {
-      at.release();
-      await store.remove([at.dir]);
+      await store.discard(at);
     }
     if (code !== 0) throw new BunkerError(`reading the file system of ${ref} failed`);
     const digest = digests.digest();

@@ -77,8 +77,7 @@ async function stageLayer(
     sys.rename(`${staging.dir}/layer`, store.layerDir(diffId));
     return info;
   } finally {
-    staging.release();
-    await store.remove([staging.dir]);
+    await store.discard(staging);
   }
 }
 
@@ -441,8 +440,8 @@ export async function importPath(input: string, name?: string, showProgress = tr
       throw new BunkerError(`${input} looks like an image archive but has neither manifest.json nor oci-layout`);
     } finally {
       if (spool) {
-        spool.release();
-        await store.remove([spool.dir]);
+        if (sys.stat(tarFile, false)) sys.unlink(tarFile); // ours: then the directory goes without a stage
+        await store.discard(spool);
       }
     }
   } catch (e) {
