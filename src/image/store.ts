@@ -295,7 +295,7 @@ export class Store {
   /**
    * Release a staging directory and remove it: by hand when nothing but its
    * lock is left in it (what succeeded was moved out), which spares starting
-   * a stage and the id-map helpers (~50-70 ms); else in the user namespace.
+   * a stage and the id-map helpers (~25 ms here); else in the user namespace.
    */
   async discard(s: Staging): Promise<void> {
     s.release();
