@@ -439,10 +439,7 @@ export async function importPath(input: string, name?: string, showProgress = tr
       if (idx.members.has("manifest.json")) return await importDockerArchive(store, tarFile, idx, name);
       throw new BunkerError(`${input} looks like an image archive but has neither manifest.json nor oci-layout`);
     } finally {
-      if (spool) {
-        if (sys.stat(tarFile, false)) sys.unlink(tarFile); // ours: then the directory goes without a stage
-        await store.discard(spool);
-      }
+      if (spool) await store.discard(spool, [tarFile]);
     }
   } catch (e) {
     if (e instanceof TarError || e instanceof TruncatedError) throw new BunkerError(`${input}: ${e.message}`);

@@ -294,13 +294,14 @@ export class Store {
 
   /**
    * Release a staging directory and remove it: by hand when nothing but its
-   * lock is left in it (what succeeded was moved out), which spares starting
-   * a stage and the id-map helpers (~25 ms here); else in the user namespace.
+   * lock and the caller's own files are left in it (what succeeded was moved
+   * out), which spares starting a stage and the id-map helpers (~25 ms
+   * here); else in the user namespace.
    */
-  async discard(s: Staging): Promise<void> {
+  async discard(s: Staging, own: string[] = []): Promise<void> {
     s.release();
     try {
-      sys.unlink(`${s.dir}/lock`);
+      for (const f of [...own, `${s.dir}/lock`]) sys.unlink(f);
       sys.rmdir(s.dir);
     } catch {
       await this.remove([s.dir]); // files of the user namespace's own, or a sweep's lock: the stage's rmtree takes them all
