@@ -129,6 +129,7 @@ static ssize_t splice(int in, long *inoff, int out, long *outoff, size_t n, unsi
 static int fsetxattr(int fd, const char *name, const void *v, size_t n, int flags) { return (int)SYS5(__NR_fsetxattr, fd, name, v, n, flags); }
 static int renameat(int od, const char *o, int nd, const char *n) { return (int)SYS4(__NR_renameat, od, o, nd, n); }
 static int pipe2(int fds[2], int flags) { return (int)SYS2(__NR_pipe2, fds, flags); }
+static int pidfd_open(pid_t pid, unsigned flags) { return (int)SYS2(__NR_pidfd_open, pid, flags); }
 static int setns(int fd, int type) { return (int)SYS2(__NR_setns, fd, type); }
 static int unshare(int flags) { return (int)SYS1(__NR_unshare, flags); }
 #define LOCK_EX 2

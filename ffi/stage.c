@@ -47,6 +47,9 @@ enum {
                        F_JOIN_NS, F_READY_MOUNT */
   OP_API = 12,      /* strs: a unix socket, a request: send it, and fail unless the
                        answer holds "return" (slirp4netns's API) */
+  OP_REJOIN = 13,   /* join the user namespace the first OP_CLONE made (kept open since):
+                       the next OP_CLONE's child has the container's maps, with no
+                       newuidmap (run --rm removes the container's files there) */
   OP_CHILD_BASE = 32,
   /* child ops */
   OP_PDEATHSIG = 32, /* ints: signal */
@@ -128,6 +131,7 @@ static int sock = -1;   /* sync socket; parent and child each hold one end */
 static int rootfd = -1; /* the container root while the child runs ops */
 static int target_missing; /* the current op's target does not exist (for F_IGNORE_ENOENT) */
 static pid_t child = -1;
+static int userns = -1; /* the first child's user namespace, for OP_REJOIN */
 static pid_t spawned[8];
 static uint32_t spawned_op[8];
 static int nspawned;
@@ -160,7 +164,7 @@ static __attribute__((noreturn)) void die_plan(const char *why) {
 static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CLONE] = { 1, 0 }, [OP_WRITE] = { 0, 2 }, [OP_SPAWN] = { 0, 1 }, [OP_RELEASE] = { 0, 0 },
   [OP_SUPERVISE] = { 2, 0 }, [OP_CLEANUP] = { 0, 0 }, [OP_STATUS] = { 0, 1 }, [OP_DETACH] = { 2, 1 },
-  [OP_RECORD] = { 0, 2 }, [OP_JOIN] = { 2, 1 }, [OP_HELPER] = { 3, 2 }, [OP_API] = { 0, 2 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
+  [OP_RECORD] = { 0, 2 }, [OP_JOIN] = { 2, 1 }, [OP_HELPER] = { 3, 2 }, [OP_API] = { 0, 2 }, [OP_REJOIN] = { 0, 0 }, [OP_PDEATHSIG] = { 1, 0 }, [OP_DUMPABLE] = { 1, 0 },
   [OP_SETHOSTNAME] = { 0, 1 }, [OP_ROOT] = { 0, 1 }, [OP_MOUNT] = { 3, 4 }, [OP_REMOUNT] = { 1, 1 },
   [OP_MASK] = { 0, 1 }, [OP_MKDIR] = { 0, 1 }, [OP_SYMLINK] = { 0, 2 }, [OP_PIVOT] = { 0, 0 },
   [OP_LOOPBACK] = { 0, 0 }, [OP_CONSOLE] = { 0, 1 }, [OP_SETSID] = { 0, 0 }, [OP_STDIN_NULL] = { 0, 0 },
@@ -170,7 +174,7 @@ static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 }, [OP_UNSHARE] = { 1, 0 }, [OP_MERGE] = { 0, 2 },
 };
 static const int VALID[OP_END] = {
-  [OP_CLONE ... OP_API] = 1,
+  [OP_CLONE ... OP_REJOIN] = 1,
   [OP_PDEATHSIG ... OP_MERGE] = 1,
 };
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
@@ -755,6 +759,13 @@ static __attribute__((noreturn)) void child_main(uint32_t start) {
 }
 
 /* ---- parent ------------------------------------------------------------- */
+static int run_ops(uint32_t from);
+static int has_op(uint32_t code) {
+  for (uint32_t i = 0; i < nops; i++)
+    if (ops[i].code == code) return 1;
+  return 0;
+}
+
 /* Field 22 of /proc/PID/stat (start time in ticks), to tell a reused pid from the one meant. */
 /* /proc/PID/WHAT, opened (close-on-exec). */
 static int open_proc(pid_t pid, const char *what, int flags) {
@@ -966,6 +977,15 @@ static __attribute__((noreturn)) void fail(uint32_t index, int err) {
     while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
   }
   restore_tty();
+  /* run --rm: a container that failed to start goes too, removed as it would have been
+   * after its run (once: a failure there only ends it) */
+  static int removing;
+  uint32_t from = 0;
+  while (from < nops && ops[from].code != OP_REJOIN) from++;
+  if (userns >= 0 && from < nops && !removing) { /* a failure at REJOIN or after has closed userns */
+    removing = 1, nspawned = nhelpers = 0, child = -1;
+    run_ops(from);
+  }
   cleanup();
   _exit(125);
 }
@@ -1168,9 +1188,16 @@ static void stop_helpers(void) {
     if (helpers[k] > 0) kill(helpers[k], SIGTERM);
   for (int k = 0; k < nhelpers; k++) {
     if (helpers[k] <= 0) continue; /* reaped already */
-    int t = 0;
-    while (waitpid(helpers[k], NULL, WNOHANG) == 0 && t++ < 200) poll(NULL, 0, 10);
-    if (t > 200) {
+    /* its pidfd turns readable when it ends; kernels before 5.3 have none: look every 10 ms */
+    int pfd = pidfd_open(helpers[k], 0), t = 0;
+    if (pfd >= 0) {
+      struct pollfd p = { pfd, POLLIN, 0 };
+      poll(&p, 1, 2000);
+      close(pfd);
+    } else {
+      while (waitpid(helpers[k], NULL, WNOHANG) == 0 && t++ < 200) poll(NULL, 0, 10);
+    }
+    if (waitpid(helpers[k], NULL, WNOHANG) == 0) {
       kill(helpers[k], SIGKILL);
       while (waitpid(helpers[k], NULL, 0) < 0 && errno == EINTR) {}
     }
@@ -1348,8 +1375,15 @@ int main(int argc, char **argv) {
   sigprocmask(SIG_BLOCK, &fwdset, NULL);
   sigdisposition(SIGPIPE, SIG_IGN); /* a closed stdout must not kill us before we tidy up */
 
+  int code = run_ops(0);
+  cleanup();
+  return code;
+}
+
+/* The parent's ops from `from` on; the container's exit status. */
+static int run_ops(uint32_t from) {
   int code = 0;
-  for (uint32_t i = 0; i < nops; i++) {
+  for (uint32_t i = from; i < nops; i++) {
     struct op *o = &ops[i];
     if (o->code >= OP_CHILD_BASE) continue;
     switch (o->code) {
@@ -1366,6 +1400,8 @@ int main(int argc, char **argv) {
       }
       close(sp[1]);
       sock = sp[0];
+      /* opened now, while the child waits for its go and is surely dumpable */
+      if (userns < 0 && (o->ints[0] & CLONE_NEWUSER) && has_op(OP_REJOIN) && (userns = open_proc(child, "ns/user", O_RDONLY)) < 0) fail(i, errno);
       break;
     }
     case OP_WRITE: {
@@ -1420,10 +1456,16 @@ int main(int argc, char **argv) {
     case OP_API:
       if (api(o) < 0) fail(i, errno);
       break;
+    case OP_REJOIN:
+      /* non-dumpable first: what may still run in that namespace cannot ptrace us */
+      if (userns < 0) fail(i, EBADF);
+      if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setns(userns, CLONE_NEWUSER) < 0) fail(i, errno);
+      close(userns);
+      userns = -1;
+      break;
     case OP_CLEANUP: break; /* done once, at exit */
     default: fail(i, ENOSYS);
     }
   }
-  cleanup();
   return code;
 }

@@ -250,8 +250,13 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   const events = ctx.cgroup ? `${ctx.cgroup}/memory.events` : "";
   for (const f of ctx.after?.status ?? []) plan.add(Op.STATUS, "record the exit status", { strs: [f, events] });
   if (ctx.after?.remove?.length) {
-    // --rm: the container's files belong to its ids; remove them from a user namespace with its maps
-    addNamespaces(plan, ["user"], uidMaps, gidMaps, ctx);
+    // --rm: the container's files belong to its ids; remove them as root of its user namespace,
+    // kept open since the clone (no second newuidmap and newgidmap), or of a new one with its maps
+    if (ns.has("user")) {
+      plan.add(Op.REJOIN, "rejoin the container's user namespace");
+      plan.add(Op.CLONE, "start the removal", { ints: [0] });
+      plan.add(Op.RELEASE, "let it run");
+    } else addNamespaces(plan, ["user"], uidMaps, gidMaps, ctx);
     plan.add(Op.RMTREE, `remove the container's files`, { strs: ctx.after.remove });
     plan.add(Op.SUPERVISE, "wait for the removal", { ints: [Supervise.AFTER, FORWARDED_SIGNALS] });
   }

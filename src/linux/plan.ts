@@ -18,6 +18,7 @@ export const Op = {
   JOIN: 10,
   HELPER: 11,
   API: 12,
+  REJOIN: 13,
   // run by the child, inside the new namespaces
   PDEATHSIG: 32,
   DUMPABLE: 33,

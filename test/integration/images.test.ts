@@ -57,6 +57,17 @@ describe("a root filesystem tar", () => {
     const { env, dir } = freshStore();
     expect(inStore(env, ["import", tarOf(rootfsDir(w), join(w, "r.tar")), "--name", "img"]).code).toBe(0);
     expect(inStore(env, ["run", "--rm", "--name", "tmp1", "img", "true"]).code).toBe(0);
+    // files of other owners, in a directory no one may enter, go too
+    const chowned = inStore(env, ["run", "--rm", "img", "sh", "-c", "mkdir -p /d/e && touch /d/e/f && chown -R 33:33 /d && chmod 0 /d"]);
+    expect(chowned.stderr).toBe("");
+    expect(chowned.code).toBe(0);
+    // and so does a container that fails to start: here its network helper, a pasta that exits at once
+    const fake = join(w, "bin");
+    mkdirSync(fake);
+    writeFileSync(join(fake, "pasta"), "#!/bin/sh\necho 'pasta: no way' >&2\nexit 1\n", { mode: 0o755 });
+    const failed = inStore(env, ["run", "--rm", "--network", "pasta", "img", "true"], { env: { PATH: `${fake}:/usr/bin:/bin` } });
+    expect(failed.code).toBe(125);
+    expect(failed.stderr).toContain("bunker: start pasta: exited with status 1");
     expect(readdirSync(join(dir, "bunker/containers"))).toEqual([]);
     expect(readdirSync(join(dir, "bunker/names"))).toEqual([]);
     expect(inStore(env, ["run", "--name", "kept", "img", "sh", "-c", "exit 3"]).code).toBe(3);
