@@ -85,6 +85,8 @@ enum {
   OP_UNSHARE,        /* ints: namespace flags (a cgroup namespace, once in the container's cgroup) */
   OP_MERGE,          /* strs: a directory, then layers bottom first: copy each over it as
                         overlayfs would show them (unpack.c), where overlayfs cannot be had */
+  OP_AWAIT,          /* wait for the parent's second go (OP_RELEASE again): its network
+                        helper is ready, started while this child set up its root */
   OP_END
 };
 
@@ -132,6 +134,7 @@ static int rootfd = -1; /* the container root while the child runs ops */
 static int target_missing; /* the current op's target does not exist (for F_IGNORE_ENOENT) */
 static pid_t child = -1;
 static int userns = -1; /* the first child's user namespace, for OP_REJOIN */
+static int abandoned;   /* the child died while a helper started: skip the helpers and their API */
 static pid_t spawned[8];
 static uint32_t spawned_op[8];
 static int nspawned;
@@ -171,11 +174,11 @@ static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CHDIR] = { 0, 1 }, [OP_SETGROUPS] = { 0, 0 }, [OP_SETGID] = { 1, 0 }, [OP_SETUID] = { 1, 0 },
   [OP_CAPBSET] = { 1, 0 }, [OP_CAPSET] = { 4, 0 }, [OP_NO_NEW_PRIVS] = { 0, 0 }, [OP_RLIMIT] = { 3, 0 },
   [OP_CLOSE_FDS] = { 0, 0 }, [OP_EXEC] = { 4, 2 }, [OP_UMASK] = { 1, 0 }, [OP_KEEPCAPS] = { 0, 0 },
-  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 }, [OP_UNSHARE] = { 1, 0 }, [OP_MERGE] = { 0, 2 },
+  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 0, 1 }, [OP_UNSHARE] = { 1, 0 }, [OP_MERGE] = { 0, 2 }, [OP_AWAIT] = { 0, 0 },
 };
 static const int VALID[OP_END] = {
   [OP_CLONE ... OP_REJOIN] = 1,
-  [OP_PDEATHSIG ... OP_MERGE] = 1,
+  [OP_PDEATHSIG ... OP_AWAIT] = 1,
 };
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET)
 
@@ -683,6 +686,11 @@ static int run_child_op(uint32_t i, struct op *o) {
   case OP_UNPACK: do_unpack(o->strs[0]);
   case OP_PACK: do_pack(o->strs[0]);
   case OP_UNSHARE: return unshare((int)v[0]);
+  case OP_AWAIT: {
+    char go;
+    if (read(sock, &go, 1) != 1) _exit(125); /* the parent failed or is gone */
+    return 0;
+  }
   case OP_MERGE:
     for (int k = 1; k < o->nstr; k++)
       if (do_merge(o->strs[k], o->strs[0]) < 0) return -1;
@@ -1067,6 +1075,12 @@ static int mounted(pid_t pid, const char *path) {
   return 0;
 }
 
+/* The child closed its end of the socket before its exec: it died (after its report, if it made one). */
+static int child_gone(void) {
+  struct pollfd p = { sock, POLLIN, 0 };
+  return poll(&p, 1, 0) > 0 && (p.revents & POLLHUP);
+}
+
 /* A helper that lives as long as the container (pasta): it dies with us
  * (PDEATHSIG) or when the container has exited (stop_helpers), and is ready
  * once it has written its ready file (pasta's --pid file comes after its setup). */
@@ -1133,6 +1147,12 @@ static void helper(uint32_t i, const struct op *o) {
     if (ns[k] >= 0) close(ns[k]);
   for (int64_t waited = 0;; waited++) {
     struct stat st;
+    if (child_gone()) { /* it failed setting up (a helper may fail for that, too): supervise() says why */
+      kill(pid, SIGKILL);
+      while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+      nhelpers--, abandoned = 1;
+      return;
+    }
     if (o->flags & F_READY_MOUNT) {
       if (mounted(child, ready)) return;
     } else if (*ready) {
@@ -1150,6 +1170,10 @@ static void helper(uint32_t i, const struct op *o) {
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       nhelpers--;
+      if (child_gone()) { /* it died first, and the helper for that */
+        abandoned = 1;
+        return;
+      }
       print_helper_error(i, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), log);
       fail(UINT32_MAX, 0);
     }
@@ -1416,7 +1440,8 @@ static int run_ops(uint32_t from) {
     case OP_SPAWN: spawn(i, o); break;
     case OP_RELEASE:
       wait_spawned();
-      if (send(sock, "", 1, MSG_NOSIGNAL) != 1) fail(i, errno);
+      /* a child that failed while its helper started has left its report: supervise() reads it */
+      if (send(sock, "", 1, MSG_NOSIGNAL) != 1 && errno != EPIPE && errno != ECONNRESET) fail(i, errno);
       break;
     case OP_SUPERVISE:
       if (o->ints[0] & SV_AFTER) supervise((int)o->ints[0]); /* it prints its own failure */
@@ -1452,9 +1477,11 @@ static int run_ops(uint32_t from) {
     case OP_JOIN:
       if (do_join(o) < 0) fail(i, errno);
       break;
-    case OP_HELPER: helper(i, o); break;
+    case OP_HELPER:
+      if (!abandoned) helper(i, o);
+      break;
     case OP_API:
-      if (api(o) < 0) fail(i, errno);
+      if (!abandoned && api(o) < 0) fail(i, errno);
       break;
     case OP_REJOIN:
       /* non-dumpable first: what may still run in that namespace cannot ptrace us */

@@ -206,7 +206,6 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   // pivot_root moves every process rooted where the container was to its new root: fuse-overlayfs too,
   // unless the container leaves the mount namespace it shares with it for a copy of its own
   if (fuse.length) plan.add(Op.UNSHARE, "a mount namespace of its own, apart from fuse-overlayfs", { ints: [CLONE.NEWNS] });
-  plan.add(Op.DUMPABLE, "make the setup process non-dumpable", { ints: [0] });
   makePrivate(plan, ctx.hint);
   if (ns.has("uts") && spec.hostname) plan.add(Op.SETHOSTNAME, `set hostname ${spec.hostname}`, { strs: [spec.hostname] });
   if (ns.has("network")) plan.add(Op.LOOPBACK, "bring up the loopback interface");
@@ -242,6 +241,9 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
   if (spec.root!.readonly) plan.add(Op.REMOUNT, "make the root filesystem read-only", { strs: ["/"], ints: [MS.RDONLY] });
   if (proc.terminal) plan.add(Op.CONSOLE, "set up the terminal", { strs: ["/dev/console"] });
   plan.add(Op.PIVOT, `pivot_root into ${rootfs}`);
+  if (ctx.helpers?.some((h) => !h.mounts)) plan.add(Op.AWAIT, "wait for the network");
+  // only now: a network helper opens the child's namespaces through /proc, which a non-dumpable child refuses
+  plan.add(Op.DUMPABLE, "make the setup process non-dumpable", { ints: [0] });
   addProcess(plan, proc, opts, direct, gidMaps);
 
   // --- the stage again: run it, then tidy up ----------------------------------
@@ -373,12 +375,24 @@ function addNamespaces(
       plan.add(Op.SPAWN, `map ids with ${name}\tcheck your ranges in ${file}`, { strs: [tool, "{pid}", ...newidmapArgs(maps)] });
     }
   }
+  // a mounting helper (fuse-overlayfs) is ready before the child mounts its root; a network helper
+  // starts while the child sets up, which waits for it (Op.AWAIT) before it runs the command
+  const mounting = helpers.filter((h) => h.mounts);
+  const network = helpers.filter((h) => !h.mounts);
+  addHelpers(plan, mounting);
+  plan.add(Op.RELEASE, "start the container process");
+  if (network.length) {
+    addHelpers(plan, network);
+    plan.add(Op.RELEASE, "let the container's command start");
+  }
+  return direct;
+}
+
+function addHelpers(plan: Plan, helpers: Helper[]): void {
   for (const h of helpers) {
     plan.add(Op.HELPER, h.desc, { flags: h.mounts ? OpFlag.JOIN_NS | OpFlag.READY_MOUNT : 0, ints: [h.timeoutMs, h.readyFd ?? -1, h.quiet ? 1 : 0], strs: [h.ready, ...h.argv] });
     for (const r of h.api?.requests ?? []) plan.add(Op.API, r.desc, { strs: [h.api!.socket, r.json] });
   }
-  plan.add(Op.RELEASE, "start the container process");
-  return direct;
 }
 
 function addJoinCgroup(plan: Plan, cgroup: string): void {

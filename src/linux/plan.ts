@@ -51,6 +51,7 @@ export const Op = {
   PACK: 60,
   UNSHARE: 61,
   MERGE: 62,
+  AWAIT: 63,
 } as const;
 export type OpCode = (typeof Op)[keyof typeof Op];
 const opName = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k])) as Record<number, string>;

@@ -122,6 +122,14 @@ describe.each(modes)("--network %s", (mode) => {
     expect(b(["rm", "-f", id2]).code).toBe(0);
     await noHelpers();
   });
+
+  test("a setup that fails while the helper starts says its own error, not the helper's, and leaves nothing", async () => {
+    // the helper starts as the container sets up its root; here a file cannot cover a directory
+    const r = b(["run", "--rm", "--network", mode, ...(mode === "slirp4netns" ? ["-p", `127.0.0.1:${freePort()}:80`] : []), "-v", "/etc/hostname:/etc", u.rootfs, "true"]);
+    expect(r.stderr.trim()).toBe("bunker: bind /etc/hostname on /etc: ENOTDIR (Not a directory)");
+    expect(r.code).toBe(125);
+    await noHelpers();
+  });
 });
 
 test.skipIf(!modes.length)("a published port in use fails before the container starts, and leaves nothing", async () => {
