@@ -38,10 +38,22 @@ static int ufill(void) {
   return 0;
 }
 
-/* Exactly n bytes from stdin into dst, or into fd when dst is NULL. */
+static int unspliceable; /* stdin is not a pipe, or the file system takes no splice */
+
+/* Exactly n bytes from stdin into dst, or into fd when dst is NULL: what is
+ * buffered by hand, the rest of a large file by splice from the pipe to the
+ * file, never through this process's memory. */
 static int uread_to(void *dst, int fd, uint64_t n) {
   char *d = dst;
   while (n > 0) {
+    while (!d && !unspliceable && ubuf_off == ubuf_len && n >= sizeof ubuf) {
+      ssize_t r = splice(0, NULL, fd, NULL, n < (1u << 30) ? (size_t)n : (1u << 30), 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && errno == EINVAL) { unspliceable = 1; break; } /* by hand from now on */
+      if (r <= 0) { errno = r == 0 ? EPIPE : errno; return -1; }
+      n -= (uint64_t)r;
+    }
+    if (n == 0) break;
     if (ufill() < 0) return -1;
     size_t take = ubuf_len - ubuf_off < n ? ubuf_len - ubuf_off : (size_t)n;
     if (d) {
