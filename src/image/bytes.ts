@@ -1,6 +1,7 @@
 // Reading an async byte stream in exact amounts, copying only what spans chunks.
 // Sources may reuse their buffers (sys.readChunks, decompress): a chunk is
-// valid until three more have been read, so what is kept must be copied.
+// valid until two more have been read, so what is kept must be copied. The
+// reader holds one chunk at a time: what spans chunks is copied as it goes.
 
 export class TruncatedError extends Error {}
 
@@ -51,17 +52,13 @@ export class ByteReader {
 
   /** Exactly n bytes, or undefined at a clean end of stream (nothing read). */
   async readExact(n: number): Promise<Uint8Array | undefined> {
-    while (this.buffered < n) {
-      if (!(await this.fill())) {
-        if (this.buffered === 0) return undefined;
-        throw new TruncatedError(`the stream ends in the middle of a record (${this.buffered} of ${n} bytes)`);
-      }
-    }
+    if (this.buffered === 0 && !(await this.fill())) return undefined;
     const head = this.take(n);
     if (head.length === n) return head;
-    const out = new Uint8Array(n); // it spans chunks: copy just these n bytes
+    const out = new Uint8Array(n); // it spans chunks: copy just these n bytes, each part before the next chunk is read
     out.set(head, 0);
     for (let got = head.length; got < n; ) {
+      if (this.buffered === 0 && !(await this.fill())) throw new TruncatedError(`the stream ends in the middle of a record (${got} of ${n} bytes)`);
       const part = this.take(n - got);
       out.set(part, got);
       got += part.length;

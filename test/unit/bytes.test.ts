@@ -1,0 +1,37 @@
+// ByteReader over a source that reuses its buffers, as decompress does: a
+// record that spans several chunks must come out whole.
+import { expect, test } from "bun:test";
+import { ByteReader, TruncatedError } from "../../src/image/bytes.ts";
+
+/** `data` in chunks of `size`, each written into the next of two reused buffers. */
+async function* reusing(data: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  const bufs = [new Uint8Array(size), new Uint8Array(size)];
+  for (let off = 0, n = 0; off < data.length; off += size, n++) {
+    const part = data.subarray(off, off + size);
+    const buf = bufs[n % 2]!;
+    buf.fill(0xee); // what a reader that kept the old contents would see
+    buf.set(part);
+    yield buf.subarray(0, part.length);
+  }
+}
+
+const data = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 251);
+
+test("a record spanning many reused chunks comes out whole, and so do the parts around it", async () => {
+  const r = new ByteReader(reusing(data, 16));
+  expect(await r.readExact(10)).toEqual(data.subarray(0, 10));
+  expect(await r.readExact(500)).toEqual(data.subarray(10, 510)); // 32 chunks
+  const rest: number[] = [];
+  for await (const c of r.stream(490)) rest.push(...c);
+  expect(Uint8Array.from(rest)).toEqual(data.subarray(510));
+  expect(await r.readExact(1)).toBeUndefined();
+  expect(r.position).toBe(1000);
+});
+
+test("a stream that ends inside a record is truncated; one that ends between records is not", async () => {
+  const r = new ByteReader(reusing(data, 64));
+  expect(await r.readExact(1000)).toEqual(data);
+  expect(await r.readExact(512)).toBeUndefined();
+  const short = new ByteReader(reusing(data.subarray(0, 100), 64));
+  await expect(short.readExact(512)).rejects.toThrow(new TruncatedError("the stream ends in the middle of a record (100 of 512 bytes)"));
+});
