@@ -87,6 +87,14 @@ export class ByteReader {
     }
   }
 
+  /** Stop reading: the source ends now (it closes its file, gives its buffers back). */
+  async close(): Promise<void> {
+    this.done = true;
+    this.chunks = [];
+    this.buffered = 0;
+    await this.it.return?.();
+  }
+
   async skip(n: number): Promise<void> {
     for await (const _ of this.stream(n)) void _;
   }

@@ -213,7 +213,8 @@ export class FrameWalker {
  */
 async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecoder): AsyncGenerator<Uint8Array> {
   // huge pages: on a VM where a page fault costs ~20 µs, faulting in 40 MiB took longer than decoding it
-  let buf = sys.hugeBuffer(MAX_FRAME + (1 << 20)); // holds a whole frame (grows for a larger one, which streams anyway)
+  const first = sys.borrowBuffer(MAX_FRAME + (1 << 20));
+  let buf = first; // holds a whole frame (grows for a larger one, which streams anyway)
   let start = 0;
   let end = 0;
   let done = false;
@@ -238,7 +239,7 @@ async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecode
       const cut = start < end ? cutFrame(buf.subarray(start, end)) : { kind: "more" as const };
       if (cut.kind === "frame") {
         const slot = n++ % 2;
-        outs[slot] ??= sys.hugeBuffer(MAX_FRAME);
+        outs[slot] ??= sys.borrowBuffer(MAX_FRAME);
         const got = decode(buf.subarray(start, start + cut.length), outs[slot]!);
         if (got !== cut.contentSize) throw new ArchiveError(`the zstd stream is corrupt: a frame holds ${got} bytes where its header says ${cut.contentSize}`);
         start += cut.length;
@@ -263,6 +264,7 @@ async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecode
     }
   } finally {
     if (!done) await input.return?.();
+    for (const b of [first, ...outs]) sys.giveBack(b);
   }
 }
 

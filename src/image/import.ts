@@ -27,7 +27,7 @@ async function* fileStream(path: string, start = 0, end?: number): AsyncGenerato
 }
 
 async function head(source: AsyncIterable<Uint8Array>, n: number): Promise<Uint8Array> {
-  for await (const chunk of source) return chunk.subarray(0, n);
+  for await (const chunk of source) return chunk.slice(0, n); // the source's buffer goes back to be reused
   return new Uint8Array(0);
 }
 

@@ -151,9 +151,17 @@ function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<stri
   return header;
 }
 
-/** Read a tar stream entry by entry. */
+/** Read a tar stream entry by entry; a stream (not a ByteReader, which stays the caller's) ends with it. */
 export async function* readTar(source: AsyncIterable<Uint8Array> | ByteReader): AsyncGenerator<TarEntry> {
   const r = source instanceof ByteReader ? source : new ByteReader(source);
+  try {
+    yield* entries(r);
+  } finally {
+    if (r !== source) await r.close();
+  }
+}
+
+async function* entries(r: ByteReader): AsyncGenerator<TarEntry> {
   let global = new Map<string, Uint8Array>();
   let pax: Map<string, Uint8Array> | undefined;
   let longName: string | undefined;

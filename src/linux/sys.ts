@@ -254,14 +254,15 @@ export function pipe(size?: number): [number, number] {
 
 /**
  * Read a pipe or file to its end (or a file's range [start, end)) in large
- * blocking reads, closing fd at the end. The chunks come from a small ring
- * of buffers, reused (fresh memory costs page faults): a chunk is valid
+ * blocking reads, closing fd at the end. The chunks come from a ring of four
+ * in one borrowed buffer (fresh memory costs page faults): a chunk is valid
  * until three more have been read, so consume or copy each before then.
  */
 export async function* readChunks(fd: number, opts: { size?: number; start?: number; end?: number } = {}): AsyncGenerator<Uint8Array> {
   const { c } = libc();
   const size = opts.size ?? 1 << 20;
-  const ring = [0, 1, 2, 3].map(() => new Uint8Array(size));
+  const whole = borrowBuffer(4 * size);
+  const ring = [0, 1, 2, 3].map((i) => whole.subarray(i * size, (i + 1) * size));
   let at = opts.start;
   try {
     for (let i = 0; ; i++) {
@@ -279,6 +280,7 @@ export async function* readChunks(fd: number, opts: { size?: number; start?: num
     }
   } finally {
     c.close(fd);
+    giveBack(whole);
   }
 }
 
@@ -467,6 +469,23 @@ export function hugeBuffer(size: number): Uint8Array {
   const skip = (HUGE_PAGE - (addr % HUGE_PAGE)) % HUGE_PAGE;
   libc().c.madvise((addr + skip) as unknown as Pointer, Math.floor((size + HUGE_PAGE - skip) / HUGE_PAGE) * HUGE_PAGE, MADV_HUGEPAGE); // a hint: failing is fine
   return whole.subarray(skip, skip + size);
+}
+
+const spare: Uint8Array[] = [];
+
+/**
+ * A bulk buffer of at least `size` bytes: one given back earlier (its pages
+ * are in already), or a new hugeBuffer. An import reads and decodes its input
+ * twice (a peek at the first entry, then the whole), with the same memory.
+ */
+export function borrowBuffer(size: number): Uint8Array {
+  const i = spare.findIndex((b) => b.length >= size);
+  return i >= 0 ? spare.splice(i, 1)[0]! : hugeBuffer(size);
+}
+
+/** Give a borrowed buffer back, once nothing refers to its contents any more. */
+export function giveBack(buf: Uint8Array): void {
+  spare.push(buf);
 }
 
 export function randomHex(bytes: number): string {

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { collect } from "../../src/image/bytes.ts";
+import { ByteReader, collect } from "../../src/image/bytes.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, readTar, type TarHeader } from "../../src/image/tar.ts";
 
 const enc = new TextEncoder();
@@ -147,4 +147,23 @@ test("number fields: octal with spaces or NUL, empty as 0, base-256; anything el
   expect((await entries(withMode([0x80, 0, 0, 0, 0, 0, 0o1, 0o355])))[0]!.header.mode).toBe(0o755); // base-256
   await expect(entries(withMode([...enc.encode("0000855\0")]))).rejects.toThrow('mode is not an octal number: "0000855"');
   await expect(entries(withMode([...enc.encode("07 55\0")]))).rejects.toThrow("mode is not an octal number");
+});
+
+test("a reader that stops early ends its stream (a file closes, buffers go back); a ByteReader passed in stays open", async () => {
+  const b = archive(sample);
+  let ended = 0;
+  async function* source() {
+    try {
+      yield* chunked(b, 64);
+    } finally {
+      ended++;
+    }
+  }
+  for await (const e of readTar(source())) if (e.header.path === "etc/passwd") break;
+  expect(ended).toBe(1);
+  const r = new ByteReader(source());
+  for await (const e of readTar(r)) if (e.header.path === "etc/passwd") break;
+  expect(ended).toBe(1);
+  await r.close();
+  expect(ended).toBe(2);
 });
