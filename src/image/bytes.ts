@@ -38,8 +38,14 @@ export class ByteReader {
   /** Up to n bytes from the front: the rest of the first chunk, without copying. */
   private take(n: number): Uint8Array {
     const first = this.chunks[0]!;
+    const off = this.off;
+    return first.subarray(off, off + this.drop(n));
+  }
+
+  /** Pass over up to n bytes of the first chunk; how many. */
+  private drop(n: number): number {
+    const first = this.chunks[0]!;
     const len = Math.min(n, first.length - this.off);
-    const out = first.subarray(this.off, this.off + len);
     this.off += len;
     this.buffered -= len;
     this.position += len;
@@ -47,7 +53,7 @@ export class ByteReader {
       this.chunks.shift();
       this.off = 0;
     }
-    return out;
+    return len;
   }
 
   /** Exactly n bytes, or undefined at a clean end of stream (nothing read). */
@@ -96,7 +102,10 @@ export class ByteReader {
   }
 
   async skip(n: number): Promise<void> {
-    for await (const _ of this.stream(n)) void _;
+    while (n > 0) {
+      if (this.buffered === 0 && !(await this.fill())) throw new TruncatedError(`the stream ends ${n} bytes before the end of a file`);
+      n -= this.drop(n);
+    }
   }
 }
 

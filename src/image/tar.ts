@@ -166,8 +166,7 @@ async function* entries(r: ByteReader): AsyncGenerator<TarEntry> {
   let pax: Map<string, Uint8Array> | undefined;
   let longName: string | undefined;
   let longLink: string | undefined;
-  let pending: AsyncGenerator<Uint8Array> | undefined;
-  let pendingPad = 0;
+  let pending: { body?: AsyncGenerator<Uint8Array>; size: number } | undefined;
 
   const meta = async (size: number, what: string): Promise<Uint8Array> => {
     if (size > MAX_META) throw new TarError(`${what} record of ${size} bytes is too large`);
@@ -179,12 +178,10 @@ async function* entries(r: ByteReader): AsyncGenerator<TarEntry> {
 
   for (;;) {
     if (pending) {
-      for await (const _ of pending) void _; // skip what the caller did not read
+      // pass over what the caller did not read, and the padding
+      if (pending.body) for await (const _ of pending.body) void _;
+      await r.skip((pending.body ? 0 : pending.size) + pad(pending.size));
       pending = undefined;
-    }
-    if (pendingPad) {
-      await r.skip(pendingPad);
-      pendingPad = 0;
     }
     const h = await r.readExact(512);
     if (!h) {
@@ -225,16 +222,13 @@ async function* entries(r: ByteReader): AsyncGenerator<TarEntry> {
     // a hard link or a directory carries no data even if the header says so
     const dataSize = type === "file" ? header.size : flag === "1" || flag === "5" ? 0 : size;
     if (!Number.isSafeInteger(dataSize) || dataSize < 0) throw new TarError(`bad size for ${header.path}`);
-    let used = false;
-    pending = r.stream(dataSize);
-    pendingPad = pad(dataSize);
-    const body = pending;
+    const entry: { body?: AsyncGenerator<Uint8Array>; size: number } = { size: dataSize };
+    pending = entry;
     yield {
       header,
       data() {
-        if (used) throw new Error("tar entry data read twice");
-        used = true;
-        return body;
+        if (entry.body) throw new Error("tar entry data read twice");
+        return (entry.body = r.stream(dataSize));
       },
     };
   }
