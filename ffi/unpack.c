@@ -126,9 +126,11 @@ static int uapply(uint8_t type, uint8_t flags, char *path, char *link, uint32_t 
     rc = uowner(fd, NULL, flags, uid, gid) < 0 || fchmod(fd, mode) < 0 ? -1 : 0;
     break;
   case U_FILE:
-    if ((fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0) return -1;
-    /* owner before mode: chown clears the setuid and setgid bits */
-    rc = ucopy(fd, size) < 0 || uowner(fd, NULL, flags, uid, gid) < 0 || fchmod(fd, mode) < 0 || utimensat(fd, NULL, t, 0) < 0 ? -1 : 0;
+    /* made with its mode (the umask is 0; the store is private meanwhile), but for
+     * setuid, setgid and sticky bits: owner first, as chown clears the first two */
+    if ((fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0777)) < 0) return -1;
+    rc = ucopy(fd, size) < 0 || uowner(fd, NULL, flags, uid, gid) < 0 || ((mode & 07000) && fchmod(fd, mode) < 0) ||
+                 utimensat(fd, NULL, t, 0) < 0 ? -1 : 0;
     break;
   case U_SYMLINK:
     if (symlinkat(link, dir, name) < 0) return -1;
