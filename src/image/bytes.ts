@@ -72,8 +72,8 @@ export class ByteReader {
     return out;
   }
 
-  /** n bytes as they arrive, in chunks; throws if the stream ends first. */
-  async *stream(n: number): AsyncGenerator<Uint8Array> {
+  /** n bytes as they arrive, in chunks (each shown to `seen` first); throws if the stream ends first. */
+  async *stream(n: number, seen?: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
     let left = n;
     while (left > 0) {
       if (this.buffered === 0 && !(await this.fill())) {
@@ -81,6 +81,7 @@ export class ByteReader {
       }
       const out = this.take(left);
       left -= out.length;
+      seen?.(out);
       yield out;
     }
   }

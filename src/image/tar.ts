@@ -27,8 +27,8 @@ export interface TarHeader {
 
 export interface TarEntry {
   header: TarHeader;
-  /** The file's bytes; read it or not, the next entry skips what is left. */
-  data(): AsyncGenerator<Uint8Array>;
+  /** The file's bytes, each chunk shown to `seen` first; read it or not, the next entry skips what is left. */
+  data(seen?: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array>;
 }
 
 export class TarError extends Error {}
@@ -226,9 +226,9 @@ async function* entries(r: ByteReader): AsyncGenerator<TarEntry> {
     pending = entry;
     yield {
       header,
-      data() {
+      data(seen) {
         if (entry.body) throw new Error("tar entry data read twice");
-        return (entry.body = r.stream(dataSize));
+        return (entry.body = r.stream(dataSize, seen));
       },
     };
   }
