@@ -223,3 +223,30 @@ test("an image's layers: the kernel's overlay mounted by the child, or fuse-over
   expect(unshare).toBeGreaterThan(index(fuse, Op.RELEASE));
   expect(unshare).toBeLessThan(index(fuse, Op.PIVOT));
 });
+
+test("a network helper starts once the child is released; the child sets up its root meanwhile, waits for it, and only then turns non-dumpable", () => {
+  const pasta = { desc: "start pasta", argv: ["/usr/bin/pasta", "{pid}"], ready: "/state/pasta.pid", timeoutMs: 10_000 };
+  const ops = plan({}, { helpers: [pasta] });
+  const releases = ops.flatMap((o, i) => (o.code === Op.RELEASE ? [i] : []));
+  expect(releases).toHaveLength(2);
+  expect(index(ops, Op.HELPER)).toBeGreaterThan(releases[0]!);
+  expect(index(ops, Op.HELPER)).toBeLessThan(releases[1]!);
+  // the child's side: its mounts, then the wait, then non-dumpable, then the process
+  expect(index(ops, Op.PIVOT)).toBeLessThan(index(ops, Op.AWAIT));
+  expect(index(ops, Op.AWAIT)).toBeLessThan(index(ops, Op.DUMPABLE));
+  expect(index(ops, Op.DUMPABLE)).toBeLessThan(index(ops, Op.SETUID));
+  // without one, one release and no wait; non-dumpable all the same before the process
+  const none = plan({ network: "none" });
+  expect(find(none, Op.RELEASE)).toHaveLength(1);
+  expect(codes(none)).not.toContain(Op.AWAIT);
+  expect(index(none, Op.DUMPABLE)).toBeLessThan(index(none, Op.SETUID));
+});
+
+test("--rm removes the files from the container's own user namespace, rejoined, with no second id mapping", () => {
+  const ops = plan({}, { after: { status: [], remove: ["/store/containers/abc"] } });
+  const after = ops.slice(index(ops, Op.SUPERVISE) + 1);
+  expect(codes(after)).toEqual([Op.REJOIN, Op.CLONE, Op.RELEASE, Op.RMTREE, Op.SUPERVISE, Op.CLEANUP]);
+  expect(after[1]!.ints).toEqual([0n]);
+  expect(find(ops, Op.SPAWN)).toHaveLength(2); // newuidmap and newgidmap, once
+  expect(find(ops, Op.RMTREE)[0]!.strs).toEqual(["/store/containers/abc"]);
+});
