@@ -121,10 +121,8 @@ static int uapply(uint8_t type, uint8_t flags, char *path, char *link, uint32_t 
   if (dir < 0) return -1;
   switch (type) {
   case U_DIR:
-    /* a new one is made with its mode; one that is there already (or wants another owner, or special bits) is set */
-    if (mkdirat(dir, name, mode & 0777) == 0) {
-      if (!(flags & UF_CHOWN) && !(mode & 07000)) return 0;
-    } else if (errno != EEXIST) return -1;
+    /* its mode set after: it may be there already, or inherit a setgid bit from its parent */
+    if (mkdirat(dir, name, 0700) < 0 && errno != EEXIST) return -1;
     if ((fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0) return -1;
     rc = uowner(fd, NULL, flags, uid, gid) < 0 || fchmod(fd, mode) < 0 ? -1 : 0;
     break;

@@ -126,11 +126,14 @@ describe("a root filesystem tar", () => {
 
   test("owners: exact with subordinate ranges; kept in metadata with a notice under a one-id map", () => {
     const w = workdir();
-    const tar = tarOf(rootfsDir(w, "echo data > owned && chown 33:33 owned && chmod 4755 owned"), join(w, "own.tar"));
+    // and modes as the tar says: in a setgid directory, one below that is not setgid (chmod 00755 clears the bit)
+    const extra = "echo data > owned && chown 33:33 owned && chmod 4755 owned && mkdir -m 2775 sg && mkdir sg/d && chmod 00755 sg/d && echo x > sg/f && chmod 0640 sg/f";
+    const tar = tarOf(rootfsDir(w, extra), join(w, "own.tar"));
     if (!asRoot) return; // making a tar with other owners needs root
     const main = freshStore();
     expect(inStore(main.env, ["import", tar, "--name", "own"]).code).toBe(0);
     expect(inStore(main.env, ["run", "--rm", "own", "stat", "-c", "%u:%g %a", "/owned"]).stdout).toBe("33:33 4755\n");
+    expect(inStore(main.env, ["run", "--rm", "own", "stat", "-c", "%n %a", "/sg", "/sg/d", "/sg/f"]).stdout).toBe("/sg 2775\n/sg/d 755\n/sg/f 640\n");
     const single = freshStore(h.single);
     const imp = inStore(single.env, ["import", tar, "--name", "own"], { user: h.single });
     expect(imp.code).toBe(0);
