@@ -44,13 +44,14 @@ export class FrameWriter {
     this.cur = this.free.pop()!;
     if (codec === "zstd" && options.hostZstd !== false) this.workers = new ZstdWorkers(this.slots, parallel);
     this.partial = `${output}.${process.pid}.partial`;
+    // before the partial file exists: a signal between the two would leave it behind
+    for (const s of Object.keys(SIGNALS)) process.on(s, this.interrupted);
     try {
       this.fd = this.io(() => sys.openWrite(this.partial));
     } catch (e) {
-      this.workers?.close();
+      this.done();
       throw e;
     }
-    for (const s of Object.keys(SIGNALS)) process.on(s, this.interrupted);
   }
 
   /** Interrupted (^C, a kill): the partial file goes, and the exit status says which signal, as a shell's would. */
