@@ -208,8 +208,11 @@ export class FrameWalker {
 /**
  * Cut frames from the input and decode each into the next of two reused
  * buffers (each first touch of a huge page costs the kernel a 2 MiB clear:
- * two fewer 8 MiB buffers took ~60 ms off an import). At the first frame that cannot be cut, the rest of the input
- * (from that frame on) goes through a streaming decoder.
+ * two fewer 8 MiB buffers took ~60 ms off an import). At the first frame
+ * that cannot be cut, the rest of the input (from that frame on) goes
+ * through a streaming decoder. The buffers go back (sys.giveBack) when the
+ * stream ends; its reader holds no chunk by then (ByteReader reads a chunk
+ * only once it has used up the last).
  */
 async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecoder): AsyncGenerator<Uint8Array> {
   // huge pages: on a VM where a page fault costs ~20 µs, faulting in 40 MiB took longer than decoding it
