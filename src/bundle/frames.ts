@@ -111,6 +111,8 @@ export class FrameWriter {
   private async out(job: { slot: number; bytes: Promise<Uint8Array> }): Promise<void> {
     const bytes = await job.bytes;
     this.io(() => sys.writeAll(this.fd, bytes));
+    // its writeback starts now, while later frames compress, not all of it at the closing fsync
+    sys.startWriteback(this.fd, this.compressed, bytes.length);
     this.compressed += bytes.length;
     this.free.push(job.slot);
   }

@@ -13,6 +13,7 @@ function defs(T: Ffi["FFIType"]) {
     syscall: { args: [T.i64, T.i64, T.ptr, T.ptr, T.u64], returns: T.i64 },
     fchmod: { args: [T.i32, T.u32], returns: T.i32 },
     fsync: { args: [T.i32], returns: T.i32 },
+    sync_file_range: { args: [T.i32, T.i64, T.i64, T.u32], returns: T.i32 },
     pipe2: { args: [T.ptr, T.i32], returns: T.i32 },
     read: { args: [T.i32, T.ptr, T.u64], returns: T.i64 },
     pread: { args: [T.i32, T.ptr, T.u64, T.i64], returns: T.i64 },
@@ -301,6 +302,17 @@ export function openRead(path: string): number {
 
 export function fsync(fd: number): void {
   check(libc().c.fsync(fd), "fsync");
+}
+
+const SYNC_FILE_RANGE_WRITE = 2;
+
+/**
+ * Start writing a range of a file back to its disk, without waiting for it:
+ * the fsync at the end then has only the tail left to wait for. A hint (a
+ * file system or file that does not support it is no error).
+ */
+export function startWriteback(fd: number, offset: number, length: number): void {
+  libc().c.sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE);
 }
 
 export function mkdir(path: string, mode = 0o755): boolean {

@@ -2,7 +2,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { readdir, readInRoot, stat, writeFile } from "../../src/linux/sys.ts";
+import { close, pipe, readdir, readInRoot, startWriteback, stat, writeFile } from "../../src/linux/sys.ts";
 
 const dir = mkdtempSync("/tmp/bunker-sys-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,4 +50,15 @@ test("writeFile sets the mode whatever the umask, and never follows a link", () 
 
 test("readdir lists names", () => {
   expect(readdir(join(root, "etc")).sort()).toEqual(["fifo", "passwd"]);
+});
+
+test("the writeback hint is no error where it does not apply", () => {
+  const [r, w] = pipe();
+  try {
+    expect(() => startWriteback(w, 0, 4096)).not.toThrow(); // ESPIPE
+    expect(() => startWriteback(-1, 0, 4096)).not.toThrow(); // EBADF
+  } finally {
+    close(r);
+    close(w);
+  }
 });
