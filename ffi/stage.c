@@ -140,7 +140,9 @@ static uint32_t spawned_op[8];
 static int nspawned;
 static pid_t helpers[4];
 static uint32_t helper_op[4]; /* the op that started it */
-static int helper_log[4];     /* a mounting helper's stderr (a memfd), for the reason it died; -1: none */
+static int helper_log[4];     /* its stderr (a memfd), for the reason it died; -1: none (quiet, or detached) */
+static int helper_mounts[4];  /* it serves the container's root (fuse-overlayfs): the container cannot outlive it */
+static long helper_said[4];   /* how much of its log has gone to our stderr */
 static int nhelpers;
 static ksigset_t fwdset; /* signals the parent forwards (from the plan), plus SIGCHLD */
 static int errfd = 2;    /* where the stage's own messages go */
@@ -1081,6 +1083,15 @@ static int child_gone(void) {
   return poll(&p, 1, 0) > 0 && (p.revents & POLLHUP);
 }
 
+/* What helper k wrote to its log since the last time, on our stderr (not a mounting
+ * helper's: its log is only for the reason it died). */
+static void helper_say(int k) {
+  char t[4096];
+  if (helper_mounts[k]) return;
+  for (ssize_t n; helper_log[k] >= 0 && (n = pread(helper_log[k], t, sizeof t, helper_said[k])) > 0; helper_said[k] += n)
+    write_all(errfd, t, (size_t)n);
+}
+
 /* A helper that lives as long as the container (pasta): it dies with us
  * (PDEATHSIG) or when the container has exited (stop_helpers), and is ready
  * once it has written its ready file (pasta's --pid file comes after its setup). */
@@ -1094,7 +1105,9 @@ static void helper(uint32_t i, const struct op *o) {
   if (readyfd_no >= 0 && pipe2(rp, O_CLOEXEC) < 0) fail(i, errno);
   const char *ready = o->strs[0];
   static char want[3 * PATH_MAX];
-  int log = -1; /* a mounting helper's stderr is kept, to say why it failed; others are only quieted */
+  /* its stderr is kept, to say why it failed; a start given up because the container died
+   * says nothing of the helper's (pasta: "Couldn't open network namespace") */
+  int log = -1;
   if (o->flags & F_READY_MOUNT) { /* the mount point as mountinfo will show it */
     char real[PATH_MAX], fdp[32];
     int fd = open(ready, O_PATH | O_CLOEXEC);
@@ -1110,8 +1123,8 @@ static void helper(uint32_t i, const struct op *o) {
       } else put(&w, c, 1);
     }
     ready = want;
-    if ((log = memfd_create("bunker-helper", 1 /* MFD_CLOEXEC */)) < 0) fail(i, errno);
   }
+  if (((o->flags & F_READY_MOUNT) || !(detached || o->ints[2])) && (log = memfd_create("bunker-helper", 1 /* MFD_CLOEXEC */)) < 0) fail(i, errno);
   int ns[2] = { -1, -1 }; /* the child's user and mount namespaces, opened while it surely lives */
   if (o->flags & F_JOIN_NS) {
     static const char *const which[2] = { "ns/user", "ns/mnt" };
@@ -1140,7 +1153,8 @@ static void helper(uint32_t i, const struct op *o) {
     execve(av[0], av, env);
     _exit(127);
   }
-  helper_op[nhelpers] = i, helper_log[nhelpers] = log;
+  helper_op[nhelpers] = i, helper_log[nhelpers] = log, helper_said[nhelpers] = 0;
+  helper_mounts[nhelpers] = (o->flags & F_READY_MOUNT) != 0;
   helpers[nhelpers++] = pid;
   if (rp[1] >= 0) close(rp[1]);
   for (int k = 0; k < 2; k++)
@@ -1151,20 +1165,21 @@ static void helper(uint32_t i, const struct op *o) {
       kill(pid, SIGKILL);
       while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
       nhelpers--, abandoned = 1;
+      if (log >= 0) close(log);
       return;
     }
     if (o->flags & F_READY_MOUNT) {
-      if (mounted(child, ready)) return;
+      if (mounted(child, ready)) break;
     } else if (*ready) {
       int fd = open(ready, O_RDONLY | O_CLOEXEC);
-      if (fd >= 0 && keep_errno(fstat(fd, &st), fd) == 0 && st.st_size > 0) return;
+      if (fd >= 0 && keep_errno(fstat(fd, &st), fd) == 0 && st.st_size > 0) break;
     }
     struct pollfd p = { rp[0], POLLIN, 0 };
     if (rp[0] >= 0 && poll(&p, 1, 1) > 0 && p.revents) {
       char c;
       ssize_t r = read(rp[0], &c, 1);
       close(rp[0]);
-      if (r == 1) return;
+      if (r == 1) break;
       rp[0] = -1; /* it closed the fd without a word: its exit status will say why */
     }
     int status;
@@ -1172,6 +1187,7 @@ static void helper(uint32_t i, const struct op *o) {
       nhelpers--;
       if (child_gone()) { /* it died first, and the helper for that */
         abandoned = 1;
+        if (log >= 0) close(log);
         return;
       }
       print_helper_error(i, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), log);
@@ -1180,6 +1196,8 @@ static void helper(uint32_t i, const struct op *o) {
     if (waited >= o->ints[0]) fail(i, ETIMEDOUT);
     if (rp[0] < 0) poll(NULL, 0, 1);
   }
+  /* ready: what it said while starting (a warning, say) is the user's to see */
+  helper_say(nhelpers - 1);
 }
 
 /* One request to a helper's API socket (slirp4netns: add_hostfwd). */
@@ -1226,6 +1244,7 @@ static void stop_helpers(void) {
       while (waitpid(helpers[k], NULL, 0) < 0 && errno == EINTR) {}
     }
   }
+  for (int k = 0; k < nhelpers; k++) helper_say(k); /* what it said while the container ran (pasta runs --quiet: errors) */
   nhelpers = 0;
 }
 
@@ -1294,7 +1313,7 @@ static int supervise(int flags) {
           /* the container's root is a mounting helper's (fuse-overlayfs): without it every file
            * access fails, so the container goes too, and the reason is said */
           for (int k = 0; k < nhelpers; k++) {
-            if (helpers[k] <= 0 || helper_log[k] < 0 || waitpid(helpers[k], &st, WNOHANG) != helpers[k]) continue;
+            if (helpers[k] <= 0 || !helper_mounts[k] || waitpid(helpers[k], &st, WNOHANG) != helpers[k]) continue;
             helpers[k] = -1;
             if (!exited) kill(child, SIGKILL);
             print_helper_error(helper_op[k], WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), helper_log[k]);

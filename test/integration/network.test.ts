@@ -132,6 +132,21 @@ describe.each(modes)("--network %s", (mode) => {
   });
 });
 
+test("a helper that fails only because the setup failed first is not heard; one that fails on its own is, in one line", () => {
+  // a pasta that complains while the container fails, as the real one can when it finds it gone ("Couldn't open network namespace")
+  const fake = mkdtempSync(join(h.dir, "fakebin-"));
+  chmodSync(fake, 0o755);
+  writeFileSync(join(fake, "pasta"), "#!/bin/sh\necho 'pasta: the namespace is gone' >&2\nexec sleep 5\n", { mode: 0o755 });
+  const PATH = `${fake}:/usr/bin:/bin`;
+  const late = b(["run", "--rm", "--network", "pasta", "-v", "/etc/hostname:/etc", u.rootfs, "true"], { env: { PATH } });
+  expect(late.stderr.trim()).toBe("bunker: bind /etc/hostname on /etc: ENOTDIR (Not a directory)");
+  expect(late.code).toBe(125);
+  writeFileSync(join(fake, "pasta"), "#!/bin/sh\necho 'pasta: a first line' >&2\necho 'pasta: the reason' >&2\nexit 1\n", { mode: 0o755 });
+  const own = b(["run", "--rm", "--network", "pasta", u.rootfs, "true"], { env: { PATH } });
+  expect(own.stderr.trim()).toBe("bunker: start pasta: exited with status 1: pasta: the reason");
+  expect(own.code).toBe(125);
+});
+
 test.skipIf(!modes.length)("a published port in use fails before the container starts, and leaves nothing", async () => {
   const r = b(["run", "--name", "busy", "-p", `127.0.0.1:${hostPort}:80`, u.rootfs, "true"]);
   expect(r.code).toBe(125);
