@@ -177,8 +177,8 @@ async function compress(data: Uint8Array, codec: Codec): Promise<Uint8Array> {
 const LEVEL = 3;
 const WINDOW_LOG = Math.log2(FRAME);
 
-/** The compiled executable holds the worker as an entry point of its own (scripts/build.ts). */
-const WORKER = Bun.main.startsWith("/$bunfs/") ? "/$bunfs/root/bundle/zstd-worker.js" : new URL("./zstd-worker.ts", import.meta.url).href;
+/** The zstd thread's code: the compiled executable holds it as an entry point of its own (scripts/build.ts). */
+export const ZSTD_WORKER = Bun.main.startsWith("/$bunfs/") ? "/$bunfs/root/bundle/zstd-worker.js" : new URL("./zstd-worker.ts", import.meta.url).href;
 
 /** Compression threads through the host's libzstd, each frame into an output buffer of its slot. */
 class ZstdWorkers {
@@ -193,7 +193,7 @@ class ZstdWorkers {
     const bound = FRAME + (FRAME >> 7) + (64 << 10); // above ZSTD_compressBound(FRAME)
     this.outs = slices(sys.hugeBuffer(slots.length * bound), bound);
     const init: ToWorker = { ins: slots, outs: this.outs, level: LEVEL, windowLog: WINDOW_LOG };
-    this.threads = Array.from({ length: parallel }, () => new Worker(WORKER));
+    this.threads = Array.from({ length: parallel }, () => new Worker(ZSTD_WORKER));
     this.ready = Promise.all(
       this.threads.map(
         (w) =>

@@ -1,7 +1,8 @@
-// A compression thread for src/bundle/frames.ts: zstd frames through the
-// host's libzstd, from and into buffers shared with the main thread, which
-// are reused frame after frame (a fresh buffer per frame costs page faults,
-// and Bun.zstdCompress takes a copy of its input and zeroes its output).
+// A zstd thread through the host's libzstd: compression for
+// src/bundle/frames.ts, decompression for src/image/decompress.ts. Frames go
+// from and into buffers shared with the main thread, which are reused frame
+// after frame (a fresh buffer per frame costs page faults, and
+// Bun.zstdCompress takes a copy of its input and zeroes its output).
 // Its own build entry point: scripts/build.ts embeds it in dist/bunker.
 import { dlopen, FFIType as T, ptr } from "bun:ffi";
 
@@ -9,6 +10,11 @@ import { dlopen, FFIType as T, ptr } from "bun:ffi";
 export type ToWorker = { ins: Uint8Array[]; outs: Uint8Array[]; level: number; windowLog: number } | { slot: number; len: number };
 /** worker → main: whether it can, then each frame's compressed size (or why not). */
 export type FromWorker = { ready: true } | { ready: false; why: string } | { slot: number; size: number } | { slot: number; error: string };
+
+/** main → a decompression thread: one whole frame into out (both views of shared memory). */
+export type ToDecoder = { frame: Uint8Array; out: Uint8Array };
+/** a decompression thread → main, for each frame in the order given: its decoded size, what libzstd found wrong with it, or why the thread cannot decode. */
+export type FromDecoder = { size: number } | { corrupt: string } | { error: string };
 
 const ZSTD_c_compressionLevel = 100;
 const ZSTD_c_windowLog = 101;
@@ -24,6 +30,8 @@ let outs: Uint8Array[] = [];
 function open() {
   return dlopen("libzstd.so.1", {
     ZSTD_createCCtx: { args: [], returns: T.ptr },
+    ZSTD_createDCtx: { args: [], returns: T.ptr },
+    ZSTD_decompressDCtx: { args: [T.ptr, T.ptr, T.u64, T.ptr, T.u64], returns: T.u64 },
     ZSTD_CCtx_setParameter: { args: [T.ptr, T.i32, T.i32], returns: T.u64 },
     ZSTD_compress2: { args: [T.ptr, T.ptr, T.u64, T.ptr, T.u64], returns: T.u64 },
     ZSTD_isError: { args: [T.u64], returns: T.u32 },
@@ -31,8 +39,24 @@ function open() {
   }).symbols;
 }
 
-self.onmessage = (ev: MessageEvent<ToWorker>) => {
+let dctx: ReturnType<NonNullable<typeof z>["ZSTD_createDCtx"]> = null;
+
+/** One frame decoded (the thread opens libzstd at the first). */
+function decode(m: ToDecoder): FromDecoder {
+  try {
+    z ??= open();
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  dctx ??= z.ZSTD_createDCtx();
+  if (!dctx) return { error: "ZSTD_createDCtx failed" };
+  const r = z.ZSTD_decompressDCtx(dctx, ptr(m.out), m.out.length, ptr(m.frame), m.frame.length);
+  return z.ZSTD_isError(r) ? { corrupt: String(z.ZSTD_getErrorName(r)) } : { size: Number(r) };
+}
+
+self.onmessage = (ev: MessageEvent<ToWorker | ToDecoder>) => {
   const m = ev.data;
+  if ("frame" in m) return self.postMessage(decode(m));
   if ("ins" in m) {
     try {
       z = open();

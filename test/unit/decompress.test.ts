@@ -3,7 +3,7 @@
 // early must end the stream, never leave it waiting.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createZstdCompress, gzipSync } from "node:zlib";
-import { cutFrame, decompress, FrameWalker, sniff, useHostZstd } from "../../src/image/decompress.ts";
+import { cutFrame, decompress, FrameWalker, sniff, useDecodeThread, useHostZstd } from "../../src/image/decompress.ts";
 import { ArchiveError } from "../../src/image/unpack.ts";
 
 // 5 MiB of text that compresses into real blocks (random bytes would be
@@ -65,11 +65,15 @@ const cases = [
   ["gzip", "one member", new Uint8Array(gzipSync(raw))],
 ] as const;
 
-for (const [how, what, packed] of [...cases, ...cases.filter((c) => c[0] === "zstd").map(([h, w, p]) => [h, `${w}, without libzstd`, p] as const)]) {
+const zstdCases = cases.filter((c) => c[0] === "zstd");
+for (const [how, what, packed] of [
+  ...cases,
+  ...zstdCases.map(([h, w, p]) => [h, `${w}, without libzstd`, p] as const),
+  ...zstdCases.map(([h, w, p]) => [h, `${w}, on one thread`, p] as const),
+]) {
   describe(`${how}, ${what}`, () => {
-    const bare = what.endsWith("without libzstd");
-    beforeEach(() => useHostZstd(!bare));
-    afterEach(() => useHostZstd(true));
+    beforeEach(() => (useHostZstd(!what.endsWith("without libzstd")), useDecodeThread(!what.endsWith("on one thread"))));
+    afterEach(() => (useHostZstd(true), useDecodeThread(true)));
     test(`whole streams come back whole, in small or large reads`, async () => {
       expect(sniff(packed)).toBe(how);
       expect(await total(decompress(chunks(packed), how))).toBe(raw.length);
@@ -88,12 +92,29 @@ for (const [how, what, packed] of [...cases, ...cases.filter((c) => c[0] === "zs
       await expect(total(decompress(chunks(packed.subarray(0, packed.length - 100)), how))).rejects.toBeInstanceOf(ArchiveError);
     });
 
-    test(`a reader that stops after the first chunk lets it finish`, async () => {
-      await deadline(
-        (async () => {
-          for await (const _ of decompress(chunks(packed), how)) break;
-        })(),
-      );
+    test(`a reader that stops after the first or the third chunk lets it finish, and leaves the buffers whole`, async () => {
+      for (const stop of [1, 3]) {
+        await deadline(
+          (async () => {
+            let n = 0;
+            for await (const _ of decompress(chunks(packed), how)) if (++n === stop) break;
+          })(),
+        );
+        // the next stream borrows the same buffers: nothing may still be writing into them
+        const copies = await Array.fromAsync(decompress(chunks(packed, 1 << 20), how), (c) => c.slice());
+        expect(Buffer.concat(copies).equals(raw)).toBe(true);
+      }
+    });
+
+    test(`a chunk stays as it was until two more have been read`, async () => {
+      let [before, copy]: (Uint8Array | undefined)[] = [];
+      let at = 0;
+      for await (const c of decompress(chunks(packed, 1 << 20), how)) {
+        if (before) expect(Buffer.from(before).equals(Buffer.from(copy!))).toBe(true);
+        expect(Buffer.from(c).equals(raw.subarray(at, (at += c.length)))).toBe(true);
+        [before, copy] = [c, c.slice()];
+      }
+      expect(at).toBe(raw.length);
     });
   });
 }
