@@ -13,15 +13,20 @@
  *   0 u8 type  1 u8 flags  2 u16 pathlen  4 u32 mode  8 u32 uid  12 u32 gid
  *   16 u32 linklen  20 u32 nsec  24 i64 sec  32 u64 size
  * Result on stdout: "ok N" (records applied) or "fail N ERRNO" (the
- * record that failed, counting from 0).
+ * record that failed, counting from 0). Before it, at each U_DIGESTS
+ * record, a line with the sha256 (hex) of each UF_HASH file since the last,
+ * at most HASHED_MAX of them.
  *
  * OP_RMTREE removes what OP_UNPACK made: inside the user namespace, files
  * owned by subordinate ids can be removed; outside, they cannot.
  */
 
-enum { U_END, U_DIR, U_FILE, U_SYMLINK, U_HARDLINK, U_WHITEOUT, U_OPAQUE, U_XATTR, U_TIMES, U_UNLINK, U_FIFO };
+enum { U_END, U_DIR, U_FILE, U_SYMLINK, U_HARDLINK, U_WHITEOUT, U_OPAQUE, U_XATTR, U_TIMES, U_UNLINK, U_FIFO, U_DIGESTS };
 #define UF_CHOWN 0x1 /* give the entry the record's uid and gid */
 #define UF_DIR 0x2   /* U_UNLINK: the entry is a directory */
+#define UF_HASH 0x4  /* U_FILE: report the sha256 of its data */
+
+#include "sha256.h"
 
 static int uroot = -1;
 static char ubuf[1 << 16];
@@ -42,11 +47,11 @@ static int unspliceable; /* stdin is not a pipe, or the file system takes no spl
 
 /* Exactly n bytes from stdin into dst, or into fd when dst is NULL: what is
  * buffered by hand, the rest of a large file by splice from the pipe to the
- * file, never through this process's memory. */
-static int uread_to(void *dst, int fd, uint64_t n) {
+ * file, never through this process's memory, unless it is hashed (h). */
+static int uread_to(void *dst, int fd, uint64_t n, struct sha256 *h) {
   char *d = dst;
   while (n > 0) {
-    while (!d && !unspliceable && ubuf_off == ubuf_len && n >= sizeof ubuf) {
+    while (!d && !h && !unspliceable && ubuf_off == ubuf_len && n >= sizeof ubuf) {
       ssize_t r = splice(0, NULL, fd, NULL, n < (1u << 30) ? (size_t)n : (1u << 30), 0);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && errno == EINVAL) { unspliceable = 1; break; } /* by hand from now on */
@@ -61,6 +66,7 @@ static int uread_to(void *dst, int fd, uint64_t n) {
       d += take;
     } else {
       const char *p = ubuf + ubuf_off;
+      if (h) sha256_update(h, p, take);
       for (size_t left = take; left > 0;) {
         ssize_t w = write(fd, p, left);
         if (w < 0 && errno == EINTR) continue;
@@ -72,8 +78,25 @@ static int uread_to(void *dst, int fd, uint64_t n) {
   }
   return 0;
 }
-#define uread(dst, n) uread_to(dst, -1, n)
-#define ucopy(fd, n) uread_to(NULL, fd, n)
+#define uread(dst, n) uread_to(dst, -1, n, NULL)
+#define ucopy(fd, n, h) uread_to(NULL, fd, n, h)
+
+/* The digests of UF_HASH files as hex lines, until U_DIGESTS asks for them
+ * (src/image/unpack.ts: DIGEST_BATCH). Stdout is read only then: writing
+ * them as they come could fill the pipe while bunker fills stdin. */
+#define HASHED_MAX 4096
+static char hashed[HASHED_MAX * 65];
+static size_t hashed_len;
+
+static int uhashed(struct sha256 *h) {
+  static const char hex[] = "0123456789abcdef";
+  uint8_t d[32];
+  if (hashed_len == sizeof hashed) { errno = EOVERFLOW; return -1; }
+  sha256_final(h, d);
+  for (int i = 0; i < 32; i++) hashed[hashed_len++] = hex[d[i] >> 4], hashed[hashed_len++] = hex[d[i] & 15];
+  hashed[hashed_len++] = '\n';
+  return 0;
+}
 
 /* The directory that holds path (opened beneath the root, no symlinks) and
  * the last component. The last parent is kept open: archives go dir by dir. */
@@ -126,13 +149,22 @@ static int uapply(uint8_t type, uint8_t flags, char *path, char *link, uint32_t 
     if ((fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0)) < 0) return -1;
     rc = uowner(fd, NULL, flags, uid, gid) < 0 || fchmod(fd, mode) < 0 ? -1 : 0;
     break;
-  case U_FILE:
+  case U_FILE: {
     /* made with its mode (the umask is 0; the store is private meanwhile), but for
      * setuid, setgid and sticky bits: owner first, as chown clears the first two */
+    struct sha256 h;
+    if (flags & UF_HASH) {
+      static int able = -1;
+      if (able < 0) able = sha256_ni_ok();
+      if (!able) { errno = ENOSYS; return -1; }
+      sha256_init(&h);
+    }
     if ((fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0777)) < 0) return -1;
-    rc = ucopy(fd, size) < 0 || uowner(fd, NULL, flags, uid, gid) < 0 || ((mode & 07000) && fchmod(fd, mode) < 0) ||
-                 utimensat(fd, NULL, t, 0) < 0 ? -1 : 0;
+    rc = ucopy(fd, size, (flags & UF_HASH) ? &h : NULL) < 0 || uowner(fd, NULL, flags, uid, gid) < 0 ||
+                 ((mode & 07000) && fchmod(fd, mode) < 0) || utimensat(fd, NULL, t, 0) < 0 ||
+                 ((flags & UF_HASH) && uhashed(&h) < 0) ? -1 : 0;
     break;
+  }
   case U_SYMLINK:
     if (symlinkat(link, dir, name) < 0) return -1;
     return uowner(dir, name, flags, uid, gid) < 0 || utimensat(dir, name, t, AT_SYMLINK_NOFOLLOW) < 0 ? -1 : 0;
@@ -207,6 +239,11 @@ static __attribute__((noreturn)) void do_unpack(const char *root) {
     if (h[0] == U_END) {
       uresult("ok", n, 0);
       _exit(0);
+    }
+    if (h[0] == U_DIGESTS) {
+      write_all(1, hashed, hashed_len);
+      hashed_len = 0;
+      continue;
     }
     if (pathlen == 0 || pathlen >= PATH_MAX || linklen >= PATH_MAX || uread(path, pathlen) < 0 || uread(link, linklen) < 0) {
       uresult("fail", n, errno ? errno : ENAMETOOLONG);

@@ -5,9 +5,9 @@ import { BunkerError } from "../errors.ts";
 import { collect } from "../image/bytes.ts";
 import { ArchiveError } from "../image/unpack.ts";
 import type { LayerInfo } from "../image/store.ts";
-import { readTar, type TarEntry, type TarHeader } from "../image/tar.ts";
+import { type FileDigest, readTar, type TarEntry, type TarHeader } from "../image/tar.ts";
 import type { Spec } from "../spec/types.ts";
-import { type BundleManifest, DIGESTS, Digests, FORMAT, MANIFEST, ROOTFS, row, VERSION } from "./format.ts";
+import { type BundleManifest, DIGESTS, Digests, FORMAT, MANIFEST, ROOTFS, type Row, row, VERSION } from "./format.ts";
 
 const dec = new TextDecoder();
 
@@ -33,18 +33,19 @@ export async function importBundle(
   let manifest: BundleManifest | undefined;
   let runtime: Spec | undefined;
   let trailer: string | undefined;
-  const digests = new Digests();
+  // each entry's row, in order; a file's digest comes later when the unpacker hashes it
+  const rows: [Row, FileDigest?][] = [];
   const entries = readTar(tar);
 
   /** The rootfs entries for the unpacker; the bundle's own files are read on the way. */
   async function* rootfs(): AsyncGenerator<TarEntry> {
-    // one hasher for every file in turn (digest() resets it): making one per entry cost ~20 ms in 6,676;
-    // it sees each chunk as the tar reader hands it out, with no stream of its own in between
+    // files the unpacker does not hash: one hasher for every one in turn (digest() resets it), as making
+    // one per entry cost ~20 ms in 6,676; it sees each chunk as the tar reader hands it out
     const hasher = new Bun.CryptoHasher("sha256");
     for await (const e of entries) {
       const h = e.header;
       if (trailer !== undefined) throw new ArchiveError(`an entry follows ${DIGESTS}: the bundle is corrupt`);
-      const seen = () => digests.add(row(h, h.type === "file" ? hasher.digest("hex") : ""));
+      const seen = (digest?: FileDigest) => rows.push([row(h, h.type === "file" && !digest ? hasher.digest("hex") : ""), digest]);
       if (h.path === MANIFEST || h.path === "config.json" || h.path === DIGESTS) {
         const bytes = await collect(e.data(), 64 << 20);
         if (h.path === DIGESTS) {
@@ -69,15 +70,21 @@ export async function importBundle(
         if (path !== "") yield { header, data: () => (async function* () {})() };
         continue;
       }
-      const data = e.data((chunk) => hasher.update(chunk));
-      yield { header, data: () => data };
+      const digest: FileDigest = {};
+      const data = e.data((chunk) => digest.byUnpacker || hasher.update(chunk));
+      yield { header, data: () => data, digest };
       for await (const _ of data) void _; // what the unpacker did not read (a device, say) is hashed all the same
-      seen();
+      seen(digest.byUnpacker ? digest : undefined);
     }
   }
 
   const check = async () => {
     if (trailer === undefined) throw new ArchiveError(`${DIGESTS} is missing: the bundle is truncated`);
+    const digests = new Digests();
+    for (const [r, digest] of rows) {
+      if (digest) r[8] = digest.sha256 ?? "";
+      digests.add(r);
+    }
     const [head, ...lines] = trailer.trimEnd().split("\n");
     const summary = parse(new TextEncoder().encode(head), DIGESTS) as { digest?: string; entries?: number };
     if (typeof summary.digest !== "string") throw new ArchiveError(`${DIGESTS} has no digest`);

@@ -11,7 +11,7 @@ import { decompress, sniff } from "./decompress.ts";
 import { type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type Staging, Store } from "./store.ts";
 import { readTar, type TarEntry, TarError } from "./tar.ts";
 import { ArchiveError, unpack } from "./unpack.ts";
-import { findHelper, identity } from "../runtime/host.ts";
+import { findHelper, identity, unpackerHashes } from "../runtime/host.ts";
 import { importBundle } from "../bundle/import.ts";
 import { MANIFEST } from "../bundle/format.ts";
 import { Progress } from "../bundle/progress.ts";
@@ -61,7 +61,7 @@ async function stageLayer(
     const result = await unpack(
       diff,
       entries,
-      { ...store.maps(), layer: asLayer, maxEntries: MAX_ENTRIES, maxBytes: MAX_BYTES },
+      { ...store.maps(), layer: asLayer, maxEntries: MAX_ENTRIES, maxBytes: MAX_BYTES, hash: unpackerHashes() },
       { uid: who.uid, gid: who.gid, helper: findHelper },
     );
     const diffId = await check();

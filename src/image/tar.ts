@@ -29,6 +29,16 @@ export interface TarEntry {
   header: TarHeader;
   /** The file's bytes, each chunk shown to `seen` first; read it or not, the next entry skips what is left. */
   data(seen?: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array>;
+  /** A file whose sha256 is wanted: the unpacker may take it on (src/image/unpack.ts). */
+  digest?: FileDigest;
+}
+
+/** A file's sha256, when the unpacker hashes the file as it writes it. */
+export interface FileDigest {
+  /** Set, before the file's data is read, when the unpacker will. */
+  byUnpacker?: boolean;
+  /** Set once it has (hex), before unpack() returns. */
+  sha256?: string;
 }
 
 export class TarError extends Error {}

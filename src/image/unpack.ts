@@ -8,11 +8,12 @@ import { mapsContain } from "../linux/idmap.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import type { IdMapping } from "../spec/types.ts";
-import type { EntryType, TarEntry, TarHeader } from "./tar.ts";
+import type { EntryType, FileDigest, TarEntry, TarHeader } from "./tar.ts";
 
-export const U = { END: 0, DIR: 1, FILE: 2, SYMLINK: 3, HARDLINK: 4, WHITEOUT: 5, OPAQUE: 6, XATTR: 7, TIMES: 8, UNLINK: 9, FIFO: 10 } as const;
+export const U = { END: 0, DIR: 1, FILE: 2, SYMLINK: 3, HARDLINK: 4, WHITEOUT: 5, OPAQUE: 6, XATTR: 7, TIMES: 8, UNLINK: 9, FIFO: 10, DIGESTS: 11 } as const;
 const UF_CHOWN = 0x1;
 const UF_DIR = 0x2;
+const UF_HASH = 0x4;
 
 export interface Record_ {
   type: number;
@@ -112,6 +113,8 @@ export interface UnpackOptions {
   layer: boolean;
   maxEntries: number;
   maxBytes: number;
+  /** The stage hashes the files whose entries ask for it (entry.digest): host.unpackerHashes(). */
+  hash?: boolean;
 }
 
 export interface Altered {
@@ -129,12 +132,19 @@ export interface Planned {
   devices: string[];
   /** Extended attributes left out (only user.* and security.capability are kept). */
   xattrsSkipped: number;
+  /** Files the stage hashed whose digests the sink has not been asked for yet. */
+  hashed: FileDigest[];
 }
+
+/** The most files hashed between two U_DIGESTS records (ffi/unpack.c holds that many: HASHED_MAX). */
+export const DIGEST_BATCH = 4096;
 
 export interface Sink {
   /** A record's header and names; the file data or xattr value follows through data(). */
   record(r: Record_, bytes: Uint8Array): Promise<void> | void;
   data(bytes: Uint8Array): Promise<void> | void;
+  /** After a U_DIGESTS record: the sha256 (hex) of the last `count` files hashed, in order (only with opts.hash). */
+  digests?(count: number): string[];
 }
 
 /** A record, and the bytes that follow it (an xattr's value). */
@@ -156,8 +166,15 @@ export async function planUnpack(entries: AsyncIterable<TarEntry>, opts: UnpackO
       if (more) await more;
     }
   };
+  const collect = async () => {
+    const batch = planner.result.hashed.splice(0);
+    if (!batch.length) return;
+    await send([{ type: U.DIGESTS, flags: 0, path: "" }]);
+    sink.digests!(batch.length).forEach((d, i) => (batch[i]!.sha256 = d));
+  };
   for await (const entry of entries) {
     const file = planner.entry(entry.header);
+    if (file && opts.hash && entry.digest) planner.hash(entry.digest);
     if (planner.steps.length) await send(planner.take());
     if (!file) continue;
     for await (const chunk of entry.data()) {
@@ -166,7 +183,9 @@ export async function planUnpack(entries: AsyncIterable<TarEntry>, opts: UnpackO
     }
     planner.xattrs(entry.header, file);
     if (planner.steps.length) await send(planner.take());
+    if (planner.result.hashed.length === DIGEST_BATCH) await collect();
   }
+  await collect();
   await send(planner.end());
   return planner.result;
 }
@@ -175,7 +194,7 @@ export async function planUnpack(entries: AsyncIterable<TarEntry>, opts: UnpackO
 class Planner {
   private readonly tree = new Map<string, EntryType>(); // what exists so far
   private readonly dirTimes = new Map<string, number>();
-  readonly result: Planned = { entries: 0, bytes: 0, altered: new Map(), devices: [], xattrsSkipped: 0 };
+  readonly result: Planned = { entries: 0, bytes: 0, altered: new Map(), devices: [], xattrsSkipped: 0, hashed: [] };
   /** Records for the entry at hand, in order. */
   steps: Step[] = [];
   // setuid/setgid mean something only where the owner is kept and other users exist
@@ -263,6 +282,13 @@ class Planner {
     this.xattrs(h, path);
   }
 
+  /** The stage is to hash the file just planned (entry() returned its path). */
+  hash(digest: FileDigest): void {
+    this.steps.at(-1)!.flags |= UF_HASH;
+    digest.byUnpacker = true;
+    this.result.hashed.push(digest);
+  }
+
   /** The extended attributes kept (after a file's data). */
   xattrs(h: TarHeader, path: string): void {
     if (!h.xattrs) return;
@@ -338,29 +364,40 @@ export async function unpack(
   const out = new BatchWriter(stage.stdin);
   let planned: Planned | undefined;
   let failure: unknown;
+  let said = ""; // read from stdout where digests were expected: the stage's result
   try {
     planned = await planUnpack(entries, opts, {
       record: (r, bytes) => (paths.push(r.path), out.write(bytes)),
       data: (bytes) => out.write(bytes),
+      digests: (count) => {
+        out.flush();
+        const text = sys.readExactly(stage.stdout, count * 65, "the unpacker's digests");
+        if (!new RegExp(`^([0-9a-f]{64}\n){${count}}$`).test(text)) throw new StageStopped((said = text));
+        return text.split("\n", count);
+      },
     });
     out.flush();
   } catch (e) {
     failure = e;
   }
   sys.close(stage.stdin);
-  const result = sys.readFd(stage.stdout, "the unpacker's result").trim(); // one line, at its exit
+  const result = (said + sys.readFd(stage.stdout, "the unpacker's result")).trim(); // one line, at its exit
   const code = await stage.proc.exited;
   const m = /^ok (\d+)$/.exec(result);
-  // a stage that stopped reading (EPIPE) has said why in its result line
-  if (failure && !(failure instanceof sys.SysError && failure.code === "EPIPE")) throw failure;
+  // a stage that stopped reading (EPIPE) or hashing has said why in its result line
+  if (failure && !(failure instanceof sys.SysError && failure.code === "EPIPE") && !(failure instanceof StageStopped)) throw failure;
   if (code !== 0 || !m) {
     const f = /^fail (\d+) (\d+)$/.exec(result);
     if (!f) throw new BunkerError(`unpacking into ${dir} failed (the stage exited with ${code})`);
     const err = new sys.SysError("unpack", Number(f[2]), paths[Number(f[1])] ?? `record ${f[1]}`);
     throw new BunkerError(err.message);
   }
+  if (failure) throw new BunkerError(`unpacking into ${dir} failed: the stage said "ok" where digests were due`);
   return { ...planned!, records: Number(m[1]) };
 }
+
+/** The stage wrote something else where digests were due: its result line, read with them. */
+class StageStopped extends Error {}
 
 /** Small writes gathered into large ones: a record is 40 bytes and a name. */
 class BatchWriter {

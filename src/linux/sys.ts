@@ -285,6 +285,14 @@ export async function* readChunks(fd: number, opts: { size?: number; start?: num
   }
 }
 
+/** n bytes of text from fd (fewer at its end), in blocking reads. */
+export function readExactly(fd: number, n: number, what: string): string {
+  const buf = new Uint8Array(n);
+  let got = 0;
+  for (let r; got < n && (r = readInto(fd, buf.subarray(got), what)) > 0; ) got += r;
+  return new TextDecoder().decode(buf.subarray(0, got));
+}
+
 /** One blocking read into dst (as much as is there, up to its length); 0 at the end. */
 export function readInto(fd: number, dst: Uint8Array, what?: string): number {
   const { c } = libc();

@@ -131,6 +131,21 @@ export function storageMode(host: StorageHost = { release: tryRead("/proc/sys/ke
   return { mode: "overlay" };
 }
 
+/**
+ * Whether the unpacker hashes a bundle's files as it writes them
+ * (ffi/sha256.h): on an x86 CPU with the SHA extensions, and SSSE3 and
+ * SSE4.1, which it checks again. Elsewhere bunker hashes them itself, as
+ * BUNKER_SHA256=bunker asks (BUNKER_SHA256=unpacker insists).
+ */
+export function unpackerHashes(cpuinfo: () => string | undefined = () => tryRead("/proc/cpuinfo"), asked = process.env.BUNKER_SHA256): boolean {
+  if (asked === "bunker") return false;
+  if (asked !== undefined && asked !== "unpacker") throw new BunkerError(`BUNKER_SHA256 must be bunker or unpacker, not "${asked}"`);
+  const flags = new Set(/^flags\s*:(.*)$/m.exec(cpuinfo() ?? "")?.[1]?.trim().split(/\s+/));
+  const able = ["sha_ni", "ssse3", "sse4_1"].every((f) => flags.has(f));
+  if (asked && !able) throw new BunkerError("BUNKER_SHA256=unpacker, but this CPU lacks the SHA extensions: unset it");
+  return able;
+}
+
 /** Namespaces this kernel has: cgroup namespaces need Linux 4.6. */
 export function hasNamespace(type: string): boolean {
   const name = type === "network" ? "net" : type === "mount" ? "mnt" : type;

@@ -2,7 +2,8 @@
 import { expect, test } from "bun:test";
 import { readTar, type TarHeader } from "../../src/image/tar.ts";
 import { tarOf } from "../helpers/tar.ts";
-import { cleanPath, decodeRecordHead, encodeRecord, planUnpack, type Record_, U } from "../../src/image/unpack.ts";
+import { cleanPath, DIGEST_BATCH, decodeRecordHead, encodeRecord, planUnpack, type Record_, U } from "../../src/image/unpack.ts";
+import type { FileDigest, TarEntry } from "../../src/image/tar.ts";
 import type { IdMapping } from "../../src/spec/types.ts";
 
 const enc = new TextEncoder();
@@ -125,4 +126,55 @@ test("a record's header round-trips: large ids and sizes, a negative mtime with 
   expect([pathLen, linkLen]).toEqual([4, 1]);
   expect(record).toEqual({ type: U.FILE, flags: 1, mode: 0o104755, uid: 4294967295, gid: 65534, mtime: -1.25, size: 2 ** 40 + 7 });
   expect(new TextDecoder().decode(bytes.subarray(40))).toBe("a/üt");
+});
+
+test("files whose digest is wanted are hashed by the stage, and their digests asked for in batches it can hold", async () => {
+  const n = DIGEST_BATCH + 10;
+  const digests: FileDigest[] = [];
+  async function* entries(): AsyncGenerator<TarEntry> {
+    const header = (path: string, type: TarHeader["type"] = "file") =>
+      ({ path, type, mode: 0o644, uid: 0, gid: 0, mtime: 1, size: type === "file" ? 1 : 0, linkname: "" }) as TarHeader;
+    const data = async function* () {
+      yield enc.encode("x");
+    };
+    yield { header: header("d", "dir"), data, digest: {} }; // not a file: nothing to hash
+    yield { header: header("plain"), data }; // no digest wanted
+    for (let i = 0; i < n; i++) {
+      const digest: FileDigest = {};
+      digests.push(digest);
+      yield { header: header(`d/${i}`), data, digest };
+    }
+  }
+  const stream: string[] = [];
+  let hashed = 0; // files flagged since the last U_DIGESTS
+  const result = await planUnpack(
+    entries(),
+    { uidMappings: ranges, gidMappings: ranges, layer: false, maxEntries: n + 10, maxBytes: 1e9, hash: true },
+    {
+      record: (r) => {
+        if (r.type === U.FILE && r.flags & 0x4) hashed++;
+        if (r.type === U.DIGESTS || r.type === U.END) stream.push(`${r.type === U.END ? "end" : "digests"} after ${hashed}`);
+        if (r.type === U.DIGESTS) expect(hashed).toBeLessThanOrEqual(DIGEST_BATCH);
+        if (r.type !== U.FILE) return;
+        expect(Boolean(r.flags & 0x4)).toBe(r.path !== "plain");
+      },
+      data: () => {},
+      digests: (count) => {
+        const out = Array.from({ length: count }, (_, i) => `${hashed - count + i}`.padStart(64, "0"));
+        hashed = 0;
+        return out;
+      },
+    },
+  );
+  // one batch when it is full, the rest before the end, each digest to its own file
+  expect(stream).toEqual([`digests after ${DIGEST_BATCH}`, "digests after 10", "end after 0"]);
+  expect(digests.every((d) => d.byUnpacker)).toBe(true);
+  expect(digests[0]!.sha256).toBe("0".padStart(64, "0"));
+  expect(digests[DIGEST_BATCH]!.sha256).toBe("0".padStart(64, "0"));
+  expect(digests[n - 1]!.sha256).toBe("9".padStart(64, "0"));
+  expect(digests[DIGEST_BATCH - 1]!.sha256).toBe(`${DIGEST_BATCH - 1}`.padStart(64, "0"));
+  expect(result.hashed).toEqual([]);
+  // without opts.hash, nothing is flagged and nothing asked
+  const { records } = await plan([[{ path: "f" }, "x"]]);
+  expect(records.filter((r) => r.flags & 0x4 || r.type === U.DIGESTS)).toEqual([]);
 });
