@@ -44,7 +44,8 @@ echo "cgroup-after-rm $([ -e "$d" ] && echo present || echo gone)"
 
 # pause stops a counter, unpause resumes it; update takes effect
 mkdir -p /tmp/cnt
-id=$($B run -d --network none --memory 256m -v /tmp/cnt:/tmp "$R" sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/c; sleep 0.05; done')
+# (written aside and renamed: frozen between truncating and writing, the file would read empty)
+id=$($B run -d --network none --memory 256m -v /tmp/cnt:/tmp "$R" sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/c.new; mv /tmp/c.new /tmp/c; sleep 0.05; done')
 sleep 1
 $B pause "$id" >/dev/null
 a=$(cat /tmp/cnt/c); sleep 1; b=$(cat /tmp/cnt/c)
