@@ -342,6 +342,7 @@ class DecodeThread {
     if (this.failed) return Promise.reject(this.failed);
     if (!this.waiting.length) this.worker.ref();
     const size = new Promise<number>((resolve, reject) => this.waiting.push({ resolve, reject }));
+    size.catch(() => {}); // it may fail while the reader is busy with the frame before: seen when awaited
     this.worker.postMessage({ frame, out } satisfies ToDecoder);
     return size;
   }
