@@ -38,10 +38,16 @@ static int sha256_ni_ok(void) {
   return (b >> 29) & 1;
 }
 
+/* gcc at -Os keeps the message words in memory: 150 ms for 121 MB, 110 at -O2 */
+#ifdef __clang__
+#define SHA_TARGET __attribute__((target("sha,sse4.1,ssse3")))
+#else
+#define SHA_TARGET __attribute__((target("sha,sse4.1,ssse3"), optimize("O2")))
+#endif
+
 /* Whole 64-byte blocks into the state: four rounds per step, the message
  * schedule four words ahead (after Intel's reference, by Sean Gulley). */
-__attribute__((target("sha,sse4.1,ssse3"), optimize("O2")))
-static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t blocks) {
+SHA_TARGET static void sha256_blocks(uint32_t h[8], const uint8_t *p, size_t blocks) {
   const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
   /* the state as the instructions want it: ABEF and CDGH */
   __m128i t = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)&h[0]), 0xb1); /* CDAB */
