@@ -33,8 +33,21 @@ export async function importBundle(
   let manifest: BundleManifest | undefined;
   let runtime: Spec | undefined;
   let trailer: string | undefined;
-  // each entry's row, in order; a file's digest comes later when the unpacker hashes it
-  const rows: [Row, FileDigest?][] = [];
+  const digests = new Digests();
+  // rows not added yet, in order: from the first file whose digest the unpacker has still to
+  // report (it does every DIGEST_BATCH files), so at most that many files' rows wait here
+  const waiting: [Row, FileDigest?][] = [];
+  /** Add the rows whose digests are known, in order; at the end, all of them. */
+  const settle = (end = false) => {
+    let n = 0;
+    for (; n < waiting.length; n++) {
+      const [r, digest] = waiting[n]!;
+      if (digest && digest.sha256 === undefined && !end) break;
+      if (digest) r[8] = digest.sha256 ?? "";
+      digests.add(r);
+    }
+    waiting.splice(0, n);
+  };
   const entries = readTar(tar);
 
   /** The rootfs entries for the unpacker; the bundle's own files are read on the way. */
@@ -45,7 +58,10 @@ export async function importBundle(
     for await (const e of entries) {
       const h = e.header;
       if (trailer !== undefined) throw new ArchiveError(`an entry follows ${DIGESTS}: the bundle is corrupt`);
-      const seen = (digest?: FileDigest) => rows.push([row(h, h.type === "file" && !digest ? hasher.digest("hex") : ""), digest]);
+      const seen = (digest?: FileDigest) => {
+        waiting.push([row(h, h.type === "file" && !digest ? hasher.digest("hex") : ""), digest]);
+        settle();
+      };
       if (h.path === MANIFEST || h.path === "config.json" || h.path === DIGESTS) {
         const bytes = await collect(e.data(), 64 << 20);
         if (h.path === DIGESTS) {
@@ -80,11 +96,7 @@ export async function importBundle(
 
   const check = async () => {
     if (trailer === undefined) throw new ArchiveError(`${DIGESTS} is missing: the bundle is truncated`);
-    const digests = new Digests();
-    for (const [r, digest] of rows) {
-      if (digest) r[8] = digest.sha256 ?? "";
-      digests.add(r);
-    }
+    settle(true);
     const [head, ...lines] = trailer.trimEnd().split("\n");
     const summary = parse(new TextEncoder().encode(head), DIGESTS) as { digest?: string; entries?: number };
     if (typeof summary.digest !== "string") throw new ArchiveError(`${DIGESTS} has no digest`);
