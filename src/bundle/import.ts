@@ -5,11 +5,13 @@ import { BunkerError } from "../errors.ts";
 import { collect } from "../image/bytes.ts";
 import { ArchiveError } from "../image/unpack.ts";
 import type { LayerInfo } from "../image/store.ts";
-import { type FileDigest, readTar, type TarEntry, type TarHeader } from "../image/tar.ts";
+import { type EntrySource, type FileDigest, readTar, type TarEntry, type TarHeader } from "../image/tar.ts";
 import type { Spec } from "../spec/types.ts";
 import { type BundleManifest, DIGESTS, Digests, FORMAT, MANIFEST, ROOTFS, type Row, row, VERSION } from "./format.ts";
 
 const dec = new TextDecoder();
+/** The largest bunker.json, config.json or bunker.sha256 read. */
+const OWN_MAX = 64 << 20;
 
 /** The runtime config kept with the image: what runs, not this or that host's ids. */
 function hostless(spec: Spec): Spec {
@@ -26,9 +28,9 @@ function hostless(spec: Spec): Spec {
  * is given and calls `check` once they are all read, before committing.
  */
 export async function importBundle(
-  tar: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array>,
   name: string | undefined,
-  stage: (entries: AsyncIterable<TarEntry>, check: () => Promise<string>) => Promise<LayerInfo>,
+  stage: (entries: EntrySource, check: () => Promise<string>) => Promise<LayerInfo>,
 ): Promise<{ manifest: BundleManifest; runtime: Spec; configBytes: Uint8Array; layer: LayerInfo; names: string[] }> {
   let manifest: BundleManifest | undefined;
   let runtime: Spec | undefined;
@@ -48,51 +50,94 @@ export async function importBundle(
     }
     waiting.splice(0, n);
   };
-  const entries = readTar(tar);
+  const tar = readTar(source);
+  // files the unpacker does not hash: one hasher for every one in turn (digest() resets it), as making
+  // one per entry cost ~20 ms in 6,676; it sees each chunk as the tar reader hands it out
+  const hasher = new Bun.CryptoHasher("sha256");
+  const seen = (h: TarHeader, digest?: FileDigest) => {
+    waiting.push([row(h, h.type === "file" && !digest ? hasher.digest("hex") : ""), digest]);
+    settle();
+  };
+  /** The file handed out last, whose row waits for the rest of its data. */
+  let handed: Handed | undefined;
 
-  /** The rootfs entries for the unpacker; the bundle's own files are read on the way. */
-  async function* rootfs(): AsyncGenerator<TarEntry> {
-    // files the unpacker does not hash: one hasher for every one in turn (digest() resets it), as making
-    // one per entry cost ~20 ms in 6,676; it sees each chunk as the tar reader hands it out
-    const hasher = new Bun.CryptoHasher("sha256");
-    for await (const e of entries) {
-      const h = e.header;
-      if (trailer !== undefined) throw new ArchiveError(`an entry follows ${DIGESTS}: the bundle is corrupt`);
-      const seen = (digest?: FileDigest) => {
-        waiting.push([row(h, h.type === "file" && !digest ? hasher.digest("hex") : ""), digest]);
-        settle();
-      };
-      if (h.path === MANIFEST || h.path === "config.json" || h.path === DIGESTS) {
-        const bytes = await collect(e.data(), 64 << 20);
-        if (h.path === DIGESTS) {
-          trailer = dec.decode(bytes);
-          continue; // not a row of its own
-        }
-        hasher.update(bytes);
-        seen();
-        const parsed = parse(bytes, h.path);
-        if (h.path === MANIFEST) manifest = checkManifest(parsed);
-        else runtime = parsed as Spec;
-        continue;
-      }
-      if (!manifest) throw new ArchiveError(`${MANIFEST} must come first in a bundle`);
-      if (h.path !== ROOTFS && !h.path.startsWith(`${ROOTFS}/`)) throw new ArchiveError(`unexpected entry "${h.path}" in a bundle`);
-      const path = h.path.slice(ROOTFS.length + 1);
-      const owner = manifest.owners?.[path];
-      const header: TarHeader = { ...h, path, linkname: h.type === "hardlink" ? h.linkname.slice(ROOTFS.length + 1) : h.linkname };
-      if (owner) [header.uid, header.gid, header.mode] = owner; // owners the exporting store could not hold
-      if (h.type !== "file") {
-        seen();
-        if (path !== "") yield { header, data: () => (async function* () {})() };
-        continue;
-      }
-      const digest: FileDigest = {};
-      const data = e.data((chunk) => digest.byUnpacker || hasher.update(chunk));
-      yield { header, data: () => data, digest };
-      for await (const _ of data) void _; // what the unpacker did not read (a device, say) is hashed all the same
-      seen(digest.byUnpacker ? digest : undefined);
+  /** The bundle's own files, read on the way. */
+  const own = (h: TarHeader, bytes: Uint8Array) => {
+    if (h.path === DIGESTS) return void (trailer = dec.decode(bytes)); // not a row of its own
+    hasher.update(bytes);
+    seen(h);
+    const parsed = parse(bytes, h.path);
+    if (h.path === MANIFEST) manifest = checkManifest(parsed);
+    else runtime = parsed as Spec;
+  };
+
+  /** What the unpacker gets for a tar entry: an entry, null at the end, or undefined to read on. */
+  const take = (e: TarEntry | null): TarEntry | null | undefined | Promise<TarEntry | null> => {
+    if (!e) return null;
+    const h = e.header;
+    if (trailer !== undefined) throw new ArchiveError(`an entry follows ${DIGESTS}: the bundle is corrupt`);
+    if (h.path === MANIFEST || h.path === "config.json" || h.path === DIGESTS) {
+      if (h.size > OWN_MAX) throw new ArchiveError(`${h.path} in the bundle is larger than ${OWN_MAX} bytes`);
+      const bytes = e.readNow?.();
+      if (bytes) return void own(h, bytes);
+      return collect(e.data(), OWN_MAX).then((b) => (own(h, b), next()));
     }
-  }
+    if (!manifest) throw new ArchiveError(`${MANIFEST} must come first in a bundle`);
+    if (h.path !== ROOTFS && !h.path.startsWith(`${ROOTFS}/`)) throw new ArchiveError(`unexpected entry "${h.path}" in a bundle`);
+    const path = h.path.slice(ROOTFS.length + 1);
+    const owner = manifest.owners?.[path];
+    const header: TarHeader = { ...h, path, linkname: h.type === "hardlink" ? h.linkname.slice(ROOTFS.length + 1) : h.linkname };
+    if (owner) [header.uid, header.gid, header.mode] = owner; // owners the exporting store could not hold
+    if (h.type !== "file") {
+      seen(h);
+      return path === "" ? undefined : { header, data: () => (async function* () {})() };
+    }
+    const digest: FileDigest = {};
+    const f: Handed = { header: h, digest, hash: (chunk) => digest.byUnpacker || hasher.update(chunk), entry: e };
+    handed = f;
+    return {
+      header,
+      digest,
+      data: () => (f.body = e.data(f.hash)),
+      readNow: () => {
+        const bytes = e.readNow?.(f.hash);
+        f.whole ||= bytes !== undefined;
+        return bytes;
+      },
+    };
+  };
+
+  /** The next entry for the unpacker. */
+  const next = (): TarEntry | null | Promise<TarEntry | null> => {
+    for (;;) {
+      const e = tar.nextEntry();
+      if (e instanceof Promise) return e.then((got) => (got ? (take(got) ?? next()) : null));
+      const out = take(e);
+      if (out !== undefined) return out;
+    }
+  };
+
+  /** The last file's row, once all of its data is hashed: what the unpacker left unread is hashed all the same. */
+  const finish = (): Promise<void> | undefined => {
+    const f = handed;
+    if (!f) return;
+    handed = undefined;
+    if (!f.whole && !f.body && f.entry.readNow?.(f.hash) === undefined) f.body = f.entry.data(f.hash);
+    if (!f.body) return void seen(f.header, f.digest.byUnpacker ? f.digest : undefined);
+    return (async () => {
+      for await (const _ of f.body!) void _;
+      seen(f.header, f.digest.byUnpacker ? f.digest : undefined);
+    })();
+  };
+
+  /** The root filesystem's entries, for the unpacker. */
+  const rootfs: EntrySource = {
+    nextEntry: () => {
+      const done = finish();
+      return done ? done.then(next) : next();
+    },
+    close: () => tar.close(),
+  };
 
   const check = async () => {
     if (trailer === undefined) throw new ArchiveError(`${DIGESTS} is missing: the bundle is truncated`);
@@ -113,7 +158,7 @@ export async function importBundle(
     return summary.digest;
   };
 
-  const layer = await stage(rootfs(), async () => {
+  const layer = await stage(rootfs, async () => {
     const digest = await check();
     if (!manifest || !runtime) throw new ArchiveError("the bundle lacks bunker.json or config.json");
     return digest;
@@ -124,6 +169,19 @@ export async function importBundle(
   const configBytes = new TextEncoder().encode(JSON.stringify(image));
   const names = name ? [name] : manifest!.source.name ? [manifest!.source.name] : [];
   return { manifest: manifest!, runtime: hostless(runtime!), configBytes, layer, names };
+}
+
+/** A file handed to the unpacker, as read from the tar. */
+interface Handed {
+  header: TarHeader;
+  digest: FileDigest;
+  /** Sees the file's data as it is read (unless the unpacker hashes it). */
+  hash: (chunk: Uint8Array) => void;
+  entry: TarEntry;
+  /** Its data as a stream, once begun. */
+  body?: AsyncGenerator<Uint8Array>;
+  /** Its data was read at once. */
+  whole?: boolean;
 }
 
 function pathOf(line: string): string {

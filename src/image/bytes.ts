@@ -5,6 +5,8 @@
 
 export class TruncatedError extends Error {}
 
+const EMPTY = new Uint8Array(0);
+
 export class ByteReader {
   private readonly it: AsyncIterator<Uint8Array>;
   /** Unread chunks; the first may be partly read (from `off`). */
@@ -54,6 +56,27 @@ export class ByteReader {
       this.off = 0;
     }
     return len;
+  }
+
+  /** The unread rest of the chunk at hand, without copying or reading it; undefined when there is none. */
+  peekNow(): Uint8Array | undefined {
+    return this.chunks[0]?.subarray(this.off);
+  }
+
+  /** Exactly n bytes now, without waiting or copying, when the chunk at hand holds them; else undefined (nothing read). */
+  readNow(n: number): Uint8Array | undefined {
+    if (n === 0) return EMPTY;
+    const first = this.chunks[0];
+    return first && first.length - this.off >= n ? this.take(n) : undefined;
+  }
+
+  /** Pass over n bytes now when the chunk at hand holds them; false (nothing read) when not. */
+  skipNow(n: number): boolean {
+    if (n === 0) return true;
+    const first = this.chunks[0];
+    if (!first || first.length - this.off < n) return false;
+    this.drop(n);
+    return true;
   }
 
   /** Exactly n bytes, or undefined at a clean end of stream (nothing read). */

@@ -9,7 +9,7 @@ import * as sys from "../linux/sys.ts";
 import { ByteReader, collect, TruncatedError } from "./bytes.ts";
 import { decompress, sniff } from "./decompress.ts";
 import { type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type Staging, Store } from "./store.ts";
-import { readTar, type TarEntry, TarError } from "./tar.ts";
+import { type Entries, readTar, type TarEntry, TarError } from "./tar.ts";
 import { ArchiveError, unpack } from "./unpack.ts";
 import { findHelper, identity, unpackerHashes } from "../runtime/host.ts";
 import { importBundle } from "../bundle/import.ts";
@@ -48,7 +48,7 @@ const digestOf = (h: Bun.CryptoHasher) => `sha256:${h.digest("hex")}`;
  */
 async function stageLayer(
   store: Store,
-  entries: AsyncIterable<TarEntry>,
+  entries: Entries,
   asLayer: boolean,
   check: () => Promise<string>,
 ): Promise<LayerInfo> {

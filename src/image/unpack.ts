@@ -8,7 +8,7 @@ import { mapsContain } from "../linux/idmap.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import type { IdMapping } from "../spec/types.ts";
-import type { EntryType, FileDigest, TarEntry, TarHeader } from "./tar.ts";
+import { type Entries, type EntryType, entrySource, type FileDigest, type TarHeader } from "./tar.ts";
 
 export const U = { END: 0, DIR: 1, FILE: 2, SYMLINK: 3, HARDLINK: 4, WHITEOUT: 5, OPAQUE: 6, XATTR: 7, TIMES: 8, UNLINK: 9, FIFO: 10, DIGESTS: 11 } as const;
 const UF_CHOWN = 0x1;
@@ -141,8 +141,8 @@ export const DIGEST_BATCH = 4096;
 
 export interface Sink {
   /** A record's header and names; the file data or xattr value follows through data(). */
-  record(r: Record_, bytes: Uint8Array): Promise<void> | void;
-  data(bytes: Uint8Array): Promise<void> | void;
+  record(r: Record_, bytes: Uint8Array): void;
+  data(bytes: Uint8Array): void;
   /** After a U_DIGESTS record: the sha256 (hex) of the last `count` files hashed, in order (only with opts.hash). */
   digests?(count: number): string[];
 }
@@ -153,40 +153,47 @@ type Step = Record_ & { value?: Uint8Array };
 /**
  * Turn tar entries into records for ffi/unpack.c, writing them to sink.
  * Throws ArchiveError for anything hostile. Pure but for the sink: the
- * unit tests run it without a stage.
+ * unit tests run it without a stage. It waits only where its source must
+ * read on (EntrySource): most entries go through without a promise.
  */
-export async function planUnpack(entries: AsyncIterable<TarEntry>, opts: UnpackOptions, sink: Sink): Promise<Planned> {
+export async function planUnpack(entries: Entries, opts: UnpackOptions, sink: Sink): Promise<Planned> {
   // the decisions are made by synchronous code: an async function this size took the JIT ~200 ms of CPU to compile
   const planner = new Planner(opts);
-  const send = async (steps: Step[]) => {
+  const source = entrySource(entries);
+  const send = (steps: Step[]) => {
     for (const r of steps) {
-      const sent = sink.record(r, encodeRecord(r));
-      if (sent) await sent;
-      const more = r.value && sink.data(r.value);
-      if (more) await more;
+      sink.record(r, encodeRecord(r));
+      if (r.value) sink.data(r.value);
     }
   };
-  const collect = async () => {
+  const collect = () => {
     const batch = planner.result.hashed.splice(0);
     if (!batch.length) return;
-    await send([{ type: U.DIGESTS, flags: 0, path: "" }]);
+    send([{ type: U.DIGESTS, flags: 0, path: "" }]);
     sink.digests!(batch.length).forEach((d, i) => (batch[i]!.sha256 = d));
   };
-  for await (const entry of entries) {
-    const file = planner.entry(entry.header);
-    if (file && opts.hash && entry.digest) planner.hash(entry.digest);
-    if (planner.steps.length) await send(planner.take());
-    if (!file) continue;
-    for await (const chunk of entry.data()) {
-      const sent = sink.data(chunk);
-      if (sent) await sent;
+  try {
+    for (;;) {
+      const next = source.nextEntry();
+      const entry = next instanceof Promise ? await next : next;
+      if (!entry) break;
+      const file = planner.entry(entry.header);
+      if (file && opts.hash && entry.digest) planner.hash(entry.digest);
+      if (planner.steps.length) send(planner.take());
+      if (!file) continue;
+      const whole = entry.readNow?.();
+      if (!whole) for await (const chunk of entry.data()) sink.data(chunk);
+      else if (whole.length) sink.data(whole);
+      planner.xattrs(entry.header, file);
+      if (planner.steps.length) send(planner.take());
+      if (planner.result.hashed.length === DIGEST_BATCH) collect();
     }
-    planner.xattrs(entry.header, file);
-    if (planner.steps.length) await send(planner.take());
-    if (planner.result.hashed.length === DIGEST_BATCH) await collect();
+  } catch (e) {
+    await source.close(); // the stream stops here: its file closes, its buffers go back
+    throw e;
   }
-  await collect();
-  await send(planner.end());
+  collect();
+  send(planner.end());
   return planner.result;
 }
 
@@ -355,7 +362,7 @@ export interface UnpackResult extends Planned {
  */
 export async function unpack(
   dir: string,
-  entries: AsyncIterable<TarEntry>,
+  entries: Entries,
   opts: UnpackOptions,
   ctx: { uid: number; gid: number; helper: (name: "newuidmap" | "newgidmap") => string | undefined },
 ): Promise<UnpackResult> {

@@ -167,3 +167,36 @@ test("a reader that stops early ends its stream (a file closes, buffers go back)
   await r.close();
   expect(ended).toBe(2);
 });
+
+test("an entry whose header is in the chunk at hand comes at once, not as a promise; its data too", async () => {
+  const files = Array.from({ length: 50 }, (_, i): [TarHeader, Uint8Array] => [h({ path: `f${i}`, size: i * 10 }), enc.encode("x".repeat(i * 10))]);
+  const tar = readTar(chunked(archive(files), 1 << 20));
+  let promises = 0;
+  const got: string[] = [];
+  for (let i = 0; ; i++) {
+    const next = tar.nextEntry();
+    if (next instanceof Promise) promises++;
+    const e = await next;
+    if (!e) break;
+    if (i % 2) continue; // not read: passed over
+    const data = e.readNow!();
+    expect(data).toBeDefined();
+    expect(() => e.data()).toThrow("read twice");
+    got.push(new TextDecoder().decode(data));
+  }
+  // the first entry waits for the first chunk, the end for the stream's end
+  expect(promises).toBe(2);
+  expect(got).toEqual(files.filter((_, i) => i % 2 === 0).map(([, d]) => new TextDecoder().decode(d)));
+});
+
+test("data that runs past the chunk at hand is not there at once: it streams", async () => {
+  const data = enc.encode("y".repeat(3000));
+  const tar = readTar(chunked(archive([[h({ path: "a", size: 3000 }), data], [h({ path: "b", size: 1 }), enc.encode("z")]]), 1024));
+  const a = (await tar.nextEntry())!;
+  expect(a.readNow!()).toBeUndefined();
+  expect(new TextDecoder().decode(await collect(a.data()))).toBe("y".repeat(3000));
+  expect(a.readNow!()).toBeUndefined(); // begun as a stream: not again at once
+  const b = (await tar.nextEntry())!;
+  expect(b.header.path).toBe("b");
+  expect(await tar.nextEntry()).toBeNull();
+});
