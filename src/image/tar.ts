@@ -57,9 +57,9 @@ const dec = new TextDecoder();
 const enc = new TextEncoder();
 
 function str(b: Uint8Array, off: number, len: number): string {
-  const field = b.subarray(off, off + len);
-  const nul = field.indexOf(0);
-  return dec.decode(nul < 0 ? field : field.subarray(0, nul));
+  let end = b.indexOf(0, off);
+  if (end < 0 || end > off + len) end = off + len;
+  return end === off ? "" : dec.decode(b.subarray(off, end)); // most fields are short or empty: one view at most
 }
 
 /** An octal number field, or base-256 when the high bit of the first byte is set. */
@@ -93,16 +93,15 @@ function octal(b: Uint8Array, off: number, len: number, empty = true): number | 
   return i === end || b[i] === 0 ? v : undefined;
 }
 
+/** The header's checksum: of its bytes as unsigned, or as signed as some old tars summed them; the field itself counts as spaces. */
 function checksumOk(b: Uint8Array): boolean {
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < 512; i++) {
-    const c = i >= 148 && i < 156 ? 32 : b[i]!;
-    unsigned += c;
-    signed += c > 127 ? c - 256 : c;
-  }
   const stored = octal(b, 148, 8, false);
-  return stored === unsigned || stored === signed;
+  let sum = 8 * 32;
+  for (let i = 0; i < 148; i++) sum += b[i]!;
+  for (let i = 156; i < 512; i++) sum += b[i]!;
+  if (stored === sum) return true;
+  for (let i = 0; i < 512; i++) if (b[i]! > 127 && (i < 148 || i >= 156)) sum -= 256;
+  return stored === sum;
 }
 
 /** PAX records: "LEN KEY=VALUE\n", LEN counting the whole record. */
@@ -133,7 +132,7 @@ const MAX_META = 1 << 20; // PAX and GNU long-name records larger than this are 
  * async generator and a plain function faster than one large generator.
  */
 function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<string, Uint8Array>, longName?: string, longLink?: string): TarHeader {
-  const text = (k: string) => (ext.has(k) ? dec.decode(ext.get(k)) : undefined);
+  const text = ext.size ? (k: string) => (ext.has(k) ? dec.decode(ext.get(k)) : undefined) : () => undefined;
   const number = (k: string, fallback: number) => {
     const t = text(k);
     if (t === undefined) return fallback;
@@ -141,7 +140,8 @@ function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<stri
     if (!Number.isFinite(v)) throw new TarError(`PAX ${k} is not a number: "${t}"`);
     return v;
   };
-  const ustar = str(h, 257, 6) === "ustar";
+  // POSIX's "ustar\0" has a name prefix; GNU's "ustar  " uses that room for other things
+  const ustar = h[257] === 0x75 && h[258] === 0x73 && h[259] === 0x74 && h[260] === 0x61 && h[261] === 0x72 && h[262] === 0;
   const prefix = ustar ? str(h, 345, 155) : "";
   const path = text("path") ?? longName ?? (prefix ? `${prefix}/${str(h, 0, 100)}` : str(h, 0, 100));
   const header: TarHeader = {

@@ -116,6 +116,16 @@ test("a corrupt or truncated stream is an error that says so", async () => {
   await expect(entries(new Uint8Array(0))).resolves.toEqual([]);
 });
 
+test("a checksum of signed bytes, as some old tars wrote, is accepted too", async () => {
+  const a = archive([[h({ path: "é/ü", size: 1 }), enc.encode("1")]]);
+  let signed = 0;
+  for (let i = 0; i < 512; i++) signed += i >= 148 && i < 156 ? 32 : a[i]! > 127 ? a[i]! - 256 : a[i]!;
+  a.set(enc.encode(`${signed.toString(8).padStart(6, "0")}\0 `), 148);
+  expect((await entries(a)).map((e) => e.header.path)).toEqual(["é/ü"]);
+  a[149] ^= 1; // neither sum
+  await expect(entries(a)).rejects.toThrow("bad header checksum");
+});
+
 test("sparse and multi-volume entries are refused by name", async () => {
   const b = archive([[h({ path: "s" })]]);
   b[156] = "S".charCodeAt(0);

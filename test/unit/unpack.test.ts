@@ -33,6 +33,12 @@ test("cleanPath keeps names inside the root", () => {
   expect(() => cleanPath("a/../../b")).toThrow('climbs out of the root with ".."');
   expect(() => cleanPath("a/..")).toThrow("..");
   expect(() => cleanPath(`${"x".repeat(256)}`)).toThrow("longer than 255 bytes");
+  expect(() => cleanPath(`a/${"é".repeat(128)}`)).toThrow("longer than 255 bytes"); // 130 characters, 258 bytes
+  // names with dots that are names, kept as they are
+  for (const name of ["...", ".b", "a.", "a..b", "a/.b/..c/d..", ".../x"]) expect(cleanPath(name)).toBe(name);
+  for (const [raw, clean] of [["a/", "a"], ["a//b", "a/b"], ["./a/./b", "a/b"], ["a/.", "a"], [".", ""], ["", ""]]) expect(cleanPath(raw!)).toBe(clean!);
+  expect(() => cleanPath("a/..")).toThrow("climbs out");
+  expect(() => cleanPath("..")).toThrow("climbs out");
 });
 
 test("missing parents are made; directory times are set last", async () => {
