@@ -142,11 +142,13 @@ export async function importBundle(
   const check = async () => {
     if (trailer === undefined) throw new ArchiveError(`${DIGESTS} is missing: the bundle is truncated`);
     settle(true);
-    const [head, ...lines] = trailer.trimEnd().split("\n");
-    const summary = parse(new TextEncoder().encode(head), DIGESTS) as { digest?: string; entries?: number };
+    const text = trailer.trimEnd();
+    const nl = text.indexOf("\n");
+    const summary = parse(new TextEncoder().encode(nl < 0 ? text : text.slice(0, nl)), DIGESTS) as { digest?: string; entries?: number };
     if (typeof summary.digest !== "string") throw new ArchiveError(`${DIGESTS} has no digest`);
     if (digests.digest() !== summary.digest) {
-      // name the first entry whose row differs, wherever it stands in either list
+      // name the first entry whose row differs, wherever it stands in either list (the rows are split only here)
+      const lines = nl < 0 ? [] : text.slice(nl + 1).split("\n");
       const want = new Map(lines.map((l) => [pathOf(l), l]));
       const bad = digests.lines.find((l) => want.get(pathOf(l)) !== l);
       const missing = bad === undefined ? lines.find((l) => !digests.lines.includes(l)) : undefined;

@@ -325,6 +325,9 @@ class Planner {
   }
 
   private ensureParents(path: string, mtime: number): void {
+    // a directory in the tree has every directory above it there too (remove() takes what is below with it)
+    const last = path.lastIndexOf("/");
+    if (last < 0 || this.tree.get(path.slice(0, last)) === "dir") return;
     for (let at = path.indexOf("/"); at !== -1; at = path.indexOf("/", at + 1)) {
       const dir = path.slice(0, at);
       const kind = this.tree.get(dir);

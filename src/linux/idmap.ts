@@ -37,7 +37,8 @@ export function singleMap(hostId: number): IdMapping[] {
 
 /** Is container id `id` mapped? */
 export function mapsContain(maps: readonly IdMapping[], id: number): boolean {
-  return maps.some((m) => id >= m.containerID && id < m.containerID + m.size);
+  for (const m of maps) if (id >= m.containerID && id < m.containerID + m.size) return true; // once or twice per unpacked entry: no closure
+  return false;
 }
 
 /** Problems with a map, in words; an empty list means it is usable. */

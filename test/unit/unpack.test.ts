@@ -63,6 +63,7 @@ test("the hostile corpus is refused, each with a message naming the entry", asyn
       [[{ type: "symlink", path: "a", linkname: "." }], [{ type: "symlink", path: "b", linkname: "a/a/a/.." }], [{ path: "b/evil" }, "x"]],
       'written through the symbolic link "b"',
     ],
+    ["a directory above a known one replaced by a file", [[{ type: "dir", path: "a/b" }], [{ path: "a" }, "x"], [{ path: "a/b/c" }, "x"]], 'refusing "a/b/c": "a" is not a directory'],
     ["directory replaced by a symlink", [[{ type: "dir", path: "d" }], [{ type: "symlink", path: "d", linkname: "/tmp" }], [{ path: "d/evil" }, "x"]], 'through the symbolic link "d"'],
     ["hard link out of the root", [[{ type: "hardlink", path: "h", linkname: "../../etc/passwd" }]], 'hard link "h" to "../../etc/passwd": it climbs out'],
     ["hard link to nothing", [[{ type: "hardlink", path: "h", linkname: "etc/shadow" }]], 'its target "etc/shadow" is not a file earlier in the archive'],
