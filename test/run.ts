@@ -14,7 +14,10 @@ if (build) {
   }
 }
 
-const proc = Bun.spawn([process.execPath, "test", ...passOn], {
+// integration tests start real containers: give each a minute (this Bun does not
+// read a timeout from bunfig.toml, and its own default of 5 s made slow runs fail)
+const timeout = passOn.some((a) => a.startsWith("--timeout")) ? [] : ["--timeout=60000"];
+const proc = Bun.spawn([process.execPath, "test", ...timeout, ...passOn], {
   cwd: root,
   stdio: ["inherit", "pipe", "pipe"],
   env: { ...process.env, FORCE_COLOR: "0" },

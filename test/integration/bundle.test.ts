@@ -166,6 +166,7 @@ describe("export and import", () => {
       const imp = inStore(env, ["import", join(out, "many.bundle")]);
       expect(imp.stderr).toBe("");
       const r = inStore(env, ["run", "--rm", "many", "/bin/sh", "-c", "ls /srv/many | wc -l; cat /srv/many/0 /srv/many/4096 /srv/many/4999; wc -c < /srv/sizes/1048583"]);
+      expect(r.stderr).toBe("");
       expect(r.stdout.trim().split("\n").map((l) => l.trim())).toEqual(["5000", "0", "4096", "4999", "1048583"]);
       return imp.stdout;
     });
