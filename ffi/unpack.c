@@ -29,7 +29,10 @@ enum { U_END, U_DIR, U_FILE, U_SYMLINK, U_HARDLINK, U_WHITEOUT, U_OPAQUE, U_XATT
 #include "sha256.h"
 
 static int uroot = -1;
-static char ubuf[1 << 16];
+/* 1 MiB, as the pipe: a bundle's files, hashed here, all pass through it (64 KiB
+ * took ~5% longer per import); what is not hashed splices from 64 KiB up. */
+static char ubuf[1 << 20];
+#define SPLICE_MIN (1u << 16)
 static size_t ubuf_off, ubuf_len;
 
 /* Refill the buffer from stdin when it is empty; -1 (EPIPE at the end). */
@@ -51,7 +54,7 @@ static int unspliceable; /* stdin is not a pipe, or the file system takes no spl
 static int uread_to(void *dst, int fd, uint64_t n, struct sha256 *h) {
   char *d = dst;
   while (n > 0) {
-    while (!d && !h && !unspliceable && ubuf_off == ubuf_len && n >= sizeof ubuf) {
+    while (!d && !h && !unspliceable && ubuf_off == ubuf_len && n >= SPLICE_MIN) {
       ssize_t r = splice(0, NULL, fd, NULL, n < (1u << 30) ? (size_t)n : (1u << 30), 0);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && errno == EINVAL) { unspliceable = 1; break; } /* by hand from now on */
