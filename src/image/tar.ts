@@ -128,8 +128,8 @@ const MAX_META = 1 << 20; // PAX and GNU long-name records larger than this are 
 
 /**
  * An entry's header from its ustar block and the extended records before it
- * (ext is read only). Apart from readTar's loop: the JIT compiles a small
- * async generator and a plain function faster than one large generator.
+ * (ext is read only). Apart from TarReader's loops: the JIT compiles small
+ * functions sooner than one large one.
  */
 function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<string, Uint8Array>, longName?: string, longLink?: string): TarHeader {
   const text = ext.size ? (k: string) => (ext.has(k) ? dec.decode(ext.get(k)) : undefined) : () => undefined;
@@ -171,8 +171,8 @@ function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<stri
  * Entries one at a time: the entry itself when its header is in the chunk at
  * hand, which is nearly always, and a promise only when the stream must be
  * read first; null at the end. A consumer that stops early calls close().
- * (An async generator per stage cost ~15 promise turns an entry, more CPU
- * than the rest of reading a tar.)
+ * (With an async generator per stage, about 15 promise turns an entry, the
+ * minbase bundle's import took 562 ms instead of 526: medians of 30.)
  */
 export interface EntrySource {
   nextEntry(): TarEntry | null | Promise<TarEntry | null>;
