@@ -26,12 +26,15 @@ export function sniff(head: Uint8Array): Compression | "xz" | "bzip2" {
 
 /**
  * Decompress a stream. An output chunk is valid until two more have been
- * read (the buffers are reused): copy what is kept.
+ * read (the buffers are reused): copy what is kept. A peek, which reads
+ * only the start, decodes zstd as far as it reads, not a whole frame (the
+ * pass that reads everything would decode that frame again).
  */
-export async function* decompress(source: AsyncIterable<Uint8Array>, how: Compression): AsyncGenerator<Uint8Array> {
+export async function* decompress(source: AsyncIterable<Uint8Array>, how: Compression, peek = false): AsyncGenerator<Uint8Array> {
   if (how === "none") return yield* source;
   const lib = how === "zstd" ? hostZstd() : undefined;
-  if (lib) return yield* zstdFrames(source[Symbol.asyncIterator](), lib);
+  if (lib && peek) return yield* zstdStream(source, lib);
+  if (lib) return yield* zstdFrames(source[Symbol.asyncIterator](), lib.frame);
   yield* streaming(source, how);
 }
 
@@ -41,7 +44,13 @@ export const MAX_FRAME = 8 << 20; // a bundle's frames (src/bundle/frames.ts)
 /** A frame decoder into memory the caller gives. */
 type FrameDecoder = (frame: Uint8Array, out: Uint8Array) => number;
 
-let host: FrameDecoder | null | undefined;
+/** The host's libzstd: whole frames, or a stream in steps (`step`: in and out are each [pointer, size, position]). */
+interface HostZstd {
+  frame: FrameDecoder;
+  stream(): { step(io: BigUint64Array): number; free(): void };
+}
+
+let host: HostZstd | null | undefined;
 let hostAllowed = true;
 
 /** For tests: decode without the host's libzstd, as on a host that has none. */
@@ -50,7 +59,7 @@ export function useHostZstd(on: boolean): void {
 }
 
 /** The host's libzstd (libzstd1: dpkg and apt depend on it), or null. */
-function hostZstd(): FrameDecoder | null {
+function hostZstd(): HostZstd | null {
   if (!hostAllowed) return null;
   if (host !== undefined) return host;
   host = null;
@@ -58,24 +67,67 @@ function hostZstd(): FrameDecoder | null {
     const { dlopen, FFIType: T, ptr } = require("bun:ffi") as typeof import("bun:ffi");
     const z = dlopen("libzstd.so.1", {
       ZSTD_createDCtx: { args: [], returns: T.ptr },
+      ZSTD_freeDCtx: { args: [T.ptr], returns: T.u64 },
       ZSTD_decompressDCtx: {
         args: [T.ptr, T.ptr, T.u64, T.ptr, T.u64],
         returns: T.u64,
       },
+      ZSTD_decompressStream: { args: [T.ptr, T.ptr, T.ptr], returns: T.u64 },
       ZSTD_isError: { args: [T.u64], returns: T.u32 },
       ZSTD_getErrorName: { args: [T.u64], returns: T.cstring },
     }).symbols;
     const dctx = z.ZSTD_createDCtx();
     if (!dctx) return null;
-    host = (frame, out) => {
-      const r = z.ZSTD_decompressDCtx(dctx, ptr(out), out.length, ptr(frame), frame.length);
+    const checked = (r: number | bigint) => {
       if (z.ZSTD_isError(r)) throw new ArchiveError(`the zstd stream is corrupt: ${z.ZSTD_getErrorName(r)}`);
       return Number(r);
+    };
+    host = {
+      frame: (frame, out) => checked(z.ZSTD_decompressDCtx(dctx, ptr(out), out.length, ptr(frame), frame.length)),
+      stream() {
+        const own = z.ZSTD_createDCtx();
+        if (!own) throw new BunkerError("libzstd could not make a decoder (out of memory?)");
+        return {
+          step: (io) => checked(z.ZSTD_decompressStream(own, ptr(io, 24), ptr(io))),
+          free: () => void z.ZSTD_freeDCtx(own),
+        };
+      },
     };
   } catch {
     // no libzstd here: node:zlib it is
   }
   return host;
+}
+
+/**
+ * A zstd stream through libzstd's streaming decoder, in pieces of at most
+ * 64 KiB, decoded only as far as the reader reads (into three reused
+ * buffers: a piece stays valid until two more have been read).
+ */
+async function* zstdStream(source: AsyncIterable<Uint8Array>, lib: HostZstd): AsyncGenerator<Uint8Array> {
+  const { ptr } = require("bun:ffi") as typeof import("bun:ffi");
+  const outs = [0, 1, 2].map(() => new Uint8Array(64 << 10));
+  const io = new BigUint64Array(6); // ZSTD_inBuffer, then ZSTD_outBuffer: pointer, size, position
+  const z = lib.stream();
+  let more = 0; // libzstd's hint: 0 between frames, where a stream may end
+  let n = 0;
+  try {
+    for await (const chunk of source) {
+      if (!chunk.length) continue;
+      [io[0], io[1], io[2]] = [BigInt(ptr(chunk)), BigInt(chunk.length), 0n];
+      for (let full = true; io[2] < io[1] || full; ) {
+        const out = outs[n++ % 3]!;
+        [io[3], io[4], io[5]] = [BigInt(ptr(out)), BigInt(out.length), 0n];
+        more = z.step(io);
+        const got = Number(io[5]);
+        full = got === out.length; // it may hold more output for the input it has read
+        if (got) yield out.subarray(0, got);
+      }
+    }
+    if (more !== 0) throw new ArchiveError("the zstd stream is truncated");
+  } finally {
+    z.free();
+  }
 }
 
 export type FrameCut =

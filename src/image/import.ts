@@ -405,7 +405,7 @@ export async function importPath(input: string, name?: string, showProgress = tr
     if (how === "xz" || how === "bzip2") throw new BunkerError(`${input} is ${how}-compressed, which bunker does not read: recompress it with gzip or zstd`);
     // peek at the first entry to tell an image archive from a root filesystem
     let first: string | undefined;
-    for await (const e of readTar(decompress(fileStream(input), how))) {
+    for await (const e of readTar(decompress(fileStream(input), how, true))) {
       if (e.header.path.replace(/^(\.\/)+/, "").replace(/^\.?\/?$/, "") === "") continue; // "./" itself
       first = e.header.path;
       break;
