@@ -4,7 +4,10 @@
 // after frame (a fresh buffer per frame costs page faults, and
 // Bun.zstdCompress takes a copy of its input and zeroes its output).
 // Its own build entry point: scripts/build.ts embeds it in dist/bunker.
-import { dlopen, FFIType as T, ptr } from "bun:ffi";
+import * as ffi from "bun:ffi";
+import { openLibzstd } from "./libzstd.ts";
+
+const { ptr } = ffi;
 
 /** main → worker: the slots (views of shared memory) once, then a frame to compress. */
 export type ToWorker = { ins: Uint8Array[]; outs: Uint8Array[]; level: number; windowLog: number } | { slot: number; len: number };
@@ -22,22 +25,11 @@ const ZSTD_c_windowLog = 101;
 declare const self: Worker;
 const say = (m: FromWorker) => self.postMessage(m);
 
+const open = () => openLibzstd(ffi);
 let z: ReturnType<typeof open> | undefined;
 let cctx: ReturnType<NonNullable<typeof z>["ZSTD_createCCtx"]> = null;
 let ins: Uint8Array[] = [];
 let outs: Uint8Array[] = [];
-
-function open() {
-  return dlopen("libzstd.so.1", {
-    ZSTD_createCCtx: { args: [], returns: T.ptr },
-    ZSTD_createDCtx: { args: [], returns: T.ptr },
-    ZSTD_decompressDCtx: { args: [T.ptr, T.ptr, T.u64, T.ptr, T.u64], returns: T.u64 },
-    ZSTD_CCtx_setParameter: { args: [T.ptr, T.i32, T.i32], returns: T.u64 },
-    ZSTD_compress2: { args: [T.ptr, T.ptr, T.u64, T.ptr, T.u64], returns: T.u64 },
-    ZSTD_isError: { args: [T.u64], returns: T.u32 },
-    ZSTD_getErrorName: { args: [T.u64], returns: T.cstring },
-  }).symbols;
-}
 
 let dctx: ReturnType<NonNullable<typeof z>["ZSTD_createDCtx"]> = null;
 

@@ -9,6 +9,7 @@
 // call returns fresh memory (page faults cost more than decoding here).
 // Everything else, and hosts without libzstd, stream through node:zlib.
 import { ZSTD_WORKER } from "../bundle/frames.ts";
+import { openLibzstd } from "../bundle/libzstd.ts";
 import type { FromDecoder, ToDecoder } from "../bundle/zstd-worker.ts";
 import { BunkerError } from "../errors.ts";
 import * as sys from "../linux/sys.ts";
@@ -64,18 +65,9 @@ function hostZstd(): HostZstd | null {
   if (host !== undefined) return host;
   host = null;
   try {
-    const { dlopen, FFIType: T, ptr } = require("bun:ffi") as typeof import("bun:ffi");
-    const z = dlopen("libzstd.so.1", {
-      ZSTD_createDCtx: { args: [], returns: T.ptr },
-      ZSTD_freeDCtx: { args: [T.ptr], returns: T.u64 },
-      ZSTD_decompressDCtx: {
-        args: [T.ptr, T.ptr, T.u64, T.ptr, T.u64],
-        returns: T.u64,
-      },
-      ZSTD_decompressStream: { args: [T.ptr, T.ptr, T.ptr], returns: T.u64 },
-      ZSTD_isError: { args: [T.u64], returns: T.u32 },
-      ZSTD_getErrorName: { args: [T.u64], returns: T.cstring },
-    }).symbols;
+    const ffi = require("bun:ffi") as typeof import("bun:ffi");
+    const { ptr } = ffi;
+    const z = openLibzstd(ffi);
     const dctx = z.ZSTD_createDCtx();
     if (!dctx) return null;
     const checked = (r: number | bigint) => {
