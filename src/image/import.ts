@@ -49,7 +49,8 @@ const digestOf = (h: Bun.CryptoHasher) => `sha256:${h.digest("hex")}`;
 async function stageLayer(
   store: Store,
   entries: Entries,
-  asLayer: boolean,
+  /** layer: .wh. names are whiteouts; digests: entries ask for their files' sha256 (a bundle's), which the stage may take on. */
+  how: { layer: boolean; digests?: boolean },
   check: () => Promise<string>,
 ): Promise<LayerInfo> {
   const staging = store.staging();
@@ -61,7 +62,7 @@ async function stageLayer(
     const result = await unpack(
       diff,
       entries,
-      { ...store.maps(), layer: asLayer, maxEntries: MAX_ENTRIES, maxBytes: MAX_BYTES, hash: unpackerHashes() },
+      { ...store.maps(), layer: how.layer, maxEntries: MAX_ENTRIES, maxBytes: MAX_BYTES, hash: how.digests && unpackerHashes() },
       { uid: who.uid, gid: who.gid, helper: findHelper },
     );
     const diffId = await check();
@@ -101,7 +102,7 @@ async function importLayer(
     yield* blob.rest();
   };
   const tar = new ByteReader(hashing(decompress(whole(), how), tarHash));
-  return stageLayer(store, readTar(tar), asLayer, async () => {
+  return stageLayer(store, readTar(tar), { layer: asLayer }, async () => {
     // the digests cover the whole blob, past the tar's end-of-archive blocks
     for await (const _ of tar.rest()) void _;
     // each once: a CryptoHasher starts over after digest()
@@ -416,7 +417,7 @@ export async function importPath(input: string, name?: string, showProgress = tr
     const whole = () => counted(fileStream(input), progress);
     if (kind === "rootfs") return [await importRootfs(store, whole(), name, input)];
     if (kind === "bundle") {
-      const b = await importBundle(decompress(whole(), how), name, (entries, check) => stageLayer(store, entries, false, check));
+      const b = await importBundle(decompress(whole(), how), name, (entries, check) => stageLayer(store, entries, { layer: false, digests: true }, check));
       noteOwners(store, [b.layer]);
       return [register(store, b.manifest.image, b.configBytes, b.names, [b.layer], input, b.runtime)];
     }

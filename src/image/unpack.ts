@@ -93,10 +93,10 @@ export function decodeRecordHead(head: Uint8Array): { pathLen: number; linkLen: 
 
 export class ArchiveError extends BunkerError {}
 
-/** A tar name as a clean relative path; "" is the root itself. Refuses absolute paths and "..". */
 /** A name with an empty, "." or ".." part anywhere (a leading or trailing "/" makes an empty one). */
 const UNCLEAN = /(^|\/)\.{0,2}(\/|$)/;
 
+/** A tar name as a clean relative path; "" is the root itself. Refuses absolute paths and "..". */
 export function cleanPath(raw: string, what = "entry"): string {
   if (raw.length < 86 && !UNCLEAN.test(raw)) return raw; // clean already, and too short for a part longer than 255 bytes
   if (raw.startsWith("/")) throw new ArchiveError(`refusing ${what} "${raw}": an absolute path`);
