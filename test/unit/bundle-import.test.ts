@@ -7,6 +7,7 @@ import { importBundle } from "../../src/bundle/import.ts";
 import { Digests, DIGESTS, FORMAT, MANIFEST, row, VERSION } from "../../src/bundle/format.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../../src/image/tar.ts";
 import { planUnpack, U } from "../../src/image/unpack.ts";
+import { reusing } from "../helpers/chunks.ts";
 
 const enc = new TextEncoder();
 const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
@@ -47,18 +48,6 @@ function bundleTar(files: [TarHeader, Uint8Array?][], tamper?: (path: string, da
   }
   parts.push(END_OF_ARCHIVE);
   return Buffer.concat(parts);
-}
-
-/** `data` in chunks of `size`, each written into the next of two reused buffers (as decompress reuses its own). */
-async function* reusing(data: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  const bufs = [new Uint8Array(size), new Uint8Array(size)];
-  for (let off = 0, n = 0; off < data.length; off += size, n++) {
-    const part = data.subarray(off, off + size);
-    const buf = bufs[n % 2]!;
-    buf.fill(0xee);
-    buf.set(part);
-    yield buf.subarray(0, part.length);
-  }
 }
 
 /** Import a bundle's tar into memory: the files' contents by path, as a stage would have written them. */

@@ -2,18 +2,7 @@
 // record that spans several chunks must come out whole.
 import { expect, test } from "bun:test";
 import { ByteReader, TruncatedError } from "../../src/image/bytes.ts";
-
-/** `data` in chunks of `size`, each written into the next of two reused buffers. */
-async function* reusing(data: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  const bufs = [new Uint8Array(size), new Uint8Array(size)];
-  for (let off = 0, n = 0; off < data.length; off += size, n++) {
-    const part = data.subarray(off, off + size);
-    const buf = bufs[n % 2]!;
-    buf.fill(0xee); // what a reader that kept the old contents would see
-    buf.set(part);
-    yield buf.subarray(0, part.length);
-  }
-}
+import { reusing } from "../helpers/chunks.ts";
 
 const data = Uint8Array.from({ length: 1000 }, (_, i) => (i * 7) % 251);
 
