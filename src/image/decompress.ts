@@ -260,7 +260,9 @@ export class FrameWalker {
  * more, frames after the first decode on a thread of their own, each while
  * the reader reads the one before (three buffers: the chunk being read, the
  * one before it, which stays valid, and the next); the first decodes here,
- * so a reader that peeks at it starts no thread. At the first frame that
+ * so a reader that peeks at it starts no thread. A frame on the thread is
+ * decoded where it was cut: the cutting goes on in a second buffer, and
+ * comes back to the first once that frame is decoded. At the first frame that
  * cannot be cut, the rest of the input (from that frame on) goes through a
  * streaming decoder. The buffers go back (sys.giveBack) when the stream
  * ends; its reader holds no chunk by then (ByteReader reads a chunk only
@@ -268,15 +270,15 @@ export class FrameWalker {
  */
 async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecoder): AsyncGenerator<Uint8Array> {
   // huge pages: on a VM where a page fault costs ~20 µs, faulting in 40 MiB took longer than decoding it
-  const first = sys.borrowBuffer(MAX_FRAME + (1 << 20));
-  let buf = first; // holds a whole frame (grows for a larger one, which streams anyway)
+  const borrowed = [sys.borrowBuffer(MAX_FRAME + (1 << 20))];
+  let buf = borrowed[0]!; // holds a whole frame (grows for a larger one, which streams anyway)
+  let other: Uint8Array | undefined; // the second buffer to cut in, made at the first frame on the thread
   let start = 0;
   let end = 0;
   let done = false;
   const threaded = threadAllowed && (navigator.hardwareConcurrency ?? 1) >= 2;
   const slots = threaded ? 3 : 2;
   const outs: Uint8Array[] = []; // made as needed: a reader that stops after one frame needs one
-  const ins: Uint8Array[] = []; // a frame on the thread is a copy: buf moves on while it decodes
   let ahead: Decoding | undefined; // the frame on the thread
   const more = async () => {
     const r = await input.next();
@@ -305,11 +307,15 @@ async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecode
           yield* decoded({ out, size: decode(frame, out), contentSize: cut.contentSize });
           continue;
         }
-        const copy = (ins[slot] ??= sys.borrowBuffer(MAX_FRAME + (1 << 20))).subarray(0, frame.length);
-        copy.set(frame);
         const before = ahead;
-        ahead = { out, size: (thread ??= new DecodeThread()).decode(copy, out), contentSize: cut.contentSize };
+        ahead = { out, size: (thread ??= new DecodeThread()).decode(frame, out), contentSize: cut.contentSize };
         if (before) yield* decoded(before);
+        // the frame before is decoded, so the buffer it was cut from is free: the rest is cut there, as this one decodes
+        if (!other) borrowed.push((other = sys.borrowBuffer(MAX_FRAME + (1 << 20))));
+        const keep = end - start;
+        const next = other.length >= keep ? other : new Uint8Array(keep);
+        next.set(buf.subarray(start, end));
+        [other, buf, start, end] = [buf, next, 0, keep];
       } else if (cut.kind === "skip" && end - start >= cut.length) {
         start += cut.length;
       } else if (cut.kind === "stream") {
@@ -335,7 +341,7 @@ async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecode
     try {
       await ahead?.size; // the thread writes into a buffer until then
     } catch {}
-    for (const b of [first, ...outs, ...ins]) if (b) sys.giveBack(b); // ins fills from slot 1: it has holes
+    for (const b of [...borrowed, ...outs]) sys.giveBack(b);
   }
 }
 
