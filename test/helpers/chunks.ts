@@ -1,5 +1,10 @@
 // Sources that hand out a byte string in chunks the way bunker's own do.
 
+/** `data` in chunks of `size`, views of it. */
+export async function* chunked(data: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let off = 0; off < data.length; off += size) yield data.subarray(off, off + size);
+}
+
 /** `data` in chunks of `size`, each written into the next of two reused buffers (as decompress reuses its own). */
 export async function* reusing(data: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
   const bufs = [new Uint8Array(size), new Uint8Array(size)];

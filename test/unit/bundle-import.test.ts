@@ -5,13 +5,13 @@
 import { expect, test } from "bun:test";
 import { importBundle } from "../../src/bundle/import.ts";
 import { Digests, DIGESTS, FORMAT, MANIFEST, row, VERSION } from "../../src/bundle/format.ts";
-import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../../src/image/tar.ts";
+import type { TarHeader } from "../../src/image/tar.ts";
 import { planUnpack, U } from "../../src/image/unpack.ts";
 import { reusing } from "../helpers/chunks.ts";
+import { archive, header as h } from "../helpers/tar.ts";
 
 const enc = new TextEncoder();
 const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
-const h = (over: Partial<TarHeader>): TarHeader => ({ type: "file", path: "f", mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1700000000, linkname: "", ...over });
 const maps = [{ containerID: 0, hostID: 100000, size: 65536 }];
 
 /** The rootfs of the test bundle: small files, an empty one, files larger than a chunk, a link. */
@@ -38,16 +38,13 @@ function bundleTar(files: [TarHeader, Uint8Array?][], tamper?: (path: string, da
   const all = [own(MANIFEST, JSON.stringify(manifest)), own("config.json", JSON.stringify({ ociVersion: "1.0.2", process: { args: ["/bin/sh"] } })), ...files];
   const digests = new Digests();
   for (const [hd, data] of all) digests.add(row(hd, hd.type === "file" ? sha256(data ?? new Uint8Array(0)) : ""));
-  const parts: Uint8Array[] = [];
-  for (const [hd, data] of [...all, own(DIGESTS, digests.file())]) {
-    parts.push(encodeHeader(hd));
-    if (!data) continue;
-    const copy = data.slice();
-    tamper?.(hd.path, copy);
-    parts.push(copy, padding(copy.length));
-  }
-  parts.push(END_OF_ARCHIVE);
-  return Buffer.concat(parts);
+  return archive(
+    [...all, own(DIGESTS, digests.file())].map(([hd, data]) => {
+      const copy = data?.slice();
+      if (copy) tamper?.(hd.path, copy);
+      return [hd, copy];
+    }),
+  );
 }
 
 /** Import a bundle's tar into memory: the files' contents by path, as a stage would have written them. */

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { createZstdCompress, gzipSync } from "node:zlib";
 import { cutFrame, decompress, FrameWalker, sniff, useDecodeThread, useHostZstd } from "../../src/image/decompress.ts";
 import { ArchiveError } from "../../src/image/unpack.ts";
+import { chunked } from "../helpers/chunks.ts";
 
 // 5 MiB of text that compresses into real blocks (random bytes would be
 // stored raw, where a changed byte is just other data): far more than the
@@ -13,9 +14,7 @@ const lines: string[] = [];
 for (let i = 0, x = 1; lines.length < 1 << 19; i++) lines.push(`${i} ${(x = (x * 1103515245 + 12345) >>> 0) % 1000}`);
 const raw = new TextEncoder().encode(lines.join("\n"));
 
-async function* chunks(bytes: Uint8Array, size = 64 << 10): AsyncGenerator<Uint8Array> {
-  for (let o = 0; o < bytes.length; o += size) yield bytes.subarray(o, o + size);
-}
+const chunks = (bytes: Uint8Array, size = 64 << 10) => chunked(bytes, size);
 
 /** A hang is the failure these tests look for: the timer also keeps the loop alive, so it is seen. */
 function deadline<T>(work: Promise<T>): Promise<T> {

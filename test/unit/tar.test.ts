@@ -2,24 +2,11 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ByteReader, collect } from "../../src/image/bytes.ts";
-import { encodeHeader, END_OF_ARCHIVE, padding, readTar, type TarHeader } from "../../src/image/tar.ts";
+import { encodeHeader, readTar, type TarHeader } from "../../src/image/tar.ts";
+import { chunked } from "../helpers/chunks.ts";
+import { archive, header as h } from "../helpers/tar.ts";
 
 const enc = new TextEncoder();
-const h = (over: Partial<TarHeader>): TarHeader => ({ type: "file", path: "f", mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1700000000, linkname: "", ...over });
-
-function archive(entries: [TarHeader, Uint8Array?][]): Uint8Array {
-  const parts: Uint8Array[] = [];
-  for (const [hd, data] of entries) {
-    parts.push(encodeHeader(hd));
-    if (data) parts.push(data, padding(data.length));
-  }
-  parts.push(END_OF_ARCHIVE);
-  return Buffer.concat(parts);
-}
-
-async function* chunked(b: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
-}
 
 async function entries(b: Uint8Array, chunk = 100000) {
   const out: { header: TarHeader; data: string }[] = [];
