@@ -10,7 +10,7 @@ import { openLibzstd } from "./libzstd.ts";
 const { ptr } = ffi;
 
 /** main → worker: the slots (views of shared memory) once, then a frame to compress. */
-export type ToWorker = { ins: Uint8Array[]; outs: Uint8Array[]; level: number; windowLog: number } | { slot: number; len: number };
+export type ToWorker = { ins: Uint8Array[]; outs: Uint8Array[]; params: [number, number][] } | { slot: number; len: number };
 /** worker → main: whether it can, then each frame's compressed size (or why not). */
 export type FromWorker = { ready: true } | { ready: false; why: string } | { slot: number; size: number } | { slot: number; error: string };
 
@@ -18,9 +18,6 @@ export type FromWorker = { ready: true } | { ready: false; why: string } | { slo
 export type ToDecoder = { frame: Uint8Array; out: Uint8Array };
 /** a decompression thread → main, for each frame in the order given: its decoded size, what libzstd found wrong with it, or why the thread cannot decode. */
 export type FromDecoder = { size: number } | { corrupt: string } | { error: string };
-
-const ZSTD_c_compressionLevel = 100;
-const ZSTD_c_windowLog = 101;
 
 declare const self: Worker;
 const say = (m: FromWorker) => self.postMessage(m);
@@ -57,7 +54,7 @@ self.onmessage = (ev: MessageEvent<ToWorker | ToDecoder>) => {
     }
     cctx = z.ZSTD_createCCtx();
     if (!cctx) return say({ ready: false, why: "ZSTD_createCCtx failed" });
-    for (const [p, v] of [[ZSTD_c_compressionLevel, m.level], [ZSTD_c_windowLog, m.windowLog]] as const) {
+    for (const [p, v] of m.params) {
       const r = z.ZSTD_CCtx_setParameter(cctx, p, v);
       if (z.ZSTD_isError(r)) return say({ ready: false, why: `libzstd: ${z.ZSTD_getErrorName(r)}` });
     }
