@@ -170,13 +170,15 @@ async function compress(data: Uint8Array, codec: Codec): Promise<Uint8Array> {
 /**
  * libzstd's parameters (zstd.h's ZSTD_c_*): level 2 (the "fast" strategy)
  * with a window as large as a frame and a 2^18 hash table. On 8 MiB frames
- * of the minbase tar, through the host's libzstd 1.5.4 on one thread
- * (medians of 15 alternating runs): ratio 2.992 in 558 ms, against 2.999
- * in 630 ms for level 3 with the same window (2.913 with level 3's own
- * 2 MiB one), 2.927 in 531 ms for level 2 with a 2^17 table, and 2.812 for
- * level 2's own. Into reused buffers: Bun.zstdCompressSync (Bun's zstd
- * 1.5.7) took 0.57 CPU-seconds where this took 0.34, as it returns fresh,
- * zeroed output per call.
+ * of the minbase tar, through the host's libzstd 1.5.4: ratio 2.992,
+ * against 2.999 for level 3 with the same window (2.913 with level 3's own
+ * 2 MiB one; level 2 with its own table 2.812, with a 2^17 one 2.927). As
+ * fast as level 3 alone on a core (721 against 717 ms, medians of 30
+ * alternating runs), but faster with both cores compressing, as an export
+ * has them (two processes at once: 1,024 against 1,155 and 1,042 against
+ * 1,125 ms, medians of 12). Into reused buffers: Bun.zstdCompressSync (Bun's
+ * zstd 1.5.7) took 0.57 CPU-seconds where this took 0.34, as it returns
+ * fresh, zeroed output per call.
  */
 const PARAMS: [number, number][] = [
   [100, 2], // ZSTD_c_compressionLevel
