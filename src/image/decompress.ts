@@ -287,7 +287,7 @@ async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecode
     if (end + chunk.length > buf.length) {
       // keep what is not cut yet at the front; grow when one frame is larger than the buffer
       const keep = end - start;
-      const next = keep + chunk.length > buf.length ? new Uint8Array(Math.max(buf.length * 2, keep + chunk.length)) : buf;
+      const next = keep + chunk.length > buf.length ? shared(Math.max(buf.length * 2, keep + chunk.length)) : buf;
       if (next === buf) buf.copyWithin(0, start, end);
       else next.set(buf.subarray(start, end));
       [buf, start, end] = [next, 0, keep];
@@ -313,7 +313,7 @@ async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecode
         // the frame before is decoded, so the buffer it was cut from is free: the rest is cut there, as this one decodes
         if (!other) borrowed.push((other = sys.borrowBuffer(MAX_FRAME + (1 << 20))));
         const keep = end - start;
-        const next = other.length >= keep ? other : new Uint8Array(keep);
+        const next = other.length >= keep ? other : shared(keep);
         next.set(buf.subarray(start, end));
         [other, buf, start, end] = [buf, next, 0, keep];
       } else if (cut.kind === "skip" && end - start >= cut.length) {
@@ -344,6 +344,9 @@ async function* zstdFrames(input: AsyncIterator<Uint8Array>, decode: FrameDecode
     for (const b of [...borrowed, ...outs]) sys.giveBack(b);
   }
 }
+
+/** Memory a frame can be posted to the thread from without a copy (of a plain buffer, postMessage copies all of it). */
+const shared = (size: number) => new Uint8Array(new SharedArrayBuffer(size));
 
 /** A frame being decoded (or decoded) into out. */
 type Decoding = { out: Uint8Array; size: number | Promise<number>; contentSize: number };

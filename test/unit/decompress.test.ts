@@ -123,6 +123,27 @@ for (const [how, what, packed] of [
   });
 }
 
+test("frames that fill the cutting buffers come back byte for byte while the thread decodes the one before", async () => {
+  // 8 MiB frames, as a bundle's, that compress poorly (to ~6 MiB), in chunks of 1 and 3 MiB: the
+  // cutter appends, moves and switches buffers while a frame cut from one of them is on the thread
+  let x = 7;
+  const next = () => (x = (Math.imul(x, 1103515245) + 12345) >>> 0);
+  const frames: Uint8Array[] = [];
+  const data = new Uint8Array(32 << 20);
+  for (let i = 0; i < data.length; i++) data[i] = next() < 0.6 * 2 ** 32 ? 97 + ((i >> 3) % 17) : next() >>> 24;
+  for (let o = 0; o < data.length; o += 8 << 20) frames.push(Bun.zstdCompressSync(data.subarray(o, o + (8 << 20))));
+  const packed = Buffer.concat(frames);
+  for (const size of [1 << 20, 3 << 20]) {
+    let at = 0;
+    let same = true;
+    for await (const c of decompress(chunks(packed, size), "zstd")) {
+      same &&= Buffer.compare(c, data.subarray(at, at + c.length)) === 0;
+      at += c.length;
+    }
+    expect(`${size}: ${at} ${same}`).toBe(`${size}: ${data.length} true`);
+  }
+});
+
 test("cutFrame finds a frame's end from its block headers alone", () => {
   const one = Bun.zstdCompressSync(raw.subarray(0, 300_000));
   expect(cutFrame(one)).toEqual({
