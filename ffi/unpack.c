@@ -140,11 +140,17 @@ static int uowner(int fd, const char *name, uint8_t flags, uint32_t uid, uint32_
   return name ? fchownat(fd, name, uid, gid, AT_SYMLINK_NOFOLLOW) : fchown(fd, uid, gid);
 }
 
+/* "." or "..": a last component no record may name (TypeScript never sends one; this holds if it did). */
+static int udots(const char *name) {
+  return name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0));
+}
+
 static int uapply(uint8_t type, uint8_t flags, char *path, char *link, uint32_t mode, uint32_t uid, uint32_t gid,
                   const struct timespec_ t[2], uint64_t size) {
   const char *name;
   int dir = uparent(path, &name), fd = -1, rc = -1;
   if (dir < 0) return -1;
+  if (udots(name)) { errno = EINVAL; return -1; }
   switch (type) {
   case U_DIR:
     /* its mode set after: it may be there already, or inherit a setgid bit from its parent */
@@ -175,6 +181,7 @@ static int uapply(uint8_t type, uint8_t flags, char *path, char *link, uint32_t 
     char *slash = strrchr(link, '/');
     const char *tname = slash ? slash + 1 : link;
     int tdir = uroot;
+    if (udots(tname)) { errno = EINVAL; return -1; }
     if (slash) {
       struct open_how how = { O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
                               RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV };
@@ -253,6 +260,10 @@ static __attribute__((noreturn)) void do_unpack(const char *root) {
       _exit(1);
     }
     path[pathlen] = 0, link[linklen] = 0;
+    if (strlen(path) != pathlen || strlen(link) != linklen) { /* a NUL inside would end the name early: "..\0x" is ".." */
+      uresult("fail", n, EINVAL);
+      _exit(1);
+    }
     struct timespec_ t[2] = { { sec, nsec }, { sec, nsec } };
     errno = 0;
     if (uapply(h[0], h[1], path, link, mode & 07777, uid, gid, t, size) < 0) {

@@ -156,6 +156,7 @@ function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<stri
     uname: text("uname") ?? (str(h, 265, 32) || undefined),
     gname: text("gname") ?? (str(h, 297, 32) || undefined),
   };
+  if (header.path.includes("\0") || header.linkname.includes("\0")) throw new TarError(`a name with a NUL in it: "${header.path.replace(/\0/g, "\\0").slice(0, 80)}"`);
   if (type === "char" || type === "block") {
     header.devmajor = num(h, 329, 8, "devmajor");
     header.devminor = num(h, 337, 8, "devminor");
@@ -201,6 +202,8 @@ export function readTar(source: AsyncIterable<Uint8Array> | ByteReader): TarRead
 interface Current {
   /** Its data size, read or not. */
   size: number;
+  /** The reader's position at the end of its data. */
+  end: number;
   /** Its data, as a stream, once asked for. */
   body?: AsyncGenerator<Uint8Array>;
   /** Its data was read at once (readNow). */
@@ -256,7 +259,7 @@ export class TarReader implements EntrySource, AsyncIterable<TarEntry> {
   private now(): TarEntry | undefined {
     const cur = this.cur;
     if (cur?.body) return undefined; // a stream begun: later() drains it
-    const skip = cur ? (cur.taken ? 0 : cur.size) + pad(cur.size) : 0;
+    const skip = cur ? cur.end - this.r.position + pad(cur.size) : 0;
     const view = this.r.peekNow();
     if (!view || view.length < skip + 512) return undefined;
     const h = view.subarray(skip, skip + 512);
@@ -272,10 +275,10 @@ export class TarReader implements EntrySource, AsyncIterable<TarEntry> {
     const r = this.r;
     const meta = async (size: number, what: string): Promise<Uint8Array> => {
       if (size > MAX_META) throw new TarError(`${what} record of ${size} bytes is too large`);
-      const data = (await r.readExact(size)) ?? new Uint8Array(0);
+      // with its padding in one read: a view of the chunk at hand stays valid only while no more are read
+      const data = (await r.readExact(size + pad(size))) ?? new Uint8Array(0);
       if (data.length < size) throw new TruncatedError(`the stream ends inside a ${what} record`);
-      await r.skip(pad(size));
-      return data;
+      return data.subarray(0, size);
     };
     try {
       for (;;) {
@@ -283,7 +286,7 @@ export class TarReader implements EntrySource, AsyncIterable<TarEntry> {
         if (cur) {
           // pass over what the caller did not read, and the padding
           if (cur.body) for await (const _ of cur.body) void _;
-          await r.skip((cur.body || cur.taken ? 0 : cur.size) + pad(cur.size));
+          await r.skip(cur.end - r.position + pad(cur.size)); // what a stream closed early left too
           this.cur = undefined;
         }
         const h = await r.readExact(512);
@@ -335,7 +338,7 @@ export class TarReader implements EntrySource, AsyncIterable<TarEntry> {
     const flag = h[156];
     const dataSize = type === "file" ? header.size : flag === 0x31 || flag === 0x35 ? 0 : size;
     if (!Number.isSafeInteger(dataSize) || dataSize < 0) throw new TarError(`bad size for ${header.path}`);
-    const cur: Current = { size: dataSize };
+    const cur: Current = { size: dataSize, end: this.r.position + dataSize };
     this.cur = cur;
     const r = this.r;
     return {

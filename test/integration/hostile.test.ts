@@ -3,7 +3,7 @@
 // The C unpacker is also checked on its own, fed records that the
 // TypeScript policy would never send.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeRecord, type Record_, U } from "../../src/image/unpack.ts";
 import { compileUnpack } from "../../src/linux/compile.ts";
@@ -39,6 +39,8 @@ describe("bunker import refuses hostile and broken input", () => {
       /through the symbolic link "d"/,
     ],
     ["a hard link out of the root", file(w, "hard.tar", tarOf([[{ type: "hardlink", path: "h", linkname: "../../../etc/passwd" }]])), /climbs out/],
+    // C would end the name at the NUL, and read ".." (a PAX path, as it is long)
+    ["a NUL in a name", file(w, "nul.tar", tarOf([[{ type: "dir", path: `..\0${"y".repeat(120)}`, mode: 0o777 }]])), /a name with a NUL in it/],
     ["a truncated stream", file(w, "trunc.tar", tarOf([[{ path: "big" }, "y".repeat(5000)]]).subarray(0, 2000)), /ends/],
     ["a file that is not an archive", file(w, "text.tar", "just some text\n".repeat(100)), /not a tar archive/],
     ["an empty file", file(w, "empty.tar", ""), /is empty: not an archive/],
@@ -159,6 +161,13 @@ describe("the C unpacker on its own never leaves its directory", () => {
     expect(await unpackRaw(dir, [{ type: U.HARDLINK, flags: 0, path: "h", link: "../outside/x" }])).toBe("fail 0 18");
     expect(await unpackRaw(dir, [{ type: U.SYMLINK, flags: 0, path: "l/s", link: "/" }])).toBe("fail 0 40");
     expect(readdirSync(outside)).toEqual([]);
+    // EINVAL: a last component "..", or one that a NUL inside the name would make "..": the directory's parent keeps its mode
+    const before = statSync(base).mode;
+    expect(await unpackRaw(dir, [{ type: U.DIR, flags: 0, path: "..", mode: 0o777 }])).toBe("fail 0 22");
+    expect(await unpackRaw(dir, [{ type: U.DIR, flags: 0, path: `..\0${"y".repeat(20)}`, mode: 0o777 }])).toBe("fail 0 22");
+    expect(await unpackRaw(dir, [{ type: U.TIMES, flags: 0, path: ".." }])).toBe("fail 0 22");
+    expect(await unpackRaw(dir, [{ type: U.HARDLINK, flags: 0, path: "h2", link: ".." }])).toBe("fail 0 22");
+    expect(statSync(base).mode).toBe(before);
     // and good records work
     expect(await unpackRaw(dir, [{ type: U.DIR, flags: 0, path: "d", mode: 0o755 }, { type: U.FILE, flags: 0, path: "d/f", mode: 0o600, data: "ok" }])).toBe("ok 2");
     expect(Bun.file(join(dir, "d/f")).size).toBe(2);

@@ -2,8 +2,8 @@ import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ByteReader, collect } from "../../src/image/bytes.ts";
-import { encodeHeader, readTar, type TarHeader } from "../../src/image/tar.ts";
-import { chunked } from "../helpers/chunks.ts";
+import { encodeHeader, readTar, TarError, type TarHeader } from "../../src/image/tar.ts";
+import { chunked, reusing } from "../helpers/chunks.ts";
 import { archive, header as h } from "../helpers/tar.ts";
 
 const enc = new TextEncoder();
@@ -196,4 +196,92 @@ test("data that runs past the chunk at hand is not there at once: it streams", a
   const b = (await tar.nextEntry())!;
   expect(b.header.path).toBe("b");
   expect(await tar.nextEntry()).toBeNull();
+});
+
+/** A header block's type flag changed, its checksum made right again. */
+function withFlag(b: Uint8Array, at: number, flag: string): Uint8Array {
+  b[at + 156] = flag.charCodeAt(0);
+  b.fill(32, at + 148, at + 156);
+  let sum = 0;
+  for (let i = at; i < at + 512; i++) sum += b[i]!;
+  b.set(enc.encode(`${sum.toString(8).padStart(6, "0")}\0 `), at + 148);
+  return b;
+}
+const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : new TextDecoder().decode(b));
+
+test("a bad checksum is refused on a header found in the chunk at hand too, not only on one read in", async () => {
+  const a = archive([[h({ path: "a", size: 1 }), enc.encode("1")], [h({ path: "b", size: 1 }), enc.encode("2")]]);
+  a[1024 + 10] ^= 1; // b's header, in the same chunk as a's
+  for (const chunk of [100000, 2048]) {
+    const paths = async (read: boolean) => {
+      const out: string[] = [];
+      for await (const e of readTar(chunked(a, chunk))) out.push(e.header.path), read && e.readNow!();
+      return out;
+    };
+    await expect(paths(true)).rejects.toThrow("bad header checksum at byte 1024"); // a's data taken at once
+    await expect(paths(false)).rejects.toThrow("bad header checksum at byte 1024"); // a's data passed over
+  }
+});
+
+test("after a file read through data() whose size is a whole number of blocks comes the next entry, not the one after", async () => {
+  const a = archive([[h({ path: "a", size: 512 }), new Uint8Array(512).fill(0x61)], [h({ path: "b" })], [h({ path: "c" })]]);
+  for (const chunk of [100000, 1000, 512]) expect((await entries(a, chunk)).map((e) => e.header.path)).toEqual(["a", "b", "c"]);
+});
+
+test("readNow hands a file's bytes out once: again, it is undefined and the next entry is whole", async () => {
+  const tar = readTar(chunked(archive([[h({ path: "a", size: 3 }), enc.encode("abc")], [h({ path: "b", size: 3 }), enc.encode("xyz")]]), 1 << 20));
+  const a = (await tar.nextEntry())!;
+  expect(text(a.readNow!())).toBe("abc");
+  expect(a.readNow!()).toBeUndefined();
+  const b = (await tar.nextEntry())!;
+  expect(b.header.path).toBe("b");
+  expect(text(b.readNow!())).toBe("xyz");
+  expect(await tar.nextEntry()).toBeNull();
+});
+
+test("a PAX or GNU long-name record over 1 MiB is refused by its size, before it is read", async () => {
+  for (const flag of ["x", "g", "L", "K"]) {
+    const a = withFlag(archive([[h({ path: "p", size: 2 << 20 })]]), 0, flag); // no data follows: it is not read
+    await expect(entries(a)).rejects.toThrow(new TarError(`${flag === "x" ? "PAX" : flag === "g" ? "PAX global" : "GNU long name"} record of 2097152 bytes is too large`));
+  }
+});
+
+test("PAX values an entry keeps (xattrs) are its own, not views of a source's reused buffers", async () => {
+  const xattrs = { "user.a": enc.encode("value-a"), "user.b": enc.encode("value-b") };
+  const a = archive([[h({ path: "x", size: 1, xattrs }), enc.encode("1")], [h({ path: "y", size: 10000 }), enc.encode("z".repeat(10000))]]);
+  for (const size of [256, 1024, 4096]) {
+    const kept: TarHeader[] = [];
+    for await (const e of readTar(reusing(a, size))) kept.push(e.header), await collect(e.data());
+    expect(kept[0]!.xattrs).toEqual(xattrs);
+  }
+});
+
+test("an extended header whose padding runs over several reused chunks is read as it was", async () => {
+  const xattrs = { "user.a": enc.encode("1") };
+  const a = archive([[h({ path: "f", size: 2, xattrs }), enc.encode("ok")], [h({ path: "l".repeat(150), size: 1 }), enc.encode("x")]]);
+  for (const size of [16, 32, 64, 100, 128, 256, 512, 4096]) {
+    const got: TarHeader[] = [];
+    for await (const e of readTar(reusing(a, size))) got.push(e.header), await collect(e.data());
+    expect(got.map((g) => g.path)).toEqual(["f", "l".repeat(150)]);
+    expect(got[0]!.xattrs).toEqual(xattrs);
+  }
+});
+
+test("a file's data left part-read (its stream closed early) is passed over all the same: a tar inside it stays inside", async () => {
+  const inner = archive([[h({ path: "smuggled", size: 1 }), enc.encode("!")]]);
+  const body = Buffer.concat([new Uint8Array(512).fill(0x61), inner]); // a tar in a file, at a block boundary
+  const a = archive([[h({ path: "a", size: body.length }), body], [h({ path: "b", size: 1 }), enc.encode("b")]]);
+  for (const chunk of [512, 1000, 100000]) {
+    const paths: string[] = [];
+    for await (const e of readTar(chunked(a, chunk))) {
+      paths.push(e.header.path);
+      for await (const _ of e.data()) break; // one chunk is enough (a type sniffed, a size limit hit)
+    }
+    expect(paths).toEqual(["a", "b"]);
+  }
+});
+
+test("a name or link with a NUL in it (PAX) is refused: C would end it there ('..\\0y' is '..')", async () => {
+  await expect(entries(archive([[h({ type: "dir", path: `..\0${"y".repeat(120)}`, mode: 0o777 })]]))).rejects.toThrow("NUL");
+  await expect(entries(archive([[h({ type: "hardlink", path: "h", linkname: `..\0${"y".repeat(120)}` })]]))).rejects.toThrow("NUL");
 });
