@@ -11,8 +11,9 @@
 //   rootfs/...      the file system, numeric owners relative to the container
 //   bunker.sha256   last: a line {"digest", "entries"}, then one JSON row per
 //                   entry above (path, type, mode, owner, mtime, size, link,
-//                   sha256 of the content); the digest is the sha256 of the
-//                   rows, one per line: the bundle's digest
+//                   sha256 of the content, and since format 2 its xattrs, if
+//                   it has any); the digest is the sha256 of the rows, one
+//                   per line: the bundle's digest
 //
 // Import recomputes every row from what it reads, and makes nothing visible
 // unless all rows and the bundle's digest agree.
@@ -21,7 +22,8 @@ import type { TarHeader } from "../image/tar.ts";
 import type { Spec } from "../spec/types.ts";
 
 export const FORMAT = "bunker-bundle";
-export const VERSION = 1;
+/** 2: a row covers its entry's xattrs (1 had none in its rows, so xattrs went unchecked). */
+export const VERSION = 2;
 export const MANIFEST = "bunker.json";
 export const DIGESTS = "bunker.sha256";
 export const ROOTFS = "rootfs";
@@ -37,11 +39,14 @@ export interface BundleManifest {
   owners?: Record<string, [number, number, number]>;
 }
 
-export type Row = [path: string, type: string, mode: number, uid: number, gid: number, mtime: number, size: number, link: string, sha256: string];
+export type Row = [path: string, type: string, mode: number, uid: number, gid: number, mtime: number, size: number, link: string, sha256: string, xattrs?: [string, string][]];
 
-/** One entry's row of bunker.sha256. */
+/** One entry's row of bunker.sha256: its xattrs, which import sets, by name, values in base64, only where there are any. */
 export function row(h: TarHeader, sha256: string): Row {
-  return [h.path, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname, sha256];
+  const r: Row = [h.path, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname, sha256];
+  const xattrs = Object.entries(h.xattrs ?? {});
+  if (xattrs.length) r.push(xattrs.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
+  return r;
 }
 
 /** Rows kept in memory: beyond this many entries only the digest is checked. */

@@ -44,8 +44,11 @@ export async function importBundle(
     let n = 0;
     for (; n < waiting.length; n++) {
       const [r, digest] = waiting[n]!;
-      if (digest && digest.sha256 === undefined && !end) break;
-      if (digest) r[8] = digest.sha256 ?? "";
+      if (digest && digest.sha256 === undefined) {
+        if (!end) break;
+        throw new ArchiveError(`the unpacker reported no digest for "${r[0]}"`); // never a row without one
+      }
+      if (digest) r[8] = digest.sha256!;
       digests.add(r);
     }
     waiting.splice(0, n);
@@ -85,7 +88,10 @@ export async function importBundle(
     if (!manifest) throw new ArchiveError(`${MANIFEST} must come first in a bundle`);
     if (h.path !== ROOTFS && !h.path.startsWith(`${ROOTFS}/`)) throw new ArchiveError(`unexpected entry "${h.path}" in a bundle`);
     const path = h.path.slice(ROOTFS.length + 1);
-    const owner = manifest.owners?.[path];
+    if (h.xattrs && manifest.version < 2) {
+      throw new ArchiveError(`this bundle is format version ${manifest.version}, whose digests do not cover xattrs ("${h.path}" has some): export it again with this bunker`);
+    }
+    const owner = manifest.owners && Object.hasOwn(manifest.owners, path) ? manifest.owners[path] : undefined;
     const header: TarHeader = { ...h, path, linkname: h.type === "hardlink" ? h.linkname.slice(ROOTFS.length + 1) : h.linkname };
     if (owner) [header.uid, header.gid, header.mode] = owner; // owners the exporting store could not hold
     if (h.type !== "file") {

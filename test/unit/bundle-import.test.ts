@@ -28,9 +28,20 @@ function rootfs(): [TarHeader, Uint8Array?][] {
   return out;
 }
 
-/** A bundle's tar: bunker.json, config.json, the rootfs, then bunker.sha256 over what came before (with `tamper` applied after). */
-function bundleTar(files: [TarHeader, Uint8Array?][], tamper?: (path: string, data: Uint8Array) => void): Uint8Array {
-  const manifest = { format: FORMAT, version: VERSION, created: "2026-01-01T00:00:00Z", source: { kind: "image", id: "x" }, image: { config: { Cmd: ["/bin/sh"] } } };
+type Entry = [TarHeader, Uint8Array?];
+
+/**
+ * A bundle's tar: bunker.json (with `over` in it), config.json, the rootfs, then bunker.sha256 over what came
+ * before (with `tamper` applied after to the data, and `arrange` to the entries: they may be changed, dropped,
+ * added or moved).
+ */
+function bundleTar(
+  files: Entry[],
+  tamper?: (path: string, data: Uint8Array) => void,
+  arrange = (signed: Entry[], trailer: Entry): Entry[] => [...signed, trailer],
+  over: object = {},
+): Uint8Array {
+  const manifest = { format: FORMAT, version: VERSION, created: "2026-01-01T00:00:00Z", source: { kind: "image", id: "x" }, image: { config: { Cmd: ["/bin/sh"] } }, ...over };
   const own = (path: string, text: string): [TarHeader, Uint8Array] => {
     const data = enc.encode(text);
     return [h({ path, size: data.length }), data];
@@ -39,7 +50,7 @@ function bundleTar(files: [TarHeader, Uint8Array?][], tamper?: (path: string, da
   const digests = new Digests();
   for (const [hd, data] of all) digests.add(row(hd, hd.type === "file" ? sha256(data ?? new Uint8Array(0)) : ""));
   return archive(
-    [...all, own(DIGESTS, digests.file())].map(([hd, data]) => {
+    arrange(all.map(([hd, data]) => [{ ...hd }, data]), own(DIGESTS, digests.file())).map(([hd, data]) => {
       const copy = data?.slice();
       if (copy) tamper?.(hd.path, copy);
       return [hd, copy];
@@ -107,4 +118,98 @@ test("what the unpacker leaves unread of a file, all or part of it, is hashed al
     });
     expect(result.layer.diffId).toStartWith("sha256:");
   }
+});
+
+/** The header of `path` among entries. */
+const at = (all: Entry[], path: string) => all.find(([hd]) => hd.path === path)![0];
+
+test("a change to any entry's metadata, or to the list of entries, is refused", async () => {
+  const cases: [string, (all: Entry[]) => Entry[] | void][] = [
+    ["mode", (all) => void (at(all, "rootfs/etc/f3").mode = 0o4755)],
+    ["uid", (all) => void (at(all, "rootfs/etc/f3").uid = 7)],
+    ["gid", (all) => void (at(all, "rootfs/etc/f3").gid = 7)],
+    ["mtime", (all) => void (at(all, "rootfs/etc/f3").mtime += 1)],
+    ["a directory's mode", (all) => void (at(all, "rootfs/etc").mode = 0o777)],
+    ["path", (all) => void (at(all, "rootfs/etc/f3").path = "rootfs/etc/g3")],
+    ["symlink target", (all) => void (at(all, "rootfs/link").linkname = "etc/f4")],
+    ["hard link target", (all) => void (at(all, "rootfs/hard").linkname = "rootfs/etc/f4")],
+    ["type", (all) => void Object.assign(at(all, "rootfs/link"), { type: "hardlink", linkname: "rootfs/etc/f1" })],
+    ["an owner in bunker.json", (all) => void (all[0]![1] = enc.encode(JSON.stringify({ ...JSON.parse(new TextDecoder().decode(all[0]![1])), owners: { "etc/f3": [0, 0, 0o4755] } })), at(all, MANIFEST).size = all[0]![1]!.length)],
+    ["an entry added", (all) => [...all, [h({ type: "dir", path: "rootfs/extra" })]]],
+    ["an entry removed", (all) => all.filter(([hd]) => hd.path !== "rootfs/link")],
+    ["two entries swapped", (all) => [...all.slice(0, 5), all[6]!, all[5]!, ...all.slice(7)]],
+  ];
+  for (const [what, alter] of cases) {
+    const tar = bundleTar(rootfs(), undefined, (signed, trailer) => [...(alter(signed) ?? signed), trailer]);
+    for (const unpackerHashes of [false, true]) {
+      const got = await importInto(tar, 4096, unpackerHashes).then(() => "imported", (e: Error) => e.message);
+      expect({ what, got }).toEqual({ what, got: expect.stringContaining("the bundle is corrupt") });
+    }
+  }
+});
+
+test("an entry after bunker.sha256 is refused, even one it lists", async () => {
+  const tar = bundleTar(rootfs(), undefined, (signed, trailer) => [...signed.slice(0, -1), trailer, signed.at(-1)!]);
+  await expect(importInto(tar, 4096, false)).rejects.toThrow(`an entry follows ${DIGESTS}: the bundle is corrupt`);
+});
+
+test("a file the stage asks for at once, does not get, and leaves unread, is hashed in full", async () => {
+  const tar = bundleTar(rootfs());
+  for (const chunk of [7, 4096]) {
+    const result = await importBundle(reusing(tar, chunk), undefined, async (entries, check) => {
+      for (let e = await entries.nextEntry(); e; e = await entries.nextEntry()) if (e.header.type === "file") e.readNow?.();
+      return { diffId: await check(), entries: 0, bytes: 0, altered: {}, devices: [] };
+    });
+    expect(result.layer.diffId).toStartWith("sha256:");
+  }
+});
+
+test("an xattr added to a file, which the unpacker would set, is refused", async () => {
+  const cap = new Uint8Array([1, 0, 0, 2, 0x80, 0, 0, 0]); // cap_setuid, effective
+  const tar = bundleTar(rootfs(), undefined, (signed, trailer) => (Object.assign(at(signed, "rootfs/etc/f3"), { xattrs: { "security.capability": cap } }), [...signed, trailer]));
+  for (const unpackerHashes of [false, true]) await expect(importInto(tar, 4096, unpackerHashes)).rejects.toThrow(`"rootfs/etc/f3" does not match ${DIGESTS}`);
+});
+
+test("a file the unpacker takes on but never reports a digest for is refused, whatever bunker.sha256 lists for it", async () => {
+  // the list says "" for every file's content, as a row whose digest never came would read
+  const files = rootfs();
+  const tar = bundleTar(files, undefined, (signed, trailer) => {
+    const text = new TextDecoder().decode(trailer[1]!).trimEnd().split("\n");
+    const rows = text.slice(1).map((l) => JSON.parse(l) as unknown[]);
+    for (const r of rows) if (r[1] === "file" && String(r[0]).startsWith("rootfs/")) r[8] = "";
+    const d = new Digests();
+    for (const r of rows) d.add(r as Parameters<Digests["add"]>[0]);
+    const out = enc.encode(d.file());
+    return [...signed, [{ ...trailer[0], size: out.length }, out]];
+  });
+  const silent = importBundle(reusing(tar, 4096), undefined, async (entries, check) => {
+    for (let e = await entries.nextEntry(); e; e = await entries.nextEntry()) {
+      if (e.digest) e.digest.byUnpacker = true; // taken on, then never reported
+      if (e.header.type === "file" && !e.readNow?.()) for await (const _ of e.data()) void _;
+    }
+    return { diffId: await check(), entries: 0, bytes: 0, altered: {}, devices: [] };
+  });
+  await expect(silent).rejects.toThrow(`"rootfs/etc/f0"`);
+});
+
+test("a bundle of format 1 imports, but not one with xattrs, which its rows did not cover", async () => {
+  const v1 = (files: Entry[]) => bundleTar(files, undefined, undefined, { version: 1 });
+  expect((await importInto(v1(rootfs()), 4096, false)).result.layer.diffId).toStartWith("sha256:");
+  const withXattr = rootfs().map(([hd, data]): Entry => [hd.path === "rootfs/etc/f3" ? { ...hd, xattrs: { "user.a": enc.encode("1") } } : hd, data]);
+  await expect(importInto(v1(withXattr), 4096, false)).rejects.toThrow('this bundle is format version 1, whose digests do not cover xattrs ("rootfs/etc/f3" has some)');
+  expect((await importInto(bundleTar(withXattr), 4096, false)).result.layer.diffId).toStartWith("sha256:");
+});
+
+test("owners kept in bunker.json are looked up as its own keys only: a file named constructor has none", async () => {
+  const files: Entry[] = [...rootfs(), [h({ path: "rootfs/constructor", size: 1 }), enc.encode("c")], [h({ path: "rootfs/__proto__", size: 1 }), enc.encode("p")]];
+  const seen = new Map<string, number>();
+  const tar = bundleTar(files, undefined, undefined, { owners: { "etc/f1": [33, 33, 0o600] } });
+  await importBundle(reusing(tar, 4096), undefined, async (entries, check) => {
+    for (let e = await entries.nextEntry(); e; e = await entries.nextEntry()) {
+      seen.set(e.header.path, e.header.uid);
+      if (e.header.type === "file" && !e.readNow?.()) for await (const _ of e.data()) void _;
+    }
+    return { diffId: await check(), entries: 0, bytes: 0, altered: {}, devices: [] };
+  });
+  expect([seen.get("etc/f1"), seen.get("constructor"), seen.get("__proto__")]).toEqual([33, 0, 0]);
 });
