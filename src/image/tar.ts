@@ -104,6 +104,9 @@ function checksumOk(b: Uint8Array): boolean {
   return stored === sum;
 }
 
+/** The most keys a PAX record, or all global ones together, may hold: every entry looks through them. */
+const MAX_PAX_KEYS = 1000;
+
 /** PAX records: "LEN KEY=VALUE\n", LEN counting the whole record. */
 function parsePax(data: Uint8Array): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
@@ -119,6 +122,7 @@ function parsePax(data: Uint8Array): Map<string, Uint8Array> {
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw new TarError("bad PAX record");
     out.set(dec.decode(rec.subarray(0, eq)), rec.slice(eq + 1)); // a copy: the stream's buffers are reused
+    if (out.size > MAX_PAX_KEYS) throw new TarError(`a PAX record with more than ${MAX_PAX_KEYS} keys`);
     off += len;
   }
   return out;
@@ -307,6 +311,7 @@ export class TarReader implements EntrySource, AsyncIterable<TarEntry> {
         }
         if (flag === "g") {
           this.global = new Map([...this.global, ...parsePax(await meta(size, "PAX global"))]);
+          if (this.global.size > MAX_PAX_KEYS) throw new TarError(`PAX global records with more than ${MAX_PAX_KEYS} keys`);
           continue;
         }
         if (flag === "L" || flag === "K") {
@@ -341,14 +346,17 @@ export class TarReader implements EntrySource, AsyncIterable<TarEntry> {
     const cur: Current = { size: dataSize, end: this.r.position + dataSize };
     this.cur = cur;
     const r = this.r;
+    // an entry's data is there only until the next entry is asked for: after that, the bytes read would be another's
+    const current = () => this.cur === cur;
     return {
       header,
       data(seen) {
         if (cur.body || cur.taken) throw new Error("tar entry data read twice");
+        if (!current()) throw new Error("tar entry data read after the next entry");
         return (cur.body = r.stream(dataSize, seen));
       },
       readNow(seen) {
-        if (cur.body || cur.taken) return undefined;
+        if (cur.body || cur.taken || !current()) return undefined;
         const bytes = r.readNow(dataSize);
         if (bytes) {
           cur.taken = true;

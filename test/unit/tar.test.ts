@@ -285,3 +285,30 @@ test("a name or link with a NUL in it (PAX) is refused: C would end it there ('.
   await expect(entries(archive([[h({ type: "dir", path: `..\0${"y".repeat(120)}`, mode: 0o777 })]]))).rejects.toThrow("NUL");
   await expect(entries(archive([[h({ type: "hardlink", path: "h", linkname: `..\0${"y".repeat(120)}` })]]))).rejects.toThrow("NUL");
 });
+
+test("an entry's data asked for after the next entry is not the next entry's", async () => {
+  const tar = readTar(chunked(archive([[h({ path: "a", size: 3 }), enc.encode("aaa")], [h({ path: "b", size: 3 }), enc.encode("bbb")]]), 1 << 20));
+  const a = (await tar.nextEntry())!;
+  const b = (await tar.nextEntry())!;
+  expect(a.readNow!()).toBeUndefined();
+  expect(() => a.data()).toThrow("tar entry data read after the next entry");
+  expect(text(b.readNow!())).toBe("bbb");
+});
+
+test("PAX records with more keys than any archive needs are refused, one record or global ones together", async () => {
+  const pax = (n: number, from = 0) => {
+    let out = "";
+    for (let i = from; i < from + n; i++) {
+      const body = ` k${i}=v\n`;
+      let len = body.length + 1;
+      while (`${len}${body}`.length !== len) len++;
+      out += `${len}${body}`;
+    }
+    return enc.encode(out);
+  };
+  const record = (flag: string, data: Uint8Array) => withFlag(archive([[h({ path: "p", size: data.length }), data]]).subarray(0, -1024), 0, flag);
+  const file = archive([[h({ path: "f", size: 1 }), enc.encode("1")]]);
+  await expect(entries(Buffer.concat([record("x", pax(1001)), file]))).rejects.toThrow("a PAX record with more than 1000 keys");
+  await expect(entries(Buffer.concat([record("g", pax(600)), record("g", pax(600, 600)), file]))).rejects.toThrow("PAX global records with more than 1000 keys");
+  expect((await entries(Buffer.concat([record("g", pax(600)), record("x", pax(400, 600)), file]))).map((e) => e.header.path)).toEqual(["f"]);
+});
