@@ -4,6 +4,8 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import * as sys from "../../src/linux/sys.ts";
+import { archive, header } from "../helpers/tar.ts";
 import { asRoot, asUser, bunker, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
 
@@ -85,6 +87,29 @@ describe("export and import", () => {
     const ranges = freshStore();
     expect(inStore(ranges.env, ["import", bundle]).code).toBe(0);
     expect(inStore(ranges.env, ["run", "--rm", "own", "stat", "-c", "%u:%g %a", "/owned"]).stdout).toBe("33:44 4750\n");
+  });
+
+  test("xattrs travel in the bundle, and its digests cover them", () => {
+    // an image whose file has a user.* xattr (tar's PAX SCHILY.xattr), exported, imported into another store
+    const w = workdir();
+    const tar = join(w, "tagged.tar");
+    writeFileSync(tar, archive([[header({ type: "dir", path: "etc", mode: 0o755 })], [header({ path: "etc/tagged", size: 2, xattrs: { "user.bunker.test": new TextEncoder().encode("v1") } }), new TextEncoder().encode("ok")]]));
+    chmodSync(tar, 0o644);
+    const a = freshStore();
+    expect(inStore(a.env, ["import", tar, "--name", "tagged"]).code).toBe(0);
+    const out = mkdtempSync(join(h.dir, "bundle-"));
+    chmodSync(out, 0o777);
+    const bundle = join(out, "tagged.bundle");
+    expect(inStore(a.env, ["export", "tagged", "-o", bundle]).stderr).toBe("");
+    const b = freshStore();
+    const imp = inStore(b.env, ["import", bundle]);
+    expect(imp.stderr).toBe("");
+    const layers = join(b.dir, "bunker", "layers");
+    const [layer] = readdirSync(layers);
+    expect(sys.getxattr(join(layers, layer!, "diff", "etc", "tagged"), "user.bunker.test")).toBe("v1");
+    // the row of etc/tagged names it, so a changed value changes the bundle's digest
+    const rows = Bun.spawnSync(["tar", "-xOf", bundle, "bunker.sha256"]).stdout.toString();
+    expect(rows).toContain(`["user.bunker.test","${Buffer.from("v1").toString("base64")}"]`);
   });
 
   test("GNU tar reads a bundle: an OCI runtime bundle that crun and runc run", () => {
