@@ -31,6 +31,8 @@ export async function importBundle(
   source: AsyncIterable<Uint8Array>,
   name: string | undefined,
   stage: (entries: EntrySource, check: () => Promise<string>) => Promise<LayerInfo>,
+  /** The digest the bundle must have (`import --digest`). */
+  expected?: string,
 ): Promise<{ manifest: BundleManifest; runtime: Spec; configBytes: Uint8Array; layer: LayerInfo; names: string[] }> {
   let manifest: BundleManifest | undefined;
   let runtime: Spec | undefined;
@@ -163,6 +165,7 @@ export async function importBundle(
         which !== undefined ? `"${pathOf(which)}" does not match ${DIGESTS}: the bundle is corrupt` : `the bundle's digest does not match ${DIGESTS}: the bundle is corrupt`,
       );
     }
+    if (expected && summary.digest !== expected) throw new ArchiveError(`the bundle's digest is ${summary.digest}, not ${expected} as --digest says`);
     return summary.digest;
   };
 

@@ -6,6 +6,7 @@ const importArgs = {
   source: { type: "positional", description: "A bunker bundle, a root filesystem tar, a docker-archive, an OCI layout (tar or directory); plain, gzip or zstd", valueHint: "FILE|DIR" },
   name: { type: "string", description: "Name the image", valueHint: "NAME[:TAG]" },
   json: { type: "boolean", description: "Print the result as JSON" },
+  digest: { type: "string", description: "Refuse a bundle unless its digest (as `export --json` prints it) is this one", valueHint: "sha256:HEX" },
 } as const;
 
 export default {
@@ -17,8 +18,10 @@ export default {
     if (name !== undefined && !/^[a-z0-9][a-z0-9._\/-]*(:[\w][\w.-]{0,127})?$/.test(name)) {
       throw new BunkerError(`invalid image name "${name}": use lower-case letters, digits, '.', '_', '-' and '/', and an optional :TAG`);
     }
+    const digest = values.digest as string | undefined;
+    if (digest !== undefined && !/^sha256:[0-9a-f]{64}$/.test(digest)) throw new BunkerError(`invalid --digest "${digest}": a bundle's digest is sha256: and 64 hex digits`);
     const { importPath } = await import("../image/import.ts");
-    const images = await importPath(positionals[0]!, name, !values.json);
+    const images = await importPath(positionals[0]!, name, !values.json, digest);
     if (values.json) console.log(JSON.stringify(images.map((i) => ({ id: i.id, names: i.names, layers: i.layers.length, size: i.size }))));
     else for (const i of images) console.log(`${i.names[0] ?? "<none>"} ${i.id}`);
   },

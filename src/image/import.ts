@@ -385,7 +385,8 @@ async function* counted(source: AsyncIterable<Uint8Array>, progress?: Progress):
   }
 }
 
-export async function importPath(input: string, name?: string, showProgress = true): Promise<ImageRecord[]> {
+/** Import a file or directory; `digest`: a bundle's expected digest (a bundle's own digests show corruption, this one a substitute). */
+export async function importPath(input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
   let progress: Progress | undefined;
   const store = new Store();
   await store.sweep();
@@ -393,6 +394,7 @@ export async function importPath(input: string, name?: string, showProgress = tr
   if (!st) throw new BunkerError(`${input}: no such file or directory`);
   try {
     if (st.kind === "dir") {
+      if (digest) throw new BunkerError(`--digest checks a bunker bundle, and ${input} is a directory`);
       if (!sys.stat(`${input}/oci-layout`)) throw new BunkerError(`${input} is a directory but not an OCI image layout (no oci-layout file)`);
       return await importOciLayout(store, dirBlobs(input), name, input);
     }
@@ -412,12 +414,13 @@ export async function importPath(input: string, name?: string, showProgress = tr
       break;
     }
     const kind = archiveKind(first);
+    if (digest && kind !== "bundle") throw new BunkerError(`--digest checks a bunker bundle, and ${input} is not one`);
     // the pass that reads the whole file shows a progress bar on a terminal
     progress = showProgress ? Progress.forTerminal("import", st.size) : undefined;
     const whole = () => counted(fileStream(input), progress);
     if (kind === "rootfs") return [await importRootfs(store, whole(), name, input)];
     if (kind === "bundle") {
-      const b = await importBundle(decompress(whole(), how), name, (entries, check) => stageLayer(store, entries, { layer: false, digests: true }, check));
+      const b = await importBundle(decompress(whole(), how), name, (entries, check) => stageLayer(store, entries, { layer: false, digests: true }, check), digest);
       noteOwners(store, [b.layer]);
       return [register(store, b.manifest.image, b.configBytes, b.names, [b.layer], input, b.runtime)];
     }

@@ -49,7 +49,7 @@ function hostA(codec = "zstd") {
   const summary = JSON.parse(r.stdout);
   expect(summary.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
   expect(summary.compressed).toBeLessThan(summary.bytes);
-  return { store: a, bundle, listing: made.stdout.trim().split("\n"), w };
+  return { store: a, bundle, digest: summary.digest as string, listing: made.stdout.trim().split("\n"), w };
 }
 
 describe("export and import", () => {
@@ -170,6 +170,26 @@ describe("export and import", () => {
     const c = inStore(b.env, ["import", join(dir, "cut.bundle")]);
     expect(c.code).toBe(125);
     noDebris(b.dir);
+  });
+
+  test("--digest takes a bundle only if its digest is the one export printed, and nothing else", () => {
+    const a = hostA();
+    const b = freshStore();
+    const wrong = `sha256:${"0".repeat(64)}`;
+    const r = inStore(b.env, ["import", a.bundle, "--digest", wrong]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toBe(`bunker: ${a.bundle}: the bundle's digest is ${a.digest}, not ${wrong} as --digest says\n`);
+    noDebris(b.dir);
+    const malformed = inStore(b.env, ["import", a.bundle, "--digest", "abc"]);
+    expect([malformed.code, malformed.stderr]).toEqual([125, 'bunker: invalid --digest "abc": a bundle\'s digest is sha256: and 64 hex digits\n']);
+    const w = workdir();
+    const rootfs = tarOf(rootfsDir(w), join(w, "plain.tar"));
+    const plain = inStore(b.env, ["import", rootfs, "--digest", a.digest]);
+    expect([plain.code, plain.stderr]).toEqual([125, `bunker: --digest checks a bunker bundle, and ${rootfs} is not one\n`]);
+    noDebris(b.dir);
+    const ok = inStore(b.env, ["import", a.bundle, "--digest", a.digest]);
+    expect(ok.stderr).toBe("");
+    expect(ok.stdout).toMatch(/^app:latest sha256:/);
   });
 
   test("a bundle of more files than the unpacker hashes between two reports, of every size around a block, imports the same, hashed by either", () => {

@@ -5,7 +5,7 @@
 import { expect, test } from "bun:test";
 import { importBundle } from "../../src/bundle/import.ts";
 import { Digests, DIGESTS, FORMAT, MANIFEST, row, VERSION } from "../../src/bundle/format.ts";
-import type { TarHeader } from "../../src/image/tar.ts";
+import type { EntrySource, TarHeader } from "../../src/image/tar.ts";
 import { planUnpack, U } from "../../src/image/unpack.ts";
 import { reusing } from "../helpers/chunks.ts";
 import { archive, header as h } from "../helpers/tar.ts";
@@ -212,4 +212,16 @@ test("owners kept in bunker.json are looked up as its own keys only: a file name
     return { diffId: await check(), entries: 0, bytes: 0, altered: {}, devices: [] };
   });
   expect([seen.get("etc/f1"), seen.get("constructor"), seen.get("__proto__")]).toEqual([33, 0, 0]);
+});
+
+test("a bundle whose digest is not the one expected is refused, once all else is checked", async () => {
+  const tar = bundleTar(rootfs());
+  const stage = async (entries: EntrySource, check: () => Promise<string>) => {
+    for (let e = await entries.nextEntry(); e; e = await entries.nextEntry()) if (e.header.type === "file" && !e.readNow?.()) for await (const _ of e.data()) void _;
+    return { diffId: await check(), entries: 0, bytes: 0, altered: {}, devices: [] };
+  };
+  const { layer } = await importBundle(reusing(tar, 4096), undefined, stage);
+  expect((await importBundle(reusing(tar, 4096), undefined, stage, layer.diffId)).layer.diffId).toBe(layer.diffId);
+  const other = `sha256:${"0".repeat(64)}`;
+  await expect(importBundle(reusing(tar, 4096), undefined, stage, other)).rejects.toThrow(`the bundle's digest is ${layer.diffId}, not ${other} as --digest says`);
 });
