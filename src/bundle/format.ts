@@ -44,8 +44,8 @@ export type Row = [path: string, type: string, mode: number, uid: number, gid: n
 /** One entry's row of bunker.sha256: its xattrs, which import sets, by name, values in base64, only where there are any. */
 export function row(h: TarHeader, sha256: string): Row {
   const r: Row = [h.path, h.type, h.mode, h.uid, h.gid, h.mtime, h.size, h.linkname, sha256];
-  const xattrs = Object.entries(h.xattrs ?? {});
-  if (xattrs.length) r.push(xattrs.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
+  const xattrs = h.xattrs && Object.entries(h.xattrs);
+  if (xattrs?.length) r.push(xattrs.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, Buffer.from(v).toString("base64")]));
   return r;
 }
 
