@@ -5,6 +5,9 @@
 
 export class TruncatedError extends Error {}
 
+/** A stream longer than its reader takes (collect's max). */
+export class TooLargeError extends Error {}
+
 const EMPTY = new Uint8Array(0);
 
 export class ByteReader {
@@ -139,7 +142,7 @@ export async function collect(source: AsyncIterable<Uint8Array>, max = 64 << 20)
   let total = 0;
   for await (const p of source) {
     total += p.length;
-    if (total > max) throw new Error(`more than ${max} bytes`);
+    if (total > max) throw new TooLargeError(`more than ${max} bytes`);
     parts.push(p.slice()); // sources may reuse their buffers
   }
   const out = new Uint8Array(total);

@@ -6,9 +6,9 @@
 import { BunkerError } from "../errors.ts";
 import { log } from "../log.ts";
 import * as sys from "../linux/sys.ts";
-import { ByteReader, collect, TruncatedError } from "./bytes.ts";
+import { ByteReader, collect, TooLargeError, TruncatedError } from "./bytes.ts";
 import { decompress, sniff } from "./decompress.ts";
-import { type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type Staging, Store } from "./store.ts";
+import { ARCHIVE_NAME, type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type Staging, Store } from "./store.ts";
 import { type Entries, readTar, type TarEntry, TarError } from "./tar.ts";
 import { ArchiveError, unpack } from "./unpack.ts";
 import { findHelper, identity, unpackerHashes } from "../runtime/host.ts";
@@ -20,6 +20,8 @@ import type { Spec } from "../spec/types.ts";
 /** Limits for one archive: generous, but a bomb stops somewhere. */
 const MAX_ENTRIES = 2_000_000;
 const MAX_BYTES = 256 * 2 ** 30;
+/** Descriptors an OCI layout's indexes may list in all: a few per platform, not millions. */
+const MAX_DESCRIPTORS = 10_000;
 
 /** Bytes of a file (or part of one), in chunks valid until three more are read (sys.readChunks). */
 async function* fileStream(path: string, start = 0, end?: number): AsyncGenerator<Uint8Array> {
@@ -76,6 +78,7 @@ async function stageLayer(
     sys.writeAtomic(`${staging.dir}/layer/layer.json`, JSON.stringify(info));
     if (store.hasLayer(diffId)) return store.layerInfo(diffId); // imported meanwhile by someone else
     sys.rename(`${staging.dir}/layer`, store.layerDir(diffId));
+    store.created.push(diffId); // removed again if the import as a whole is refused
     return info;
   } finally {
     await store.discard(staging);
@@ -86,7 +89,7 @@ async function stageLayer(
 async function importLayer(
   store: Store,
   source: AsyncIterable<Uint8Array>,
-  want: { diffId?: string; digest?: string },
+  want: { diffId?: string; digest?: string; size?: number },
   asLayer: boolean,
 ): Promise<LayerInfo> {
   if (want.diffId && store.hasLayer(want.diffId)) return store.layerInfo(want.diffId);
@@ -111,6 +114,10 @@ async function importLayer(
     if (want.digest && digest !== want.digest) {
       throw new ArchiveError(`a layer's digest is ${digest}, not ${want.digest} as its manifest says: the archive is corrupt`);
     }
+    // a digest that matches with a size that does not: the descriptor lies about the size
+    if (want.size !== undefined && blob.position !== want.size) {
+      throw new ArchiveError(`a layer is ${blob.position} bytes, not ${want.size} as its manifest says: the archive is corrupt`);
+    }
     if (want.diffId && diffId !== want.diffId) {
       throw new ArchiveError(`a layer's content digest is ${diffId}, not ${want.diffId} as the image config says: the archive is corrupt`);
     }
@@ -123,6 +130,8 @@ interface Member {
   size: number;
 }
 
+const TOP_FILES = new Set(["manifest.json", "index.json", "oci-layout", "repositories"]);
+
 /** The members of an uncompressed tar file, by clean path, and the small JSON ones read. */
 async function indexTar(path: string): Promise<{ members: Map<string, Member>; json: Map<string, Uint8Array> }> {
   const members = new Map<string, Member>();
@@ -132,9 +141,10 @@ async function indexTar(path: string): Promise<{ members: Map<string, Member>; j
     const name = e.header.path.replace(/^(\.\/)+/, "").replace(/^\/+/, "");
     if (e.header.type !== "file") continue;
     members.set(name, { offset: reader.position, size: e.header.size });
-    if (e.header.size <= 4 << 20 && (name.endsWith(".json") || name === "oci-layout" || name === "repositories" || /^blobs\/sha256\/[0-9a-f]{64}$/.test(name))) {
-      // manifests and configs are small; layers are not read here
-      if (name.startsWith("blobs/") && e.header.size > 1 << 20) continue;
+    // only the layout's own small files are kept: blobs and configs are read from the file when asked for,
+    // so that memory does not grow with the number of members
+    if (TOP_FILES.has(name)) {
+      if (e.header.size > 4 << 20) throw new ArchiveError(`${name} is too large (${e.header.size} bytes)`);
       json.set(name, await collect(e.data()));
     }
   }
@@ -150,9 +160,35 @@ function parseJson<T>(bytes: Uint8Array | undefined, what: string): T {
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isStrings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/** A JSON object, or one line saying what it is not. */
+function parseObject<T>(bytes: Uint8Array | undefined, what: string): T {
+  const v = parseJson<unknown>(bytes, what);
+  if (!isObject(v)) throw new ArchiveError(`${what} is not a JSON object`);
+  return v as T;
+}
+
+/** A name an archive gives its image: a reference, not just any text (what the image's names may hold, as --name). */
+function archiveName(v: unknown, where: string): string {
+  if (typeof v !== "string" || !ARCHIVE_NAME.test(v)) throw new ArchiveError(`${where} names the image ${JSON.stringify(v).slice(0, 80)}, which is not an image reference`);
+  return v;
+}
+
 const sha256 = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
 
 function checkConfig(config: ImageConfig, what: string): string[] {
+  if (!isObject(config as unknown)) throw new ArchiveError(`${what} is not a JSON object`);
+  const c = config.config as Record<string, unknown> | undefined | null;
+  if (c !== undefined && c !== null) {
+    const bad =
+      !isObject(c) ||
+      ["Env", "Entrypoint", "Cmd"].some((k) => c[k] !== undefined && c[k] !== null && !isStrings(c[k])) ||
+      ["User", "WorkingDir", "StopSignal"].some((k) => c[k] !== undefined && typeof c[k] !== "string") ||
+      ["Volumes", "Labels"].some((k) => c[k] !== undefined && c[k] !== null && !isObject(c[k]));
+    if (bad) throw new ArchiveError(`${what} has a malformed config (Env, Cmd, Entrypoint, User, WorkingDir, ...)`);
+  }
   const ids = config.rootfs?.diff_ids;
   if (!Array.isArray(ids) || ids.some((d) => typeof d !== "string" || !/^sha256:[0-9a-f]{64}$/.test(d))) {
     throw new ArchiveError(`${what} has no valid rootfs.diff_ids`);
@@ -225,9 +261,11 @@ interface DockerManifest {
 async function importDockerArchive(store: Store, file: string, idx: Awaited<ReturnType<typeof indexTar>>, name: string | undefined): Promise<ImageRecord[]> {
   const manifests = parseJson<DockerManifest[]>(idx.json.get("manifest.json"), "manifest.json");
   if (!Array.isArray(manifests) || manifests.length === 0) throw new ArchiveError("manifest.json lists no images");
-  const out: ImageRecord[] = [];
+  const out: (() => ImageRecord)[] = []; // registered once every image has been verified
   for (const m of manifests) {
-    if (typeof m.Config !== "string" || !Array.isArray(m.Layers)) throw new ArchiveError("manifest.json: an entry has no Config or Layers");
+    if (!isObject(m) || typeof m.Config !== "string" || !isStrings(m.Layers)) throw new ArchiveError("manifest.json: an entry has no Config or Layers");
+    if (m.RepoTags !== undefined && m.RepoTags !== null && !Array.isArray(m.RepoTags)) throw new ArchiveError("manifest.json: an entry's RepoTags is not a list");
+    const tags = (m.RepoTags ?? []).map((t) => archiveName(t, "manifest.json"));
     const configBytes = idx.json.get(m.Config.replace(/^\.\//, "")) ?? (await memberBytes(file, idx, m.Config));
     const config = parseJson<ImageConfig>(configBytes, m.Config);
     const expectId = /([0-9a-f]{64})(\.json)?$/.exec(m.Config)?.[1];
@@ -241,9 +279,9 @@ async function importDockerArchive(store: Store, file: string, idx: Awaited<Retu
       infos.push(await importLayer(store, fileStream(file, member.offset, member.offset + member.size), { diffId: diffIds[i] }, true));
     }
     noteOwners(store, infos);
-    out.push(register(store, config, configBytes, name ? [name] : (m.RepoTags ?? []), infos, file));
+    out.push(() => register(store, config, configBytes, name ? [name] : tags, infos, file));
   }
-  return out;
+  return out.map((r) => r());
 }
 
 async function memberBytes(file: string, idx: Awaited<ReturnType<typeof indexTar>>, path: string): Promise<Uint8Array> {
@@ -262,6 +300,7 @@ interface Descriptor {
 
 const MANIFEST_TYPES = ["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"];
 const INDEX_TYPES = ["application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json"];
+const CONFIG_TYPES = ["application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"];
 const LAYER_TYPES = new Set([
   "application/vnd.oci.image.layer.v1.tar",
   "application/vnd.oci.image.layer.v1.tar+gzip",
@@ -282,72 +321,134 @@ function blobPath(digest: string): string {
   return `blobs/sha256/${digest.slice(7)}`;
 }
 
+/** A descriptor as the spec has it: mediaType, digest (sha256:HEX) and size; else one line. */
+function descriptor(v: unknown, where: string): Descriptor {
+  if (!isObject(v) || typeof v.mediaType !== "string" || typeof v.digest !== "string" || !Number.isSafeInteger(v.size) || (v.size as number) < 0) {
+    throw new ArchiveError(`${where}: a descriptor without a mediaType, digest and size`);
+  }
+  if (v.annotations !== undefined && (!isObject(v.annotations) || !Object.values(v.annotations).every((a) => typeof a === "string"))) {
+    throw new ArchiveError(`${where}: a descriptor's annotations are not strings`);
+  }
+  blobPath(v.digest);
+  return v as unknown as Descriptor;
+}
+
+function descriptors(v: unknown, where: string): Descriptor[] {
+  if (!Array.isArray(v)) throw new ArchiveError(`${where} lists no descriptors`);
+  return v.map((d) => descriptor(d, where));
+}
+
 async function verified(src: BlobSource, d: Descriptor, max: number): Promise<Uint8Array> {
-  const bytes = await src.read(d.digest, max);
-  if (sha256(bytes) !== d.digest) throw new ArchiveError(`blob ${d.digest} does not match its digest: the layout is corrupt`);
+  if (d.size > max) throw new ArchiveError(`blob ${d.digest} is too large for a manifest or config (${d.size} bytes)`);
+  const bytes = await src.read(d.digest, d.size);
+  if (bytes.length !== d.size || sha256(bytes) !== d.digest) throw new ArchiveError(`blob ${d.digest} does not match its digest and size: the layout is corrupt`);
   return bytes;
+}
+
+/** A verified manifest or index whose own mediaType, when it says one, is the one its descriptor gave. */
+async function verifiedObject<T>(src: BlobSource, d: Descriptor, max: number): Promise<T> {
+  const v = parseObject<Record<string, unknown>>(await verified(src, d, max), d.digest);
+  if (v.mediaType !== undefined && v.mediaType !== d.mediaType) throw new ArchiveError(`${d.digest} says it is "${String(v.mediaType).slice(0, 80)}", not "${d.mediaType}" as its descriptor does`);
+  return v as T;
 }
 
 /** An OCI image layout: oci-layout, index.json, blobs/sha256/. */
 async function importOciLayout(store: Store, src: BlobSource, name: string | undefined, what: string): Promise<ImageRecord[]> {
-  const layout = parseJson<{ imageLayoutVersion?: string }>(await src.file("oci-layout"), "oci-layout");
+  const layout = parseObject<{ imageLayoutVersion?: string }>(await src.file("oci-layout"), "oci-layout");
   if (typeof layout.imageLayoutVersion !== "string") throw new ArchiveError("oci-layout has no imageLayoutVersion");
-  const index = parseJson<{ manifests?: Descriptor[] }>(await src.file("index.json"), "index.json");
-  const found: { d: Descriptor; ref?: string }[] = [];
-  const walk = async (list: Descriptor[] | undefined, depth: number, ref?: string) => {
-    if (!Array.isArray(list)) throw new ArchiveError("an index has no manifests");
-    for (const d of list) {
+  const index = parseObject<{ manifests?: unknown }>(await src.file("index.json"), "index.json");
+  // each manifest once (with the names it is given), each nested index read once, and so many descriptors in all
+  const found = new Map<string, { d: Descriptor; refs: Set<string> }>();
+  const walked = new Set<string>();
+  let listed = 0;
+  const walk = async (list: unknown, where: string, depth: number, ref?: string) => {
+    const ds = descriptors(list, where);
+    if ((listed += ds.length) > MAX_DESCRIPTORS) throw new ArchiveError(`the layout's indexes list more than ${MAX_DESCRIPTORS} descriptors`);
+    for (const d of ds) {
       const r = d.annotations?.["io.containerd.image.name"] ?? d.annotations?.["org.opencontainers.image.ref.name"] ?? ref;
-      if (MANIFEST_TYPES.includes(d.mediaType)) found.push({ d, ref: r });
-      else if (INDEX_TYPES.includes(d.mediaType) && depth < 4) {
-        await walk(parseJson<{ manifests?: Descriptor[] }>(await verified(src, d, 4 << 20), d.digest).manifests, depth + 1, r);
-      } else throw new ArchiveError(`unknown media type "${d.mediaType}" in index.json`);
+      if (MANIFEST_TYPES.includes(d.mediaType)) {
+        const f = found.get(d.digest) ?? { d, refs: new Set<string>() };
+        found.set(d.digest, f);
+        // a ref that is only a tag ("latest") names nothing by itself
+        if (r !== undefined && /[:/]/.test(r)) f.refs.add(archiveName(r, where));
+      } else if (INDEX_TYPES.includes(d.mediaType) && depth < 4) {
+        if (walked.has(d.digest)) continue;
+        walked.add(d.digest);
+        await walk((await verifiedObject<{ manifests?: unknown }>(src, d, 4 << 20)).manifests, `index ${d.digest}`, depth + 1, r);
+      } else throw new ArchiveError(`unknown media type "${d.mediaType.slice(0, 100)}" in ${where}`);
     }
   };
-  await walk(index.manifests, 0);
-  if (found.length === 0) throw new ArchiveError("index.json lists no image manifests");
-  const out: ImageRecord[] = [];
-  for (const { d, ref } of found) {
-    const manifest = parseJson<{ config?: Descriptor; layers?: Descriptor[] }>(await verified(src, d, 4 << 20), d.digest);
+  await walk(index.manifests, "index.json", 0);
+  if (found.size === 0) throw new ArchiveError("index.json lists no image manifests");
+  const out: (() => ImageRecord)[] = []; // registered once every image has been verified
+  for (const { d, refs } of found.values()) {
+    const manifest = await verifiedObject<{ config?: unknown; layers?: unknown }>(src, d, 4 << 20);
     if (!manifest.config || !Array.isArray(manifest.layers)) throw new ArchiveError(`manifest ${d.digest} has no config or layers`);
-    const configBytes = await verified(src, manifest.config, 16 << 20);
-    const config = parseJson<ImageConfig>(configBytes, manifest.config.digest);
-    const diffIds = checkConfig(config, `config ${manifest.config.digest}`);
-    if (diffIds.length !== manifest.layers.length) throw new ArchiveError(`manifest ${d.digest} and its config disagree on the number of layers`);
+    const cd = descriptor(manifest.config, `manifest ${d.digest}`);
+    const layers = descriptors(manifest.layers, `manifest ${d.digest}`);
+    if (!CONFIG_TYPES.includes(cd.mediaType)) throw new ArchiveError(`unknown config media type "${cd.mediaType.slice(0, 100)}"`);
+    const configBytes = await verified(src, cd, 16 << 20);
+    const config = parseJson<ImageConfig>(configBytes, cd.digest);
+    const diffIds = checkConfig(config, `config ${cd.digest}`);
+    if (diffIds.length !== layers.length) throw new ArchiveError(`manifest ${d.digest} and its config disagree on the number of layers`);
+    for (const l of layers) if (!LAYER_TYPES.has(l.mediaType)) throw new ArchiveError(`unknown layer media type "${l.mediaType.slice(0, 100)}"`);
     const infos: LayerInfo[] = [];
-    for (const [i, l] of manifest.layers.entries()) {
-      if (!LAYER_TYPES.has(l.mediaType)) throw new ArchiveError(`unknown layer media type "${l.mediaType}"`);
+    for (const [i, l] of layers.entries()) {
       if (store.hasLayer(diffIds[i]!)) {
         infos.push(store.layerInfo(diffIds[i]!));
         continue;
       }
-      infos.push(await importLayer(store, src.stream(l.digest), { diffId: diffIds[i], digest: l.digest }, true));
+      infos.push(await importLayer(store, src.stream(l.digest), { diffId: diffIds[i], digest: l.digest, size: l.size }, true));
     }
     noteOwners(store, infos);
-    // a ref that is only a tag ("latest") names nothing by itself
-    const names = name ? [name] : ref && /[:/]/.test(ref) ? [ref] : [];
-    out.push(register(store, config, configBytes, names, infos, what));
+    out.push(() => register(store, config, configBytes, name ? [name] : [...refs], infos, what));
   }
-  return out;
+  return out.map((r) => r());
 }
 
 function dirBlobs(dir: string): BlobSource {
+  /** A regular file beneath dir (no symlink or ".." out of it, no FIFO or device), or undefined when missing. */
+  const open = (name: string, what: string): { fd: number; size: number } | undefined => {
+    let r: { fd: number; st: sys.Stat };
+    try {
+      r = sys.openBeneath(dir, name);
+    } catch (e) {
+      if (e instanceof sys.SysError && e.code === "ENOENT") return undefined;
+      if (e instanceof sys.SysError && (e.code === "EXDEV" || e.code === "ELOOP")) throw new ArchiveError(`${what} leads out of ${dir} (a symbolic link): refused`);
+      throw e;
+    }
+    if (r.st.kind !== "file") {
+      sys.close(r.fd);
+      throw new ArchiveError(`${what} is not a regular file`);
+    }
+    return { fd: r.fd, size: r.st.size };
+  };
+  const must = (name: string, what: string) => {
+    const f = open(name, what);
+    if (!f) throw new ArchiveError(`${what} is missing from ${dir}`);
+    return f;
+  };
   return {
     read: async (digest, max) => {
-      const path = `${dir}/${blobPath(digest)}`;
-      const st = sys.stat(path);
-      if (!st) throw new ArchiveError(`blob ${digest} is missing from ${dir}`);
-      if (st.size > max) throw new ArchiveError(`blob ${digest} is too large for a manifest or config`);
-      return collect(fileStream(path));
+      const f = must(blobPath(digest), `blob ${digest}`);
+      if (f.size > max) {
+        sys.close(f.fd);
+        throw new ArchiveError(`blob ${digest} is ${f.size} bytes, not ${max} as its descriptor says`);
+      }
+      return collect(sys.readChunks(f.fd), max);
     },
-    stream: (digest) => {
-      const path = `${dir}/${blobPath(digest)}`;
-      if (!sys.stat(path)) throw new ArchiveError(`blob ${digest} is missing from ${dir}`);
-      return fileStream(path);
+    // opened when first read: a stream never read leaves no descriptor open
+    stream: async function* (digest) {
+      yield* sys.readChunks(must(blobPath(digest), `blob ${digest}`).fd);
     },
     file: async (name) => {
-      const path = `${dir}/${name}`;
-      return sys.stat(path) ? collect(fileStream(path)) : undefined;
+      const f = open(name, name);
+      if (!f) return undefined;
+      if (f.size > 4 << 20) {
+        sys.close(f.fd);
+        throw new ArchiveError(`${name} is too large (${f.size} bytes)`);
+      }
+      return collect(sys.readChunks(f.fd), 4 << 20);
     },
   };
 }
@@ -383,6 +484,16 @@ async function* counted(source: AsyncIterable<Uint8Array>, progress?: Progress):
     progress?.advance(chunk.length);
     yield chunk;
   }
+}
+
+/** Remove the layers this import put in place that no image uses (another import's may, meanwhile). */
+async function dropCreated(store: Store): Promise<void> {
+  if (store.created.length === 0) return;
+  const unused = store.update((index) => {
+    const inUse = new Set(index.images.flatMap((i) => i.layers));
+    return store.created.filter((l) => !inUse.has(l));
+  });
+  await store.remove(unused.map((l) => store.layerDir(l)));
 }
 
 /** Import a file or directory; `digest`: a bundle's expected digest (a bundle's own digests show corruption, this one a substitute). */
@@ -432,7 +543,11 @@ export async function importPath(input: string, name?: string, showProgress = tr
       tarFile = `${spool.dir}/archive.tar`;
       const fd = sys.openWrite(tarFile, 0o600);
       try {
-        for await (const chunk of decompress(whole(), how)) sys.writeAll(fd, chunk, `write ${tarFile}`);
+        let n = 0;
+        for await (const chunk of decompress(whole(), how)) {
+          if ((n += chunk.length) > MAX_BYTES) throw new ArchiveError(`${input} is more than ${MAX_BYTES} bytes once decompressed`);
+          sys.writeAll(fd, chunk, `write ${tarFile}`);
+        }
       } finally {
         sys.close(fd);
       }
@@ -446,7 +561,8 @@ export async function importPath(input: string, name?: string, showProgress = tr
       if (spool) await store.discard(spool, [tarFile]);
     }
   } catch (e) {
-    if (e instanceof TarError || e instanceof TruncatedError) throw new BunkerError(`${input}: ${e.message}`);
+    await dropCreated(store).catch(() => {}); // the layers of a refused import go with it (its own error is the one to tell)
+    if (e instanceof TarError || e instanceof TruncatedError || e instanceof TooLargeError) throw new BunkerError(`${input}: ${e.message}`);
     if (e instanceof ArchiveError) throw new BunkerError(`${input}: ${e.message}`);
     throw e;
   } finally {

@@ -96,6 +96,8 @@ export interface StartedAs {
 
 export class Store {
   readonly root: string;
+  /** Layers this process put in place (an import refused later removes those no image uses). */
+  readonly created: string[] = [];
   private mapsCache?: MapChoice;
 
   /** Where the store lives, whether or not it exists yet. */
@@ -348,6 +350,9 @@ export interface Staging {
   dir: string;
   release(): void;
 }
+
+/** A name an archive may give its image ([host[:port]/]path[:tag] or @sha256:HEX): printable, no spaces, bounded. */
+export const ARCHIVE_NAME = /^[A-Za-z0-9][A-Za-z0-9._\/:@+-]{0,254}$/;
 
 /** "busybox" -> "busybox:latest"; a digest reference stays as it is. */
 export function normalizeName(ref: string): string {

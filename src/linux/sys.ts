@@ -57,7 +57,7 @@ function libc() {
 
 export const ERRNO: Record<number, string> = {
   1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 8: "ENOEXEC", 9: "EBADF", 12: "ENOMEM", 13: "EACCES",
-  14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
+  14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
   26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 32: "EPIPE", 36: "ENAMETOOLONG", 38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP",
   95: "EOPNOTSUPP", 98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 122: "EDQUOT",
 };
@@ -160,6 +160,31 @@ export function readInRoot(root: string, path: string, max = 4 << 20): string | 
     return readFd(fd, path, max);
   } catch {
     return undefined;
+  }
+}
+
+const RESOLVE_BENEATH = 0x08;
+
+/**
+ * Open root/path for reading without leaving root: openat2 RESOLVE_BENEATH
+ * (a symlink or ".." that leads out fails with EXDEV, a /proc magic link with
+ * ELOOP), O_NONBLOCK so that a FIFO cannot block the open. The caller checks
+ * the kind: only a regular file is safe to read to its end.
+ */
+export function openBeneath(root: string, path: string): { fd: number; st: Stat } {
+  const { c } = libc();
+  const rootfd = check(c.open(p(cstr(root)), O_PATH | O_DIRECTORY | O_CLOEXEC, 0), "open", root);
+  try {
+    const how = new BigUint64Array([BigInt(O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), 0n, BigInt(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)]);
+    const fd = check(c.syscall(SYS_OPENAT2, rootfd, p(cstr(path)), p(new Uint8Array(how.buffer)), 24), "open", `${root}/${path}`);
+    const st = fstat(fd);
+    if (!st) {
+      c.close(fd);
+      throw new SysError("stat", 2, `${root}/${path}`);
+    }
+    return { fd, st };
+  } finally {
+    c.close(rootfd);
   }
 }
 

@@ -1,0 +1,168 @@
+// Image archives are hostile too: an OCI layout (directory or tar) or a
+// docker-archive whose JSON lies, points outside the input, or would hang
+// or exhaust memory is refused in one line, exit 125, leaving nothing.
+import { describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { archive, header, tarOf } from "../helpers/tar.ts";
+import { asUser, setup } from "./harness.ts";
+import { freshStore, inStore, noDebris, sh, workdir } from "./store.ts";
+
+const h = setup();
+const enc = new TextEncoder();
+const hex = (b: Uint8Array | string) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+const MT = "application/vnd.oci.image.manifest.v1+json";
+const IT = "application/vnd.oci.image.index.v1+json";
+const LT = "application/vnd.oci.image.layer.v1.tar";
+const layerA = tarOf([[{ path: "a" }, "a\n"]]);
+const layerB = tarOf([[{ path: "b" }, "b\n"]]);
+
+/** An OCI layout directory of small layers, each JSON document open to change before it is stored. */
+function oci(w: string, name: string, o: { layers?: Uint8Array[]; config?: (c: any) => any; manifest?: (m: any) => any; index?: (i: any) => any } = {}) {
+  const dir = join(w, name);
+  const blobs = join(dir, "blobs/sha256");
+  mkdirSync(blobs, { recursive: true });
+  const put = (b: Uint8Array | string) => {
+    const h = hex(b);
+    writeFileSync(join(blobs, h), b);
+    return { digest: `sha256:${h}`, size: typeof b === "string" ? enc.encode(b).length : b.length };
+  };
+  const ls = o.layers ?? [layerA];
+  const layers = ls.map((l) => ({ mediaType: LT, ...put(l) }));
+  const config = put(JSON.stringify((o.config ?? ((c) => c))({ os: "linux", config: {}, rootfs: { type: "layers", diff_ids: ls.map((l) => `sha256:${hex(l)}`) } })));
+  const manifest = put(JSON.stringify((o.manifest ?? ((m) => m))({ schemaVersion: 2, mediaType: MT, config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config }, layers })));
+  const index = (o.index ?? ((i) => i))({ schemaVersion: 2, manifests: [{ mediaType: MT, ...manifest, annotations: { "org.opencontainers.image.ref.name": "x/y:1" } }] });
+  writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(dir, "index.json"), typeof index === "string" ? index : JSON.stringify(index));
+  sh(`chmod -R a+rX ${dir}`);
+  return { dir, blob: (d: { digest: string }) => join(blobs, d.digest.slice(7)), put, manifest, config, layers };
+}
+
+/** A docker-archive of layerA whose manifest.json entry is open to change. */
+function docker(w: string, name: string, change: (m: any) => any, layers = [layerA]): string {
+  const cfg = JSON.stringify({ os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => `sha256:${hex(l)}`) } });
+  const man = enc.encode(JSON.stringify(change([{ Config: `${hex(cfg)}.json`, RepoTags: ["d/x:1"], Layers: layers.map((_, i) => `l${i}.tar`) }])));
+  const file = join(w, name);
+  const f = (path: string, b: Uint8Array) => [header({ path, size: b.length }), b] as [ReturnType<typeof header>, Uint8Array];
+  writeFileSync(file, archive([f("manifest.json", man), f(`${hex(cfg)}.json`, enc.encode(cfg)), ...layers.map((l, i) => f(`l${i}.tar`, l))]));
+  chmodSync(file, 0o644);
+  return file;
+}
+
+function refused(input: string, message: RegExp, timeout = 20_000): void {
+  const { env, dir } = freshStore();
+  const r = inStore(env, ["import", input], { timeout });
+  expect(r.code).toBe(125);
+  expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  expect(r.stderr).toStartWith("bunker: ");
+  expect(r.stderr).toMatch(message);
+  noDebris(dir);
+}
+
+describe("an OCI layout directory reads nothing outside itself", () => {
+  const w = workdir();
+  const outside = join(w, "outside");
+  mkdirSync(outside);
+  test("a blob or index.json that is a symlink out, even to the right bytes, and a blobs/ that is one", () => {
+    const a = oci(w, "manifest-out");
+    const m = a.blob(a.manifest);
+    writeFileSync(join(outside, "m"), readFileSync(m));
+    rmSync(m);
+    symlinkSync(join(outside, "m"), m);
+    refused(a.dir, /leads out of/);
+    const b = oci(w, "index-out");
+    writeFileSync(join(outside, "i"), readFileSync(join(b.dir, "index.json")));
+    rmSync(join(b.dir, "index.json"));
+    symlinkSync(join(outside, "i"), join(b.dir, "index.json"));
+    refused(b.dir, /index\.json leads out of/);
+    const c = oci(w, "blobs-out");
+    sh(`mv ${c.dir}/blobs ${outside}/blobs && ln -s ${outside}/blobs ${c.dir}/blobs`);
+    refused(c.dir, /leads out of/);
+  });
+  test("a blob that is /dev/zero or a FIFO is refused at once, not read forever", () => {
+    for (const [name, make] of [
+      ["zero", (p: string) => symlinkSync("/dev/zero", p)],
+      ["fifo", (p: string) => sh(`mkfifo -m 644 ${p}`)],
+    ] as const) {
+      for (const which of ["manifest", "layer"] as const) {
+        const a = oci(w, `${name}-${which}`);
+        const p = which === "manifest" ? a.blob(a.manifest) : a.blob(a.layers[0]!);
+        rmSync(p);
+        make(p);
+        refused(a.dir, /leads out of|is not a regular file/, 10_000);
+      }
+    }
+  });
+  test("a digest that climbs out is refused before any path is made of it", () => {
+    refused(oci(w, "trav", { index: (i) => ({ ...i, manifests: [{ ...i.manifests[0], digest: "sha256:../../../etc/shadow" }] }) }).dir, /malformed digest/);
+  });
+});
+
+describe("JSON of the wrong shape, sizes and media types that lie", () => {
+  const w = workdir();
+  const cases: [string, () => string, RegExp][] = [
+    ["index.json is null", () => oci(w, "i-null", { index: () => "null" }).dir, /index\.json is not a JSON object/],
+    ["a null descriptor", () => oci(w, "d-null", { index: (i) => ({ ...i, manifests: [null] }) }).dir, /a descriptor without/],
+    ["a null layer descriptor", () => oci(w, "l-null", { manifest: (m) => ({ ...m, layers: [null] }) }).dir, /a descriptor without/],
+    ["a null config", () => oci(w, "c-null", { config: () => null }).dir, /is not a JSON object/],
+    ["a config whose Env is not a list of strings", () => oci(w, "c-env", { config: (c) => ({ ...c, config: { Env: 5 } }) }).dir, /malformed config/],
+    ["an unknown config media type", () => oci(w, "c-mt", { manifest: (m) => ({ ...m, config: { ...m.config, mediaType: "application/x-evil" } }) }).dir, /unknown config media type/],
+    ["a manifest that says it is an index", () => oci(w, "m-mt", { manifest: (m) => ({ ...m, mediaType: IT }) }).dir, /says it is/],
+    ["a layer's size that lies", () => oci(w, "l-size", { manifest: (m) => ({ ...m, layers: [{ ...m.layers[0], size: 1 }] }) }).dir, /not 1 as its manifest says/],
+    ["a docker-archive layer that is a number", () => docker(w, "dk-num.tar", (m) => [{ ...m[0], Layers: [1] }]), /no Config or Layers/],
+    ["a docker-archive entry that is null", () => docker(w, "dk-null.tar", () => [null]), /no Config or Layers/],
+    ["a docker-archive tag with a NUL", () => docker(w, "dk-nul.tar", (m) => [{ ...m[0], RepoTags: ["evil\0x:1"] }]), /not an image reference/],
+    ["a docker-archive tag that is a number", () => docker(w, "dk-tag.tar", (m) => [{ ...m[0], RepoTags: [1] }]), /not an image reference/],
+  ];
+  for (const [what, make, message] of cases) test(what, () => refused(make(), message));
+});
+
+describe("a refused import leaves no layer and no image behind", () => {
+  const w = workdir();
+  test("a layout whose second layer is corrupt (the first was good), as a directory and as a tar", () => {
+    const a = oci(w, "second", { layers: [layerA, layerB] });
+    writeFileSync(a.blob(a.layers[1]!), layerA);
+    refused(a.dir, /a layer's digest is/);
+    sh(`tar -C ${a.dir} -cf ${w}/second.tar . && chmod 644 ${w}/second.tar`);
+    refused(`${w}/second.tar`, /a layer's digest is/);
+  });
+  test("a docker-archive whose second image is corrupt: the first is not registered either", () => {
+    refused(docker(w, "two.tar", (m) => [m[0], { ...m[0], RepoTags: ["d/two:1"], Layers: ["l1.tar"] }], [layerA, layerB]), /names 2 layers but the manifest 1|content digest/);
+  });
+});
+
+describe("memory stays bounded", () => {
+  const w = workdir();
+  test("nested indexes that fan out (300 x 300 x 300 of one manifest) import that manifest once", () => {
+    const a = oci(w, "fanout");
+    const N = 300;
+    const leaf = a.put(JSON.stringify({ schemaVersion: 2, manifests: Array(N).fill({ mediaType: MT, ...a.manifest }) }));
+    const mid = a.put(JSON.stringify({ schemaVersion: 2, manifests: Array(N).fill({ mediaType: IT, ...leaf }) }));
+    writeFileSync(join(a.dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: Array(N).fill({ mediaType: IT, ...mid }) }));
+    sh(`chmod -R a+rX ${a.dir}`);
+    const { env } = freshStore();
+    const r = inStore(env, ["import", a.dir, "--name", "fan:1"], { timeout: 20_000 });
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout.trim().split("\n")).toHaveLength(1);
+  });
+  test("an index.json of 100 MB is refused by its size, before it is read", () => {
+    const a = oci(w, "huge-index");
+    writeFileSync(join(a.dir, "index.json"), `{"manifests":[${" ".repeat(100 << 20)}]}`);
+    refused(a.dir, /index\.json is too large/);
+  });
+  test("a gzip OCI tar of 600 one-MB blobs is indexed without holding them", () => {
+    const blob = new Uint8Array(1 << 20).fill(0x20);
+    const entries: [ReturnType<typeof header>, Uint8Array][] = [[header({ path: "oci-layout", size: 30 }), enc.encode('{"imageLayoutVersion":"1.0.0"}')]];
+    for (let i = 0; i < 600; i++) entries.push([header({ path: `blobs/sha256/${i.toString(16).padStart(64, "0")}`, size: blob.length }), blob]);
+    entries.push([header({ path: "index.json", size: 16 }), enc.encode('{"manifests":[]}')]);
+    const file = join(w, "many.tar.gz");
+    writeFileSync(file, Bun.gzipSync(archive(entries) as Uint8Array<ArrayBuffer>, { level: 1 }));
+    chmodSync(file, 0o644);
+    const { env, dir } = freshStore();
+    const r = Bun.spawnSync(["/usr/bin/time", "-f", "%M", ...asUser([h.bin, "import", file], { env })], { stderr: "pipe" });
+    const lines = r.stderr.toString().trim().split("\n");
+    expect(lines[0]).toMatch(/index\.json lists no image manifests/);
+    expect(Number(lines.at(-1))).toBeLessThan(300 * 1024); // kB: not the 600 MB of blobs
+    noDebris(dir);
+  });
+});
