@@ -212,9 +212,10 @@ static int uapply(uint8_t type, uint8_t flags, char *path, char *link, uint32_t 
   }
   case U_TIMES:
     return utimensat(dir, name, t, AT_SYMLINK_NOFOLLOW);
-  case U_UNLINK:
-    uforget();
-    return unlinkat(dir, name, (flags & UF_DIR) ? AT_REMOVEDIR : 0);
+  case U_UNLINK: /* dir may be the cached parent: forget it only after its use */
+    rc = unlinkat(dir, name, (flags & UF_DIR) ? AT_REMOVEDIR : 0);
+    if (flags & UF_DIR) uforget(); /* the cache may be the directory removed, or one below it */
+    return rc;
   default:
     errno = EINVAL;
     return -1;

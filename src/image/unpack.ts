@@ -204,6 +204,7 @@ export async function planUnpack(entries: Entries, opts: UnpackOptions, sink: Si
 /** What each entry does to the tree so far, as records. */
 class Planner {
   private readonly tree = new Map<string, EntryType>(); // what exists so far
+  private readonly below = new Map<string, Set<string>>(); // a directory's entries in the tree, by path
   private readonly dirTimes = new Map<string, number>();
   readonly result: Planned = { entries: 0, bytes: 0, altered: new Map(), devices: [], xattrsSkipped: 0, hashed: [] };
   /** Records for the entry at hand, in order. */
@@ -242,7 +243,7 @@ class Planner {
       path = parent ? `${parent}/${hidden}` : hidden;
       this.remove(path);
       this.steps.push({ type: U.WHITEOUT, flags: 0, path });
-      tree.set(path, "char");
+      this.set(path, "char");
       return;
     }
 
@@ -270,7 +271,7 @@ class Planner {
         result.bytes += h.size;
         if (result.bytes > opts.maxBytes) throw new ArchiveError(`refusing the archive: more than ${opts.maxBytes} bytes of files`);
         this.steps.push({ type: U.FILE, ...common, size: h.size });
-        tree.set(path, "file");
+        this.set(path, "file");
         return path;
       case "symlink":
         if (h.linkname === "" || enc.encode(h.linkname).length > 4000) throw new ArchiveError(`refusing symbolic link "${h.path}": a bad target`);
@@ -283,13 +284,15 @@ class Planner {
           throw new ArchiveError(`refusing hard link "${h.path}": its target "${h.linkname}" is not a file earlier in the archive`);
         }
         this.steps.push({ type: U.HARDLINK, flags: 0, path, link: target });
-        break;
+        this.set(path, kind); // a link to a symlink is a symlink, to a FIFO a FIFO
+        this.xattrs(h, path);
+        return;
       }
       case "fifo":
         this.steps.push({ type: U.FIFO, ...common });
         break;
     }
-    tree.set(path, h.type === "hardlink" ? "file" : h.type);
+    this.set(path, h.type);
     this.xattrs(h, path);
   }
 
@@ -335,23 +338,32 @@ class Planner {
       if (kind === "symlink") throw new ArchiveError(`refusing "${path}": it would be written through the symbolic link "${dir}"`);
       if (kind !== undefined) throw new ArchiveError(`refusing "${path}": "${dir}" is not a directory`);
       this.steps.push({ type: U.DIR, flags: 0, path: dir, mode: 0o755, mtime });
-      this.tree.set(dir, "dir");
+      this.set(dir, "dir");
       this.dirTimes.set(dir, mtime);
     }
   }
 
+  /** Record what is at path now, and file it under its directory. */
+  private set(path: string, kind: EntryType): void {
+    if (!this.tree.has(path)) {
+      const parent = path.slice(0, Math.max(path.lastIndexOf("/"), 0));
+      let set = this.below.get(parent);
+      if (!set) this.below.set(parent, (set = new Set()));
+      set.add(path);
+    }
+    this.tree.set(path, kind);
+  }
+
+  /** Remove path, and first what is below it: a walk of that subtree only (a scan of the whole tree made replacements quadratic). */
   private remove(path: string): void {
     const { tree, dirTimes } = this;
     const kind = tree.get(path);
     if (kind === undefined) return;
     if (kind === "dir") {
-      const below = [...tree.keys()].filter((p) => p.startsWith(`${path}/`)).sort((a, b) => b.length - a.length);
-      for (const p of below) {
-        this.steps.push({ type: U.UNLINK, flags: tree.get(p) === "dir" ? UF_DIR : 0, path: p });
-        tree.delete(p);
-        dirTimes.delete(p);
-      }
+      for (const child of [...(this.below.get(path) ?? [])]) this.remove(child);
+      this.below.delete(path);
     }
+    this.below.get(path.slice(0, Math.max(path.lastIndexOf("/"), 0)))?.delete(path);
     this.steps.push({ type: U.UNLINK, flags: kind === "dir" ? UF_DIR : 0, path });
     tree.delete(path);
     dirTimes.delete(path);

@@ -3,7 +3,7 @@
 // The C unpacker is also checked on its own, fed records that the
 // TypeScript policy would never send.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { encodeRecord, type Record_, U } from "../../src/image/unpack.ts";
 import { compileUnpack } from "../../src/linux/compile.ts";
@@ -171,5 +171,43 @@ describe("the C unpacker on its own never leaves its directory", () => {
     // and good records work
     expect(await unpackRaw(dir, [{ type: U.DIR, flags: 0, path: "d", mode: 0o755 }, { type: U.FILE, flags: 0, path: "d/f", mode: 0o600, data: "ok" }])).toBe("ok 2");
     expect(Bun.file(join(dir, "d/f")).size).toBe(2);
+  });
+  test("a symlink as the last component is never followed", async () => {
+    const base = mkdtempSync(join(h.dir, "raw-"));
+    const dir = join(base, "root");
+    const outside = join(base, "outside");
+    mkdirSync(dir);
+    mkdirSync(outside, 0o700);
+    writeFileSync(join(outside, "f"), "secret", { mode: 0o600 });
+    utimesSync(join(outside, "f"), 1000, 1000);
+    utimesSync(outside, 1000, 1000);
+    const state = () => [statSync(outside), statSync(join(outside, "f"))].map((s) => [s.mode, s.mtimeMs, s.nlink]);
+    const was = state();
+    symlinkSync(outside, join(dir, "d"));
+    symlinkSync(join(outside, "f"), join(dir, "s"));
+    expect(await unpackRaw(dir, [{ type: U.DIR, flags: 0, path: "d", mode: 0o777 }])).toBe("fail 0 20"); // ENOTDIR: O_DIRECTORY | O_NOFOLLOW on a symlink
+    expect(await unpackRaw(dir, [{ type: U.FILE, flags: 0, path: "s", mode: 0o666, data: "pwned" }])).toBe("fail 0 17"); // EEXIST
+    expect(await unpackRaw(dir, [{ type: U.XATTR, flags: 0, path: "s", link: "user.x", data: "1" }])).toBe("fail 0 40");
+    expect(await unpackRaw(dir, [{ type: U.OPAQUE, flags: 0, path: "d" }])).toBe("fail 0 40");
+    expect(await unpackRaw(dir, [{ type: U.TIMES, flags: 0, path: "d", mtime: 5 }])).toBe("ok 1"); // the link's own times
+    expect(await unpackRaw(dir, [{ type: U.HARDLINK, flags: 0, path: "h", link: "s" }])).toBe("ok 1"); // a link to the link
+    expect(lstatSync(join(dir, "h")).isSymbolicLink()).toBe(true);
+    expect(state()).toEqual(was);
+    expect(readFileSync(join(outside, "f"), "utf8")).toBe("secret");
+  });
+
+  test("an entry below the root is removed and made again", async () => {
+    const dir = mkdtempSync(join(h.dir, "raw-"));
+    const recs: (Record_ & { data?: string })[] = [
+      { type: U.DIR, flags: 0, path: "r", mode: 0o755 },
+      { type: U.DIR, flags: 0, path: "r/d", mode: 0o755 },
+      { type: U.FILE, flags: 0, path: "r/d/f", mode: 0o644, data: "1" },
+      { type: U.UNLINK, flags: 0, path: "r/d/f" },
+      { type: U.UNLINK, flags: 2, path: "r/d" },
+      { type: U.DIR, flags: 0, path: "r/d", mode: 0o755 },
+      { type: U.FILE, flags: 0, path: "r/d/f", mode: 0o644, data: "2" },
+    ];
+    expect(await unpackRaw(dir, recs)).toBe("ok 7");
+    expect(readFileSync(join(dir, "r/d/f"), "utf8")).toBe("2");
   });
 });

@@ -185,3 +185,28 @@ test("files whose digest is wanted are hashed by the stage, and their digests as
   const { records } = await plan([[{ path: "f" }, "x"]]);
   expect(records.filter((r) => r.flags & 0x4 || r.type === U.DIGESTS)).toEqual([]);
 });
+
+test("whiteouts that name no file, or go through a symlink, are refused; an opaque root records nothing", async () => {
+  for (const p of [".wh.", "a/.wh.", "a/.wh..", "a/.wh..."]) await expect(plan([[{ path: p }, ""]], { layer: true }), p).rejects.toThrow("it names no file");
+  for (const p of ["l/.wh.passwd", "l/.wh..wh..opq"]) {
+    await expect(plan([[{ type: "symlink", path: "l", linkname: "/etc" }], [{ path: p }, ""]], { layer: true }), p).rejects.toThrow('through the symbolic link "l"');
+  }
+  expect((await plan([[{ path: ".wh..wh..opq" }, ""]], { layer: true })).records.map((r) => r.type)).toEqual([U.END]);
+});
+
+test("setuid and setgid are stripped where the map does not hold the owner", async () => {
+  const { records, result } = await plan([[{ path: "far", uid: 200000, gid: 0, mode: 0o6755 }, "x"]]);
+  expect(records[0]).toMatchObject({ type: U.FILE, flags: 0, mode: 0o755 });
+  expect(result.altered.get("far")).toEqual({ uid: 200000, gid: 0, mode: 0o6755 });
+});
+
+test("any later entry removes a symlink, FIFO or file at its path first", async () => {
+  for (const type of ["symlink", "fifo", "file"] as const) {
+    const { records } = await plan([[{ type, path: "p", linkname: type === "symlink" ? "/tmp" : "" }], [{ type: "dir", path: "p" }]]);
+    expect(records.slice(1, 3).map((r) => [r.type, r.path]), type).toEqual([[U.UNLINK, "p"], [U.DIR, "p"]]);
+  }
+});
+
+test("a hard link to a symlink is a symlink to later entries", async () => {
+  await expect(plan([[{ type: "symlink", path: "s", linkname: "/etc" }], [{ type: "hardlink", path: "h", linkname: "s" }], [{ path: "h/passwd" }, "x"]])).rejects.toThrow('through the symbolic link "h"');
+});
