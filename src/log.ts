@@ -5,6 +5,14 @@ import { writeAll } from "./linux/sys.ts";
 
 const LEVELS: Record<string, number> = { silent: -999, error: 0, warn: 1, info: 3, debug: 4 };
 
+/**
+ * Text as one line a terminal shows as it is: control characters (a newline
+ * or an escape sequence in a name an archive gave) written as \n, \t, \xNN.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => (c === "\n" ? "\\n" : c === "\t" ? "\\t" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+}
+
 /** Write a line to stderr at once: `run` replaces this process right after. */
 export function say(line: string): void {
   writeAll(2, new TextEncoder().encode(`${line}\n`));
@@ -22,7 +30,7 @@ export function log(): ConsolaInstance {
         {
           log(obj: LogObject) {
             const text = obj.args.map((a) => (a instanceof Error ? a.message : String(a))).join(" ");
-            say(`bunker: ${obj.type === "warn" ? "warning: " : ""}${text}`);
+            say(`bunker: ${obj.type === "warn" ? "warning: " : ""}${oneLine(text)}`);
           },
         },
       ],

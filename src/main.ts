@@ -5,7 +5,7 @@ import type { CommandDef } from "citty";
 import { HelpRequest } from "./cli/args.ts";
 import type { Command } from "./cli/command.ts";
 import { BunkerError } from "./errors.ts";
-import { say } from "./log.ts";
+import { oneLine, say } from "./log.ts";
 
 declare const BUNKER_VERSION: string;
 export const VERSION = typeof BUNKER_VERSION === "string" ? BUNKER_VERSION : "dev";
@@ -53,8 +53,9 @@ async function usage(cmd: CommandDef<any>, parent?: CommandDef): Promise<void> {
   console.log(await renderUsage(cmd, parent));
 }
 
-function fail(message: string, code: number): never {
-  say(`bunker: ${message}`);
+/** The message, one line (an internal error's stack aside), and the exit status. */
+function fail(message: string, code: number, stack?: string): never {
+  say(`bunker: ${oneLine(message)}${stack ? `\n${stack}` : ""}`);
   process.exit(code);
 }
 
@@ -85,6 +86,6 @@ main(process.argv.slice(2)).then(
     // own file functions): still one line, naming the call and the file
     const { SysError } = await import("./linux/sys.ts");
     if (e instanceof SysError || /^E[A-Z]+$/.test(String((e as { code?: unknown } | undefined)?.code))) fail((e as Error).message, 125);
-    fail(`internal error: ${(e as Error)?.stack ?? e}`, 125);
+    fail(`internal error: ${(e as Error)?.message ?? e}`, 125, (e as Error)?.stack);
   },
 );

@@ -39,6 +39,8 @@ describe("bunker import refuses hostile and broken input", () => {
       /through the symbolic link "d"/,
     ],
     ["a hard link out of the root", file(w, "hard.tar", tarOf([[{ type: "hardlink", path: "h", linkname: "../../../etc/passwd" }]])), /climbs out/],
+    // a name that would print a line of its own, or move the cursor: shown escaped, on the one line
+    ["a name with a newline and an escape in it", file(w, "nl.tar", tarOf([[{ path: "../\nbunker: imported fine\x1b[2K" }, "x"]])), /"\.\.\/\\nbunker: imported fine\\x1b\[2K": it climbs out/],
     // C would end the name at the NUL, and read ".." (a PAX path, as it is long)
     ["a NUL in a name", file(w, "nul.tar", tarOf([[{ type: "dir", path: `..\0${"y".repeat(120)}`, mode: 0o777 }]])), /a name with a NUL in it/],
     ["a truncated stream", file(w, "trunc.tar", tarOf([[{ path: "big" }, "y".repeat(5000)]]).subarray(0, 2000)), /ends/],
