@@ -28,6 +28,8 @@ enum { U_END, U_DIR, U_FILE, U_SYMLINK, U_HARDLINK, U_WHITEOUT, U_OPAQUE, U_XATT
 
 #include "sha256.h"
 
+#define XATTR_MAX 65536 /* XATTR_SIZE_MAX and XATTR_LIST_MAX: no file has larger values or lists */
+
 static int uroot = -1;
 /* 1 MiB, as the pipe: a bundle's files, hashed here, all pass through it (64 KiB
  * took ~5% longer per import); what is not hashed splices from 64 KiB up. */
@@ -205,7 +207,7 @@ static int uapply(uint8_t type, uint8_t flags, char *path, char *link, uint32_t 
       rc = fsetxattr(fd, "user.overlay.opaque", "y", 1, 0);
       break;
     }
-    char value[4096];
+    static char value[XATTR_MAX]; /* the kernel's XATTR_SIZE_MAX */
     if (size > sizeof value) { errno = E2BIG; break; }
     rc = uread(value, (size_t)size) < 0 ? -1 : fsetxattr(fd, link, value, (size_t)size, 0);
     break;
@@ -371,27 +373,36 @@ static void precord(uint8_t type, const char *path, const char *link, const stru
   if (linklen) pout(link, linklen);
 }
 
-/* user.* (but overlayfs's own) and file capabilities: what unpack keeps. */
-static void pxattrs(int fd, const char *path) {
-  char names[4096], value[4096];
+/* user.* (but overlayfs's own) and file capabilities: what unpack keeps. Every
+ * one of them, or the walk fails: none is left out without a word. Static
+ * buffers: the kernel's largest list and value, and this never recurses. */
+static int pxattrs(int fd, const char *path) {
+  static char names[XATTR_MAX], value[XATTR_MAX];
   ssize_t n = flistxattr(fd, names, sizeof names);
-  for (ssize_t off = 0; n > 0 && off < n; off += (ssize_t)strlen(names + off) + 1) {
+  if (n < 0) return errno == EOPNOTSUPP ? 0 : -1;
+  for (ssize_t off = 0; off < n; off += (ssize_t)strlen(names + off) + 1) {
     const char *name = names + off;
     int user = memcmp(name, "user.", 5) == 0 && memcmp(name, "user.overlay.", 13) != 0;
     if (!user && strcmp(name, "security.capability") != 0) continue;
     ssize_t v = fgetxattr(fd, name, value, sizeof value);
-    if (v < 0) continue;
+    if (v < 0 && errno == ENODATA) continue; /* removed meanwhile */
+    if (v < 0) return -1;
     precord(U_XATTR, path, name, NULL, (uint64_t)v);
     pout(value, (size_t)v);
   }
+  return 0;
 }
 
 /*
- * A file's data: exactly size bytes (one that shrinks meanwhile is padded
- * with zeros, one that grows is cut). Larger files move from the page
- * cache to the pipe with splice, never through this process's memory.
+ * A file's data: exactly st_size bytes. One that changes meanwhile (it
+ * shrinks, grows or is written: a container started again during the
+ * export) fails the walk with ESTALE: its record is already out, so the
+ * stream is cut short and the export refused, rather than a torn copy
+ * padded with zeros. Larger files move from the page cache to the pipe
+ * with splice, never through this process's memory.
  */
-static int pdata(int fd, uint64_t size) {
+static int pdata(int fd, const struct stat *st) {
+  uint64_t size = (uint64_t)st->st_size;
   int spliced = size >= sizeof pbuf;
   if (spliced) pflush();
   for (uint64_t left = size; left > 0;) {
@@ -408,10 +419,13 @@ static int pdata(int fd, uint64_t size) {
     r = read(fd, ubuf, want);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return -1;
-    if (r == 0) memset(ubuf, 0, want), r = (ssize_t)want;
+    if (r == 0) { errno = ESTALE; return -1; } /* it shrank */
     pout(ubuf, (size_t)r);
     left -= (uint64_t)r;
   }
+  struct stat now;
+  if (fstat(fd, &now) < 0) return -1;
+  if ((uint64_t)now.st_size != size || now.st_mtime != st->st_mtime || now.st_mtime_nsec != st->st_mtime_nsec) { errno = ESTALE; return -1; }
   return 0;
 }
 
@@ -447,7 +461,7 @@ static int pwalk(int dirfd, const char *dir) {
     if (S_ISDIR(st.st_mode)) {
       int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
       if (fd < 0) return -1;
-      pxattrs(fd, path); /* before the entry: a tar writer puts them in its header */
+      if (pxattrs(fd, path) < 0) return keep_errno(-1, fd); /* before the entry: a tar writer puts them in its header */
       precord(U_DIR, path, NULL, &st, 0);
       if (pwalk(fd, path) < 0) return keep_errno(-1, fd);
       close(fd);
@@ -459,9 +473,9 @@ static int pwalk(int dirfd, const char *dir) {
       }
       int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
       if (fd < 0) return -1;
-      pxattrs(fd, path);
+      if (pxattrs(fd, path) < 0) return keep_errno(-1, fd);
       precord(U_FILE, path, NULL, &st, (uint64_t)st.st_size);
-      if (pdata(fd, (uint64_t)st.st_size) < 0) return keep_errno(-1, fd);
+      if (pdata(fd, &st) < 0) return keep_errno(-1, fd);
       close(fd);
     } else if (S_ISLNK(st.st_mode)) {
       char target[PATH_MAX];

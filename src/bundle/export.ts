@@ -128,14 +128,34 @@ function runtimeSpec(store: Store, image: ImageRecord, container?: ContainerReco
   return spec;
 }
 
-/** Owners a one-id store kept in metadata (topmost layer wins); not for paths the container changed. */
-function keptOwners(store: Store, image: ImageRecord, upper?: string): Map<string, [number, number, number]> {
+/**
+ * Owners a one-id store kept in metadata (topmost layer wins), where the
+ * container left the entry's owner and mode as the image has them on disk:
+ * not where it chowned or chmodded it, or made a new one; a directory (or
+ * file) merely copied up into its upper layer, or present in its whole copy,
+ * keeps its owner. `changed`: its upper layer, or its copy of the image.
+ */
+function keptOwners(store: Store, image: ImageRecord, changed?: string): Map<string, [number, number, number]> {
   const owners = new Map<string, [number, number, number]>();
   for (const layer of image.layers) {
     for (const [path, o] of Object.entries(store.layerInfo(layer).altered)) owners.set(path, o);
   }
-  if (upper) for (const path of owners.keys()) if (sys.stat(`${upper}/${path}`, false)) owners.delete(path);
+  if (!changed) return owners;
+  const layers = [...image.layers].reverse().map((l) => `${store.layerDir(l)}/diff`); // top first
+  for (const path of owners.keys()) {
+    const now = sys.stat(`${changed}/${path}`, false);
+    if (!now) continue; // unchanged (an overlay's upper layer), or gone (a copy)
+    const was = layers.map((l) => sys.stat(`${l}/${path}`, false)).find((st) => st !== undefined);
+    const same = was && was.kind === now.kind && was.uid === now.uid && was.gid === now.gid && was.mode === now.mode;
+    if (!same || sys.getxattr(`${changed}/${path}`, "user.overlay.opaque") === "y") owners.delete(path);
+  }
   return owners;
+}
+
+/** What the runtime keeps of a container's last start and exit: it changes when the container is started again. */
+function lastStart(id: string): string {
+  const dir = `${statePath()}/containers/${id}`;
+  return `${sys.tryRead(`${dir}/pid`) ?? ""}|${sys.tryRead(`${dir}/exit`) ?? ""}`;
 }
 
 export async function exportBundle(ref: string, opts: ExportOptions): Promise<ExportSummary> {
@@ -155,7 +175,8 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     if ("why" in found) throw new BunkerError(`reading ${ref} needs fuse-overlayfs, but ${found.why}`);
     fuse = found.tool;
   }
-  const owners = keptOwners(store, image, upper);
+  const owners = keptOwners(store, image, copied ? dirs[0] : upper);
+  const started = container && lastStart(container.id);
   const spec = runtimeSpec(store, image, container);
   const manifest: BundleManifest = {
     format: FORMAT,
@@ -231,6 +252,8 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     } finally {
       await store.discard(at);
     }
+    // the container started again meanwhile (`bunker restart`): what was read may be torn
+    if (container && lastStart(container.id) !== started) throw new BunkerError(`container ${ref} was started while it was being exported: export it again once it has stopped`);
     if (code !== 0) throw new BunkerError(`reading the file system of ${ref} failed`);
     const digest = digests.digest();
     if (!digests.complete) throw new BunkerError(`${ref} has more than 500000 files: too many for one bundle`);
@@ -249,6 +272,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   } catch (e) {
     out.abort();
     progress?.done();
+    if (container && lastStart(container.id) !== started) throw new BunkerError(`container ${ref} was started while it was being exported: export it again once it has stopped`);
     throw e;
   }
 }

@@ -23,9 +23,10 @@ export class FrameWriter {
   private readonly inflight: { slot: number; bytes: Promise<Uint8Array> }[] = [];
   /** zstd on threads of our own through the host's libzstd; undefined once known to be unavailable. */
   private workers?: ZstdWorkers;
-  /** Written under this name, renamed to the output by close(). */
+  /** Named this by close(), then renamed to the output; until then unnamed (O_TMPFILE) where the file system can. */
   private readonly partial: string;
   private fd = -1;
+  private named = false;
   /** Bytes in and out, for progress and the summary. */
   raw = 0;
   compressed = 0;
@@ -47,7 +48,14 @@ export class FrameWriter {
     // before the partial file exists: a signal between the two would leave it behind
     for (const s of Object.keys(SIGNALS)) process.on(s, this.interrupted);
     try {
-      this.fd = this.io(() => sys.openWrite(this.partial));
+      // the bundle holds the container's files, secrets among them: its owner's alone (0600, as ssh keys)
+      const dir = output.includes("/") ? output.slice(0, output.lastIndexOf("/")) || "/" : ".";
+      const tmp = this.io(() => sys.openTmpfile(dir));
+      if (tmp !== undefined) this.fd = tmp;
+      else {
+        this.fd = this.io(() => sys.openWrite(this.partial, 0o600));
+        this.named = true;
+      }
     } catch (e) {
       this.done();
       throw e;
@@ -123,9 +131,11 @@ export class FrameWriter {
     while (this.inflight.length) await this.out(this.inflight.shift()!);
     this.io(() => {
       sys.fsync(this.fd);
+      // whole, under its name at once; a link, unlike rename, never replaces a file that appeared meanwhile
+      if (!this.named) sys.linkTmpfile(this.fd, this.output);
       sys.close(this.fd);
       this.fd = -1;
-      sys.rename(this.partial, this.output);
+      if (this.named) sys.rename(this.partial, this.output);
     });
     this.done();
   }
@@ -134,9 +144,10 @@ export class FrameWriter {
   abort(): void {
     if (this.fd >= 0) sys.close(this.fd);
     this.fd = -1;
-    try {
-      sys.unlink(this.partial);
-    } catch {}
+    if (this.named)
+      try {
+        sys.unlink(this.partial);
+      } catch {}
     this.done();
   }
 

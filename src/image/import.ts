@@ -77,7 +77,13 @@ async function stageLayer(
     };
     sys.writeAtomic(`${staging.dir}/layer/layer.json`, JSON.stringify(info));
     if (store.hasLayer(diffId)) return store.layerInfo(diffId); // imported meanwhile by someone else
-    sys.rename(`${staging.dir}/layer`, store.layerDir(diffId));
+    try {
+      sys.rename(`${staging.dir}/layer`, store.layerDir(diffId));
+    } catch (e) {
+      // another import put the same layer in place between the check and here: use its copy (this one goes with the staging directory)
+      if (e instanceof sys.SysError && (e.code === "ENOTEMPTY" || e.code === "EEXIST") && store.hasLayer(diffId)) return store.layerInfo(diffId);
+      throw e;
+    }
     store.created.push(diffId); // removed again if the import as a whole is refused
     return info;
   } finally {
@@ -493,7 +499,7 @@ async function dropCreated(store: Store): Promise<void> {
     const inUse = new Set(index.images.flatMap((i) => i.layers));
     return store.created.filter((l) => !inUse.has(l));
   });
-  await store.remove(unused.map((l) => store.layerDir(l)));
+  await store.retire(unused.map((l) => store.layerDir(l)));
 }
 
 /** Import a file or directory; `digest`: a bundle's expected digest (a bundle's own digests show corruption, this one a substitute). */

@@ -266,7 +266,7 @@ export class Store {
   }
 
   async removeContainer(c: ContainerRecord): Promise<void> {
-    await this.remove([this.containerDir(c.id)]);
+    await this.retire([this.containerDir(c.id)]);
     if (c.name) this.releaseName(c.name, c.id);
   }
 
@@ -277,14 +277,15 @@ export class Store {
       const inUse = new Set(index.images.flatMap((i) => i.layers));
       return image.layers.filter((l) => !inUse.has(l));
     });
-    await this.remove([...new Set(unused)].map((l) => this.layerDir(l)));
+    await this.retire([...new Set(unused)].map((l) => this.layerDir(l)));
   }
 
   /** A staging directory, locked while this process lives. */
   staging(): Staging {
     const dir = `${this.root}/tmp/${sys.randomHex(8)}`;
     sys.mkdir(dir, 0o700);
-    const fd = sys.lockFile(`${dir}/lock`, false)!;
+    // its lock appears locked: a sweep that finds the directory before it takes it for debris only once it is old
+    const fd = sys.lockedNew(`${dir}/lock`);
     return { dir, release: () => sys.close(fd) };
   }
 
@@ -310,6 +311,26 @@ export class Store {
     }
   }
 
+  /**
+   * Remove layers or containers for good: each is first renamed into a
+   * staging directory (atomic), then removed there. A removal killed midway
+   * leaves debris in tmp/ that the next sweep takes, never a half-removed
+   * layer under its name (which a later import would reuse, or fail to
+   * rename over).
+   */
+  async retire(paths: string[]): Promise<void> {
+    if (paths.length === 0) return;
+    const s = this.staging();
+    paths.forEach((p, i) => {
+      try {
+        sys.rename(p, `${s.dir}/${i}`);
+      } catch (e) {
+        if (!(e instanceof sys.SysError && e.code === "ENOENT")) throw e;
+      }
+    });
+    await this.discard(s);
+  }
+
   /** Remove paths with everything below them, inside the store's user namespace. */
   async remove(paths: string[]): Promise<void> {
     if (paths.length === 0) return;
@@ -331,18 +352,20 @@ export class Store {
     const stale: string[] = [];
     for (const name of sys.readdir(`${this.root}/tmp`)) {
       const dir = `${this.root}/tmp/${name}`;
-      let fd: number | undefined;
-      try {
-        fd = sys.lockFile(`${dir}/lock`, false);
-      } catch (e) {
-        if (e instanceof sys.SysError && e.code === "ENOENT") continue; // removed meanwhile by its owner
-        throw e;
+      const fd = sys.lockExisting(`${dir}/lock`);
+      if (fd !== undefined) {
+        sys.close(fd);
+        stale.push(dir);
+        continue;
       }
-      if (fd === undefined) continue; // in use
-      sys.close(fd);
-      stale.push(dir);
+      // locked (in use), removed meanwhile by its owner, or no lock yet: being made now
+      // (the lock appears locked), or its maker was killed right after mkdir (then old)
+      const made = sys.stat(dir, false);
+      if (made && !sys.stat(`${dir}/lock`, false) && Date.now() / 1000 - made.mtime > 60) stale.push(dir);
     }
     await this.remove(stale);
+    // a layer comes into place whole (its layer.json inside): one without it is what a removal killed midway left
+    await this.retire(sys.readdir(`${this.root}/layers`).filter((h) => !sys.stat(`${this.root}/layers/${h}/layer.json`, false)).map((h) => `${this.root}/layers/${h}`));
   }
 }
 

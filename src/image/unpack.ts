@@ -308,7 +308,7 @@ class Planner {
     if (!h.xattrs) return;
     for (const [name, value] of Object.entries(h.xattrs)) {
       const allowed = (name.startsWith("user.") && !name.startsWith("user.overlay.")) || name === "security.capability";
-      if (!allowed || h.type === "symlink" || h.type === "hardlink" || value.length > 4096 || !this.owned(h)) {
+      if (!allowed || h.type === "symlink" || h.type === "hardlink" || value.length > 65536 || !this.owned(h)) {
         this.result.xattrsSkipped++;
         continue;
       }

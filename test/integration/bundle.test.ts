@@ -7,7 +7,7 @@ import { join } from "node:path";
 import * as sys from "../../src/linux/sys.ts";
 import { archive, header } from "../helpers/tar.ts";
 import { asRoot, asUser, bunker, setup } from "./harness.ts";
-import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
+import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir, writingIn } from "./store.ts";
 
 const h = setup();
 
@@ -84,6 +84,7 @@ describe("export and import", () => {
     chmodSync(out, 0o777);
     const bundle = join(out, "own.bundle");
     expect(inStore(single.env, ["export", "own", "-o", bundle], { user: h.single }).code).toBe(0);
+    chmodSync(bundle, 0o644); // handed to the other user (a bundle is made 0600)
     const ranges = freshStore();
     expect(inStore(ranges.env, ["import", bundle]).code).toBe(0);
     expect(inStore(ranges.env, ["run", "--rm", "own", "stat", "-c", "%u:%g %a", "/owned"]).stdout).toBe("33:44 4750\n");
@@ -251,10 +252,10 @@ describe("export and import", () => {
     expect(inStore(a.env, ["import", base, "--name", "big"]).code).toBe(0);
     const out = mkdtempSync(join(h.dir, "cut-"));
     chmodSync(out, 0o777);
-    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143], ["SIGKILL", 137]] as const) {
       const p = Bun.spawn(asUser([h.bin, "export", "big", "-o", join(out, "big.bundle")], { env: a.env }), { stderr: "pipe" });
-      // the partial file exists once bunker (not setpriv or env, which exec it) is writing
-      while (readdirSync(out).length === 0 && p.exitCode === null) await Bun.sleep(2);
+      // bunker (not setpriv or env, which exec it) is writing its unnamed file there
+      while (!writingIn(p.pid, out) && p.exitCode === null) await Bun.sleep(2);
       p.kill(signal);
       expect(await p.exited).toBe(code);
       expect(readdirSync(out)).toEqual([]);

@@ -1,6 +1,6 @@
 // Helpers for tests that use an image store: a private store per test, and archives made with GNU tar.
 import { expect } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, bunker, type RunOpts, setup } from "./harness.ts";
 
@@ -54,3 +54,18 @@ export function noDebris(dir: string): void {
   expect(index.images).toEqual([]);
 }
 
+
+/** Whether pid has a file open in dir (an unnamed O_TMPFILE one too): an export is writing there. */
+export function writingIn(pid: number, dir: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(`${dir}/`);
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
