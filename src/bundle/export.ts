@@ -145,7 +145,8 @@ function keptOwners(store: Store, image: ImageRecord, changed?: string): Map<str
   for (const path of owners.keys()) {
     const now = sys.stat(`${changed}/${path}`, false);
     if (!now) continue; // unchanged (an overlay's upper layer), or gone (a copy)
-    const was = layers.map((l) => sys.stat(`${l}/${path}`, false)).find((st) => st !== undefined);
+    let was: sys.Stat | undefined;
+    for (const l of layers) if ((was = sys.stat(`${l}/${path}`, false))) break;
     const same = was && was.kind === now.kind && was.uid === now.uid && was.gid === now.gid && was.mode === now.mode;
     if (!same || sys.getxattr(`${changed}/${path}`, "user.overlay.opaque") === "y") owners.delete(path);
   }
@@ -177,6 +178,9 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   }
   const owners = keptOwners(store, image, copied ? dirs[0] : upper);
   const started = container && lastStart(container.id);
+  /** The container started again meanwhile (`bunker restart`): what was read may be torn. */
+  const restarted = () =>
+    container && lastStart(container.id) !== started ? new BunkerError(`container ${ref} was started while it was being exported: export it again once it has stopped`) : undefined;
   const spec = runtimeSpec(store, image, container);
   const manifest: BundleManifest = {
     format: FORMAT,
@@ -252,8 +256,8 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     } finally {
       await store.discard(at);
     }
-    // the container started again meanwhile (`bunker restart`): what was read may be torn
-    if (container && lastStart(container.id) !== started) throw new BunkerError(`container ${ref} was started while it was being exported: export it again once it has stopped`);
+    const torn = restarted();
+    if (torn) throw torn;
     if (code !== 0) throw new BunkerError(`reading the file system of ${ref} failed`);
     const digest = digests.digest();
     if (!digests.complete) throw new BunkerError(`${ref} has more than 500000 files: too many for one bundle`);
@@ -272,8 +276,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   } catch (e) {
     out.abort();
     progress?.done();
-    if (container && lastStart(container.id) !== started) throw new BunkerError(`container ${ref} was started while it was being exported: export it again once it has stopped`);
-    throw e;
+    throw restarted() ?? e;
   }
 }
 

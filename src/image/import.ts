@@ -492,16 +492,6 @@ async function* counted(source: AsyncIterable<Uint8Array>, progress?: Progress):
   }
 }
 
-/** Remove the layers this import put in place that no image uses (another import's may, meanwhile). */
-async function dropCreated(store: Store): Promise<void> {
-  if (store.created.length === 0) return;
-  const unused = store.update((index) => {
-    const inUse = new Set(index.images.flatMap((i) => i.layers));
-    return store.created.filter((l) => !inUse.has(l));
-  });
-  await store.retire(unused.map((l) => store.layerDir(l)));
-}
-
 /** Import a file or directory; `digest`: a bundle's expected digest (a bundle's own digests show corruption, this one a substitute). */
 export async function importPath(input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
   let progress: Progress | undefined;
@@ -567,7 +557,8 @@ export async function importPath(input: string, name?: string, showProgress = tr
       if (spool) await store.discard(spool, [tarFile]);
     }
   } catch (e) {
-    await dropCreated(store).catch(() => {}); // the layers of a refused import go with it (its own error is the one to tell)
+    // the layers a refused import put in place go with it, unless an image uses them meanwhile (its own error is the one to tell)
+    if (store.created.length) await store.removeUnused(store.created).catch(() => {});
     if (e instanceof TarError || e instanceof TruncatedError || e instanceof TooLargeError) throw new BunkerError(`${input}: ${e.message}`);
     if (e instanceof ArchiveError) throw new BunkerError(`${input}: ${e.message}`);
     throw e;

@@ -272,12 +272,17 @@ export class Store {
 
   /** Drop an image from the index, then the layers no image uses any more. */
   async removeImage(image: ImageRecord): Promise<void> {
+    await this.removeUnused(image.layers, (index) => void (index.images = index.images.filter((i) => i.id !== image.id)));
+  }
+
+  /** Remove those of `layers` no image uses, once `change` (if any) is made to the index, under the same lock. */
+  async removeUnused(layers: string[], change?: (index: Index) => void): Promise<void> {
     const unused = this.update((index) => {
-      index.images = index.images.filter((i) => i.id !== image.id);
+      change?.(index);
       const inUse = new Set(index.images.flatMap((i) => i.layers));
-      return image.layers.filter((l) => !inUse.has(l));
+      return [...new Set(layers)].filter((l) => !inUse.has(l));
     });
-    await this.retire([...new Set(unused)].map((l) => this.layerDir(l)));
+    await this.retire(unused.map((l) => this.layerDir(l)));
   }
 
   /** A staging directory, locked while this process lives. */

@@ -201,6 +201,9 @@ export async function planUnpack(entries: Entries, opts: UnpackOptions, sink: Si
   return planner.result;
 }
 
+/** The directory a clean path is in; "" for the root. */
+const parentOf = (path: string) => path.slice(0, Math.max(path.lastIndexOf("/"), 0));
+
 /** What each entry does to the tree so far, as records. */
 class Planner {
   private readonly tree = new Map<string, EntryType>(); // what exists so far
@@ -346,7 +349,7 @@ class Planner {
   /** Record what is at path now, and file it under its directory. */
   private set(path: string, kind: EntryType): void {
     if (!this.tree.has(path)) {
-      const parent = path.slice(0, Math.max(path.lastIndexOf("/"), 0));
+      const parent = parentOf(path);
       let set = this.below.get(parent);
       if (!set) this.below.set(parent, (set = new Set()));
       set.add(path);
@@ -363,7 +366,7 @@ class Planner {
       for (const child of [...(this.below.get(path) ?? [])]) this.remove(child);
       this.below.delete(path);
     }
-    this.below.get(path.slice(0, Math.max(path.lastIndexOf("/"), 0)))?.delete(path);
+    this.below.get(parentOf(path))?.delete(path);
     this.steps.push({ type: U.UNLINK, flags: kind === "dir" ? UF_DIR : 0, path });
     tree.delete(path);
     dirTimes.delete(path);

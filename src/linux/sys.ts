@@ -145,16 +145,11 @@ const SYS_OPENAT2 = 437, SYS_GETDENTS64 = 217, RESOLVE_NO_MAGICLINKS = 0x02, RES
  * would block us), or larger than max bytes.
  */
 export function readInRoot(root: string, path: string, max = 4 << 20): string | undefined {
-  const { c } = libc();
-  const rootfd = c.open(p(cstr(root)), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
-  if (rootfd < 0) return undefined;
-  const how = new BigUint64Array([BigInt(O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), 0n, BigInt(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)]);
-  const fd = Number(c.syscall(SYS_OPENAT2, rootfd, p(cstr(path)), p(new Uint8Array(how.buffer)), 24));
-  c.close(rootfd);
+  const fd = openUnder(root, path, RESOLVE_IN_ROOT);
   if (fd < 0) return undefined;
   const st = fstat(fd);
   if (st?.kind !== "file" || st.size > max) {
-    c.close(fd);
+    libc().c.close(fd);
     return undefined;
   }
   try {
@@ -167,26 +162,36 @@ export function readInRoot(root: string, path: string, max = 4 << 20): string | 
 const RESOLVE_BENEATH = 0x08;
 
 /**
+ * openat2 of path below root for reading, resolved as `resolve` says (no
+ * /proc magic links either), O_NONBLOCK so that a FIFO cannot block the
+ * open: the fd, or minus the errno.
+ */
+function openUnder(root: string, path: string, resolve: number): number {
+  const { c } = libc();
+  const rootfd = c.open(p(cstr(root)), O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+  if (rootfd < 0) return -errno();
+  const how = new BigUint64Array([BigInt(O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), 0n, BigInt(resolve | RESOLVE_NO_MAGICLINKS)]);
+  const fd = Number(c.syscall(SYS_OPENAT2, rootfd, p(cstr(path)), p(new Uint8Array(how.buffer)), 24));
+  const e = fd < 0 ? errno() : 0;
+  c.close(rootfd);
+  return fd < 0 ? -e : fd;
+}
+
+/**
  * Open root/path for reading without leaving root: openat2 RESOLVE_BENEATH
  * (a symlink or ".." that leads out fails with EXDEV, a /proc magic link with
  * ELOOP), O_NONBLOCK so that a FIFO cannot block the open. The caller checks
  * the kind: only a regular file is safe to read to its end.
  */
 export function openBeneath(root: string, path: string): { fd: number; st: Stat } {
-  const { c } = libc();
-  const rootfd = check(c.open(p(cstr(root)), O_PATH | O_DIRECTORY | O_CLOEXEC, 0), "open", root);
-  try {
-    const how = new BigUint64Array([BigInt(O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), 0n, BigInt(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)]);
-    const fd = check(c.syscall(SYS_OPENAT2, rootfd, p(cstr(path)), p(new Uint8Array(how.buffer)), 24), "open", `${root}/${path}`);
-    const st = fstat(fd);
-    if (!st) {
-      c.close(fd);
-      throw new SysError("stat", 2, `${root}/${path}`);
-    }
-    return { fd, st };
-  } finally {
-    c.close(rootfd);
+  const fd = openUnder(root, path, RESOLVE_BENEATH);
+  if (fd < 0) throw new SysError("open", -fd, `${root}/${path}`);
+  const st = fstat(fd);
+  if (!st) {
+    libc().c.close(fd);
+    throw new SysError("stat", 2, `${root}/${path}`);
   }
+  return { fd, st };
 }
 
 /** The file's text, or undefined when it cannot be read. */
@@ -443,9 +448,8 @@ export function lockedNew(path: string): number {
   const dir = path.slice(0, path.lastIndexOf("/"));
   const fd = openTmpfile(dir);
   if (fd === undefined) return lockFile(path, false)!; // no O_TMPFILE here: open, then lock
-  const LOCK_EX = 2, LOCK_NB = 4;
+  if (flock(fd, false, path) === undefined) throw new SysError("flock", 11, path); // no one else can have it
   try {
-    check(libc().c.flock(fd, LOCK_EX | LOCK_NB), "flock", path);
     linkTmpfile(fd, path);
   } catch (e) {
     libc().c.close(fd);
@@ -456,22 +460,23 @@ export function lockedNew(path: string): number {
 
 /** lockFile, but for a file that must exist already: undefined when it does not (or is locked). */
 export function lockExisting(path: string): number | undefined {
-  const { c } = libc();
-  const fd = c.open(p(cstr(path)), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+  const fd = libc().c.open(p(cstr(path)), O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
   if (fd < 0) {
     if (errno() === 2) return undefined;
     throw new SysError("open", errno(), path);
   }
-  if (c.flock(fd, 2 | 4) === 0) return fd;
-  c.close(fd);
-  return undefined;
+  return flock(fd, false, path);
 }
 
 /** An open fd holding an exclusive flock on path (created if missing), or
  * undefined when another process holds it and wait is false. */
 export function lockFile(path: string, wait: boolean): number | undefined {
+  return flock(check(libc().c.open(p(cstr(path)), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600), "open", path), wait, path);
+}
+
+/** An exclusive flock on fd: fd, or undefined (fd closed) when another process holds it and wait is false. */
+function flock(fd: number, wait: boolean, path: string): number | undefined {
   const { c } = libc();
-  const fd = check(c.open(p(cstr(path)), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600), "open", path);
   const LOCK_EX = 2, LOCK_NB = 4;
   for (;;) {
     if (c.flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) === 0) return fd;
