@@ -95,6 +95,18 @@ function buildFixtures(dir: string): void {
 
 let harness: Harness | undefined;
 
+/** Remove the harness's directory: test/preload.ts runs it once every test file has run (bun test emits no "exit"). */
+export function teardown(): void {
+  if (!harness) return;
+  try {
+    rmSync(harness.dir, { recursive: true, force: true });
+  } catch (e) {
+    // not root: what containers wrote as subordinate ids is not the caller's to remove
+    console.warn(`could not remove ${harness.dir}: ${(e as Error).message}`);
+  }
+  harness = undefined;
+}
+
 export function setup(): Harness {
   if (harness) return harness;
   if (!existsSync(join(ROOT, "dist/bunker")) || !existsSync(join(ROOT, "dist/rootfs"))) {
@@ -102,7 +114,6 @@ export function setup(): Harness {
   }
   const dir = mkdtempSync("/tmp/bunker-test-");
   chmodSync(dir, 0o755);
-  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   const bin = join(dir, "bunker");
   cpSync(join(ROOT, "dist/bunker"), bin);
   chmodSync(bin, 0o755);
