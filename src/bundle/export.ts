@@ -161,7 +161,7 @@ function lastStart(id: string): string {
 
 export async function exportBundle(ref: string, opts: ExportOptions): Promise<ExportSummary> {
   const start = performance.now();
-  const store = new Store();
+  const store = await Store.open();
   const { kind, image, container } = source(store, ref);
   if (sys.stat(opts.output, false)) throw new BunkerError(`${opts.output} exists: remove it first, or choose another -o`);
   // a container is its upper layer over the image's, or (no overlayfs where it was made) one whole copy

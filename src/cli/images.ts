@@ -18,7 +18,7 @@ export default {
   async run(rawArgs) {
     const { values } = parseCli(imagesArgs, rawArgs, { verb: "images" });
     const { Store } = await import("../image/store.ts");
-    const images = new Store().index().images;
+    const images = (await Store.open()).index().images;
     if (values.json) {
       console.log(JSON.stringify(images.map((i) => ({ id: i.id, names: i.names, layers: i.layers, size: i.size, created: i.created }))));
       return;

@@ -12,7 +12,7 @@ export default {
     const { positionals } = parseCli(rmiArgs, rawArgs, { verb: "rmi" });
     if (positionals.length === 0) throw new BunkerError("rmi needs an image: bunker rmi NAME|ID...");
     const { Store } = await import("../image/store.ts");
-    const store = new Store();
+    const store = await Store.open();
     const containers = store.containers(); // rmi removes none: read them once
     for (const ref of positionals) {
       const image = store.find(ref);

@@ -495,8 +495,7 @@ async function* counted(source: AsyncIterable<Uint8Array>, progress?: Progress):
 /** Import a file or directory; `digest`: a bundle's expected digest (a bundle's own digests show corruption, this one a substitute). */
 export async function importPath(input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
   let progress: Progress | undefined;
-  const store = new Store();
-  await store.sweep();
+  const store = await Store.open();
   const st = sys.stat(input);
   if (!st) throw new BunkerError(`${input}: no such file or directory`);
   try {

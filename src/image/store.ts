@@ -111,6 +111,13 @@ export class Store {
     return sys.tryReadlink(`${Store.dataRoot()}/names/${name}`);
   }
 
+  /** The store, with what killed commands left in it cleared first (every command that uses it opens it so). */
+  static async open(): Promise<Store> {
+    const store = new Store();
+    await store.sweep();
+    return store;
+  }
+
   constructor(root = Store.dataRoot()) {
     this.root = root;
     mkdirs(this.root.slice(0, this.root.lastIndexOf("/")));

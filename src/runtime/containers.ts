@@ -170,7 +170,7 @@ export async function remove(v: View, force: boolean): Promise<void> {
     });
     if (now) return remove({ ...v, status: now.status, runtime: now }, force);
   }
-  if (v.stored) await store()!.removeContainer(v.stored);
+  if (v.stored) await (await Store.open()).removeContainer(v.stored);
 }
 
 /** A container as `inspect` shows it, in Docker's shape. */

@@ -77,7 +77,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   const id = again?.id ?? sys.randomHex(32);
   // a name is an image first, as in Docker; "/..." and "./..." are always directories
   const imageFirst = !target.startsWith("/") && !target.startsWith(".");
-  const store = imageFirst && sys.stat(`${Store.dataRoot()}/images.json`) ? new Store() : undefined;
+  const store = imageFirst && sys.stat(`${Store.dataRoot()}/images.json`) ? await Store.open() : undefined;
   const stored = store?.find(target);
   const local = stored ? undefined : loadTarget(target);
   if (!stored && !local) {

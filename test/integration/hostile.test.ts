@@ -103,8 +103,10 @@ describe("bunker import refuses hostile and broken input", () => {
     await Bun.sleep(50);
     p.kill("SIGKILL");
     await p.exited;
+    expect(readdirSync(join(dir, "bunker/tmp")).length).toBe(1);
+    // the next command that uses the store, whatever it is, sweeps the staging directory of the killed one
     expect(JSON.parse(inStore(env, ["images", "--json"]).stdout)).toEqual([]);
-    // the next import sweeps the staging directory of the killed one
+    expect(readdirSync(join(dir, "bunker/tmp"))).toEqual([]);
     expect(inStore(env, ["import", file(w, "small.tar", tarOf([[{ path: "a" }, "a"]])), "--name", "small"]).code).toBe(0);
     expect(readdirSync(join(dir, "bunker/tmp"))).toEqual([]);
   });
