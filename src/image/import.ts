@@ -551,7 +551,9 @@ export async function importPath(input: string, name?: string, showProgress = tr
       const idx = await indexTar(tarFile);
       if (idx.members.has("oci-layout")) return await importOciLayout(store, tarBlobs(tarFile, idx), name, input);
       if (idx.members.has("manifest.json")) return await importDockerArchive(store, tarFile, idx, name);
-      throw new BunkerError(`${input} looks like an image archive but has neither manifest.json nor oci-layout`);
+      if (idx.members.has("repositories")) throw new BunkerError(`${input} is a docker save of the old format (no manifest.json): save it again with Docker 1.10 or later, or podman`);
+      // only its first name looked like an image's (a directory named by a digest, say): a root filesystem after all
+      return [await importRootfs(store, counted(fileStream(tarFile), spool ? undefined : progress), name, input)];
     } finally {
       if (spool) await store.discard(spool, [tarFile]);
     }

@@ -52,6 +52,31 @@ describe("a root filesystem tar", () => {
     expect(JSON.parse(inStore(env, ["ps", "-a", "--json"]).stdout)).toEqual([]);
   });
 
+  test("one whose first entry is named like an image's (a directory named by a digest) is a root filesystem all the same", () => {
+    const w = workdir();
+    const hex = "ab".repeat(32);
+    const src = rootfsDir(w, `mkdir ${hex} && echo cached > ${hex}/blob`);
+    const tar = join(w, "r.tar");
+    sh(`cd ${src} && tar --numeric-owner -cf ${tar} ${hex} $(ls | grep -v ${hex}) && gzip -k ${tar} && chmod 644 ${tar} ${tar}.gz`);
+    for (const input of [tar, `${tar}.gz`]) {
+      const { env } = freshStore();
+      const imp = inStore(env, ["import", input, "--name", "digestdir"]);
+      expect(imp.stderr).toBe("");
+      expect(inStore(env, ["run", "--rm", "digestdir", "cat", `/${hex}/blob`]).stdout).toBe("cached\n");
+    }
+    // an old docker save (no manifest.json, only "repositories") is named as what it is
+    const old = join(w, "old");
+    mkdirSync(join(old, hex), { recursive: true });
+    writeFileSync(join(old, "repositories"), "{}");
+    writeFileSync(join(old, hex, "json"), "{}");
+    sh(`cd ${old} && tar -cf ${w}/old.tar ${hex} repositories && chmod 644 ${w}/old.tar`);
+    const { env, dir } = freshStore();
+    const r = inStore(env, ["import", `${w}/old.tar`]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("a docker save of the old format (no manifest.json)");
+    noDebris(dir);
+  });
+
   test("--rm leaves nothing; a name stays taken by a stopped container until rm; rmi frees the layers", () => {
     const w = workdir();
     const { env, dir } = freshStore();
