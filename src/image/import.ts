@@ -232,6 +232,9 @@ function register(store: Store, config: ImageConfig, configBytes: Uint8Array, na
     source,
   };
   store.update((index) => {
+    // a layer this import found in place may have been removed since, by an rmi of the last image using it
+    const gone = record.layers.find((d) => !store.hasLayer(d));
+    if (gone) throw new BunkerError(`layer ${gone} was removed (by 'bunker rmi') while this import ran: import it again`);
     // a name moves to the newest image that claims it, as docker load does
     for (const other of index.images) other.names = other.names.filter((n) => !record.names.includes(n));
     const existing = index.images.find((i) => i.id === record.id);

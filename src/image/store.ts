@@ -282,14 +282,18 @@ export class Store {
     await this.removeUnused(image.layers, (index) => void (index.images = index.images.filter((i) => i.id !== image.id)));
   }
 
-  /** Remove those of `layers` no image uses, once `change` (if any) is made to the index, under the same lock. */
+  /**
+   * Remove those of `layers` no image uses, once `change` (if any) is made to
+   * the index. They leave layers/ under the index's lock, so an import that
+   * registers an image meanwhile either sees them gone or keeps them in use.
+   */
   async removeUnused(layers: string[], change?: (index: Index) => void): Promise<void> {
-    const unused = this.update((index) => {
+    const aside = this.update((index) => {
       change?.(index);
       const inUse = new Set(index.images.flatMap((i) => i.layers));
-      return [...new Set(layers)].filter((l) => !inUse.has(l));
+      return this.moveAside([...new Set(layers)].filter((l) => !inUse.has(l)).map((l) => this.layerDir(l)));
     });
-    await this.retire(unused.map((l) => this.layerDir(l)));
+    if (aside) await this.discard(aside);
   }
 
   /** A staging directory, locked while this process lives. */
@@ -331,7 +335,13 @@ export class Store {
    * rename over).
    */
   async retire(paths: string[]): Promise<void> {
-    if (paths.length === 0) return;
+    const aside = this.moveAside(paths);
+    if (aside) await this.discard(aside);
+  }
+
+  /** Paths renamed into a new staging directory (retire's first, quick half); none there: no directory. */
+  private moveAside(paths: string[]): Staging | undefined {
+    if (paths.length === 0) return undefined;
     const s = this.staging();
     paths.forEach((p, i) => {
       try {
@@ -340,7 +350,7 @@ export class Store {
         if (!(e instanceof sys.SysError && e.code === "ENOENT")) throw e;
       }
     });
-    await this.discard(s);
+    return s;
   }
 
   /** Remove paths with everything below them, inside the store's user namespace. */

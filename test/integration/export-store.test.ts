@@ -139,4 +139,42 @@ describe("store", () => {
     expect(codes).toEqual([0, 0, 0, 0, 0, 0]);
     expect(readdirSync(join(a.dir, "bunker", "layers")).length).toBe(1);
   });
+
+  test("an rmi while an import reuses its layer never leaves an image without one", async () => {
+    const w = workdir();
+    const tar = tarOf(rootfsDir(w), join(w, "base.tar"));
+    const a = freshStore();
+    const spawn = (args: string[]) => Bun.spawn(asUser([h.bin, ...args], { env: a.env }), { stdout: "pipe", stderr: "pipe" });
+    /** Until the process waits for a lock (the index's, held by the test). */
+    const waitsForLock = async (pid: number) => {
+      for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
+    };
+    for (const rmiFirst of [false, true, false, true]) {
+      expect(inStore(a.env, ["import", tar, "--name", "a"]).code).toBe(0);
+      // "b" has the same layer as "a": its import finds the layer in place, then waits to register while the test
+      // holds the index's lock, and so does the rmi of "a"; the first to wait gets the lock first when it is let go
+      const held = Bun.spawn(["flock", "-o", join(a.dir, "bunker/lock"), "sleep", "30"]); // -o: only flock itself holds it
+      await Bun.sleep(50);
+      const [first, second] = rmiFirst ? [["rmi", "a"], ["import", tar, "--name", "b"]] : [["import", tar, "--name", "b"], ["rmi", "a"]];
+      const one = spawn(first!);
+      await waitsForLock(one.pid);
+      const two = spawn(second!);
+      await waitsForLock(two.pid);
+      held.kill();
+      const [imp, rmi] = rmiFirst ? [two, one] : [one, two];
+      const [ic, rc] = await Promise.all([imp.exited, rmi.exited]);
+      const err = await new Response(imp.stderr).text();
+      expect(rc).toBe(0);
+      if (ic !== 0) expect(err).toMatch(/^bunker: .*layer sha256:[0-9a-f]{64} was removed \(by 'bunker rmi'\) while this import ran: import it again\n$/);
+      // either way (the import first: "b" keeps the layer; the rmi first: the import finds it gone and says so,
+      // where it used to register "b" on a layer then removed), every image listed has its layers, and runs
+      const images = JSON.parse(inStore(a.env, ["images", "--json"]).stdout) as { names: string[] }[];
+      expect(images.map((i) => i.names)).toEqual(ic === 0 ? [["b:latest"]] : []);
+      if (ic === 0) {
+        expect(inStore(a.env, ["run", "--rm", "b", "true"]).stderr).toBe("");
+        expect(inStore(a.env, ["rmi", "b"]).code).toBe(0);
+      }
+      expect(readdirSync(join(a.dir, "bunker", "layers"))).toEqual([]);
+    }
+  });
 });
