@@ -429,22 +429,38 @@ static int pdata(int fd, const struct stat *st) {
   return 0;
 }
 
+/* Multiply-linked inodes seen so far, by (dev, ino): open addressing in a
+ * power-of-two table at most half full (a list scanned per link was
+ * quadratic in the number of hard links). */
 struct seen { uint64_t dev, ino; char *path; };
 static struct seen *links;
 static size_t nlinks, caplinks;
 
+static size_t slot(uint64_t dev, uint64_t ino, size_t cap) {
+  return (size_t)(((ino ^ (dev << 40)) * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+}
+
 /* The first path of a multiply-linked inode, or NULL (remembering this one). */
 static const char *plink(const struct stat *st, const char *path) {
-  for (size_t i = 0; i < nlinks; i++)
-    if (links[i].ino == st->st_ino && links[i].dev == st->st_dev) return links[i].path;
-  if (nlinks == caplinks) {
-    struct seen *more = xalloc((caplinks = caplinks ? caplinks * 2 : 64) * sizeof *more);
-    if (nlinks) memcpy(more, links, nlinks * sizeof *more);
-    links = more;
+  if (2 * (nlinks + 1) > caplinks) {
+    size_t cap = caplinks ? caplinks * 2 : 256;
+    struct seen *more = xalloc(cap * sizeof *more);
+    memset(more, 0, cap * sizeof *more);
+    for (size_t i = 0; i < caplinks; i++) {
+      if (!links[i].path) continue;
+      size_t j = slot(links[i].dev, links[i].ino, cap);
+      while (more[j].path) j = (j + 1) & (cap - 1);
+      more[j] = links[i];
+    }
+    links = more, caplinks = cap;
   }
+  size_t i = slot(st->st_dev, st->st_ino, caplinks);
+  for (; links[i].path; i = (i + 1) & (caplinks - 1))
+    if (links[i].ino == st->st_ino && links[i].dev == st->st_dev) return links[i].path;
   size_t len = strlen(path) + 1;
-  links[nlinks] = (struct seen){ st->st_dev, st->st_ino, xalloc(len) };
-  memcpy(links[nlinks++].path, path, len);
+  links[i] = (struct seen){ st->st_dev, st->st_ino, xalloc(len) };
+  memcpy(links[i].path, path, len);
+  nlinks++;
   return NULL;
 }
 
@@ -513,7 +529,7 @@ static __attribute__((noreturn)) void do_pack(const char *root) {
  * container's ids; neither side's symlinks are ever followed.
  */
 static int mxattrs(int from, int to) {
-  char names[4096], value[4096];
+  static char names[XATTR_MAX], value[XATTR_MAX]; /* as pxattrs: the kernel's largest, and no recursion */
   ssize_t n = flistxattr(from, names, sizeof names);
   if (n < 0) return errno == EOPNOTSUPP ? 0 : -1;
   for (ssize_t off = 0; off < n; off += (ssize_t)strlen(names + off) + 1) {

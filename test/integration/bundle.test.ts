@@ -220,6 +220,24 @@ describe("export and import", () => {
     expect(new Set(ids).size).toBe(1);
   });
 
+  test("hard links in their hundreds come back as links, each to its own file", () => {
+    const a = freshStore();
+    const w = workdir();
+    expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    // 700 files with two more names each: the exporter's table of linked files grows several times
+    const made = inStore(a.env, ["run", "--name", "linked", "base", "/bin/sh", "-c", "mkdir /h && cd /h && for i in $(seq 700); do echo $i > f$i; ln f$i g$i; ln f$i k$i; done"]);
+    expect(made.code).toBe(0);
+    const out = mkdtempSync(join(h.dir, "bundle-"));
+    chmodSync(out, 0o777);
+    expect(inStore(a.env, ["export", "linked", "-o", join(out, "l.bundle")]).stderr).toBe("");
+    const b = freshStore();
+    expect(inStore(b.env, ["import", join(out, "l.bundle")]).code).toBe(0);
+    const check = "cd /h && for i in $(seq 700); do set -- $(stat -c '%i %h' f$i g$i k$i) $(cat k$i); [ $1 = $3 ] && [ $1 = $5 ] && [ $2 = 3 ] && [ $7 = $i ] || echo bad $i; done; stat -c %i /h/f* | sort -u | wc -l";
+    const r = inStore(b.env, ["run", "--rm", "linked", "/bin/sh", "-c", check]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim()).toBe("700");
+  });
+
   test("export refuses to overwrite, and needs -o", () => {
     const a = hostA();
     const again = inStore(a.store.env, ["export", "app", "-o", a.bundle]);

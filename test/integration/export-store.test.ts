@@ -55,7 +55,7 @@ describe("export", () => {
     expect(readdirSync(out)).toEqual([]);
   });
 
-  test("xattrs of any size, and files with more than 4 KiB of xattr names, travel whole", () => {
+  test("xattrs of any size, and files with more than 4 KiB of xattr names, travel whole, and are copied whole", () => {
     if (!asRoot) return; // a tmpfs store: ext4 holds no 5000-byte value
     const mnt = mkdtempSync(join(h.dir, "tmpfs-"));
     sh(`mount -t tmpfs -o mode=755 tmpfs ${mnt}`);
@@ -81,7 +81,13 @@ for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'
       expect(inStore(b, ["import", join(out, "c.bundle")]).code).toBe(0);
       const [layer] = readdirSync(join(b.XDG_DATA_HOME, "bunker", "layers"));
       const diff = join(b.XDG_DATA_HOME, "bunker", "layers", layer!, "diff");
-      expect(Bun.spawnSync(["python3", "-c", `import os; print(len(os.getxattr('${diff}/big', 'user.big')), len(os.listxattr('${diff}/many')))`]).stdout.toString()).toBe("5000 60\n");
+      const sizes = (dir: string) => Bun.spawnSync(["python3", "-c", `import os; print(len(os.getxattr('${dir}/big', 'user.big')), len(os.listxattr('${dir}/many')))`]).stdout.toString();
+      expect(sizes(diff)).toBe("5000 60\n");
+      // and a container that gets its own copy of the image (no overlayfs) gets them whole too
+      const copied = inStore({ ...b, BUNKER_STORAGE: "copy" }, ["run", "--name", "copied", "--network", "none", "c", "true"]);
+      expect(copied.code).toBe(0);
+      const [cid] = readdirSync(join(b.XDG_DATA_HOME, "bunker", "containers"));
+      expect(sizes(join(b.XDG_DATA_HOME, "bunker", "containers", cid!, "rootfs"))).toBe("5000 60\n");
     } finally {
       sh(`umount -l ${mnt}`);
     }
