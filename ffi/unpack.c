@@ -21,7 +21,7 @@
  * owned by subordinate ids can be removed; outside, they cannot.
  */
 
-enum { U_END, U_DIR, U_FILE, U_SYMLINK, U_HARDLINK, U_WHITEOUT, U_OPAQUE, U_XATTR, U_TIMES, U_UNLINK, U_FIFO, U_DIGESTS };
+enum { U_END, U_DIR, U_FILE, U_SYMLINK, U_HARDLINK, U_WHITEOUT, U_OPAQUE, U_XATTR, U_TIMES, U_UNLINK, U_FIFO, U_DIGESTS, U_FAIL };
 #define UF_CHOWN 0x1 /* give the entry the record's uid and gid */
 #define UF_DIR 0x2   /* U_UNLINK: the entry is a directory */
 #define UF_HASH 0x4  /* U_FILE: report the sha256 of its data */
@@ -343,6 +343,9 @@ static int do_rmtree(const char *path) {
  * entry's U_XATTR records come before it.
  * Hard links are found here (the first path of an inode with several
  * links); what to do with the records is TypeScript's (src/bundle/).
+ * A walk that fails ends with a U_FAIL record instead of U_END: the path
+ * it failed at, and the errno as its size (a file's data cut short is made
+ * up to its size first, so the record is read where a record is due).
  */
 static char pbuf[1 << 16];
 static size_t pbuf_len;
@@ -402,24 +405,24 @@ static int pxattrs(int fd, const char *path) {
  * with splice, never through this process's memory.
  */
 static int pdata(int fd, const struct stat *st) {
-  uint64_t size = (uint64_t)st->st_size;
+  uint64_t size = (uint64_t)st->st_size, left = size;
   int spliced = size >= sizeof pbuf;
   if (spliced) pflush();
-  for (uint64_t left = size; left > 0;) {
+  while (left > 0) {
     size_t want = left < sizeof ubuf ? (size_t)left : sizeof ubuf;
     ssize_t r;
     if (spliced) {
       r = splice(fd, NULL, 1, NULL, left < (1u << 30) ? (size_t)left : (1u << 30), 0);
       if (r > 0) { left -= (uint64_t)r; continue; }
       if (r < 0 && errno == EINTR) continue;
-      if (r < 0 && errno != EINVAL) return -1;
+      if (r < 0 && errno != EINVAL) goto cut;
       spliced = 0; /* a file system without splice, or the end came early: on by hand */
       continue;
     }
     r = read(fd, ubuf, want);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return -1;
-    if (r == 0) { errno = ESTALE; return -1; } /* it shrank */
+    if (r < 0) goto cut;
+    if (r == 0) { errno = ESTALE; goto cut; } /* it shrank */
     pout(ubuf, (size_t)r);
     left -= (uint64_t)r;
   }
@@ -427,6 +430,13 @@ static int pdata(int fd, const struct stat *st) {
   if (fstat(fd, &now) < 0) return -1;
   if ((uint64_t)now.st_size != size || now.st_mtime != st->st_mtime || now.st_mtime_nsec != st->st_mtime_nsec) { errno = ESTALE; return -1; }
   return 0;
+cut: { /* the rest of the size the record said, so that U_FAIL comes where a record is due */
+    int err = errno;
+    memset(ubuf, 0, sizeof ubuf);
+    for (; left > 0; left -= left < sizeof ubuf ? left : sizeof ubuf) pout(ubuf, left < sizeof ubuf ? (size_t)left : sizeof ubuf);
+    errno = err;
+    return -1;
+  }
 }
 
 /* Multiply-linked inodes seen so far, by (dev, ino): open addressing in a
@@ -464,6 +474,19 @@ static const char *plink(const struct stat *st, const char *path) {
   return NULL;
 }
 
+/* Where the walk failed: the first failure's path, kept as its frames return. */
+static char pfailed[PATH_MAX];
+
+static int pfail(const char *path) {
+  int err = errno;
+  if (!*pfailed) {
+    struct buf b = BUF(pfailed);
+    puts_(&b, path);
+  }
+  errno = err;
+  return -1;
+}
+
 static int pwalk(int dirfd, const char *dir) {
   struct dirents d = { dirfd, 0, 0, { 0 } };
   for (const char *name; (name = next_entry(&d));) {
@@ -471,15 +494,15 @@ static int pwalk(int dirfd, const char *dir) {
     struct buf pb = BUF(path);
     if (*dir) puts_(&pb, dir), puts_(&pb, "/");
     puts_(&pb, name);
-    if (overflowed(&pb)) { errno = ENAMETOOLONG; return -1; }
+    if (overflowed(&pb)) { errno = ENAMETOOLONG; return pfail(dir); }
     struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return -1;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return pfail(path);
     if (S_ISDIR(st.st_mode)) {
       int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
-      if (fd < 0) return -1;
-      if (pxattrs(fd, path) < 0) return keep_errno(-1, fd); /* before the entry: a tar writer puts them in its header */
+      if (fd < 0) return pfail(path);
+      if (pxattrs(fd, path) < 0) return keep_errno(pfail(path), fd); /* before the entry: a tar writer puts them in its header */
       precord(U_DIR, path, NULL, &st, 0);
-      if (pwalk(fd, path) < 0) return keep_errno(-1, fd);
+      if (pwalk(fd, path) < 0) return keep_errno(pfail(path), fd);
       close(fd);
     } else if (S_ISREG(st.st_mode)) {
       const char *first = st.st_nlink > 1 ? plink(&st, path) : NULL;
@@ -488,30 +511,29 @@ static int pwalk(int dirfd, const char *dir) {
         continue;
       }
       int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-      if (fd < 0) return -1;
-      if (pxattrs(fd, path) < 0) return keep_errno(-1, fd);
+      if (fd < 0) return pfail(path);
+      if (pxattrs(fd, path) < 0) return keep_errno(pfail(path), fd);
       precord(U_FILE, path, NULL, &st, (uint64_t)st.st_size);
-      if (pdata(fd, &st) < 0) return keep_errno(-1, fd);
+      if (pdata(fd, &st) < 0) return keep_errno(pfail(path), fd);
       close(fd);
     } else if (S_ISLNK(st.st_mode)) {
       char target[PATH_MAX];
       ssize_t len = readlinkat(dirfd, name, target, sizeof target - 1);
-      if (len < 0) return -1;
+      if (len < 0) return pfail(path);
       target[len] = 0;
       precord(U_SYMLINK, path, target, &st, 0);
     } else if (S_ISFIFO(st.st_mode)) {
       precord(U_FIFO, path, NULL, &st, 0);
     } /* devices (an overlay's whiteouts among them) and sockets are not carried */
   }
-  return errno ? -1 : 0;
+  return errno ? pfail(dir) : 0;
 }
 
 static __attribute__((noreturn)) void do_pack(const char *root) {
   int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 || pwalk(fd, "") < 0) {
-    int err = errno;
+    precord(U_FAIL, pfailed, NULL, NULL, (uint64_t)errno);
     pflush();
-    uresult("fail", 0, err); /* the reader sees a record stream cut short, then this line */
     _exit(1);
   }
   precord(U_END, "", NULL, NULL, 0);

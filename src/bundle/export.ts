@@ -28,7 +28,11 @@ class PackReader {
   private start = 0;
   private end = 0;
 
-  constructor(private readonly fd: number) {}
+  constructor(
+    private readonly fd: number,
+    /** What is read, for messages. */
+    private readonly ref: string,
+  ) {}
 
   /** Exactly n bytes (at most the buffer's size), valid until the next call. */
   private exact(n: number): Uint8Array {
@@ -54,6 +58,7 @@ class PackReader {
       const { type, size } = record;
       if (type === U.END) return undefined;
       const path = dec.decode(this.exact(pathLen));
+      if (type === U.FAIL) throw this.failed(path, size);
       const link = linkLen ? dec.decode(this.exact(linkLen)) : "";
       if (type === U.XATTR) {
         (xattrs ??= {})[link] = this.exact(size).slice();
@@ -63,6 +68,15 @@ class PackReader {
       if (!kind) throw new BunkerError(`reading the file system: unknown record type ${type}`);
       return { type: kind, path, mode: record.mode, uid: record.uid, gid: record.gid, mtime: record.mtime, size: kind === "file" ? size : 0, linkname: link, xattrs };
     }
+  }
+
+  /** The walk's own account of where and why it stopped (U_FAIL). */
+  private failed(path: string, errno: number): BunkerError {
+    const shown = `/${path.length > 120 ? `${path.slice(0, 50)}...${path.slice(-50)}` : path}`;
+    const err = new sys.SysError("read", errno);
+    if (err.code === "ESTALE") return new BunkerError(`${shown} in ${this.ref} changed while it was read: export it again`);
+    const why = err.code === "ENAMETOOLONG" ? " (a path in a bundle is at most 4095 bytes)" : "";
+    return new BunkerError(`cannot export ${this.ref}: reading ${shown}: ${err.reason}${why}`);
   }
 
   /** Up to dst.length bytes of the current file's data into dst: what is buffered, else one read. */
@@ -240,7 +254,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     try {
       const stage = await spawnStage(compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse));
       sys.close(stage.stdin);
-      const records = new PackReader(stage.stdout);
+      const records = new PackReader(stage.stdout, ref);
       try {
         for (let h = records.next(); h; h = records.next()) {
           const kept = owners.get(h.path);

@@ -10,7 +10,7 @@ import * as sys from "../linux/sys.ts";
 import type { IdMapping } from "../spec/types.ts";
 import { type Entries, type EntryType, entrySource, type FileDigest, type TarHeader } from "./tar.ts";
 
-export const U = { END: 0, DIR: 1, FILE: 2, SYMLINK: 3, HARDLINK: 4, WHITEOUT: 5, OPAQUE: 6, XATTR: 7, TIMES: 8, UNLINK: 9, FIFO: 10, DIGESTS: 11 } as const;
+export const U = { END: 0, DIR: 1, FILE: 2, SYMLINK: 3, HARDLINK: 4, WHITEOUT: 5, OPAQUE: 6, XATTR: 7, TIMES: 8, UNLINK: 9, FIFO: 10, DIGESTS: 11, FAIL: 12 } as const;
 const UF_CHOWN = 0x1;
 const UF_DIR = 0x2;
 const UF_HASH = 0x4;

@@ -2,7 +2,7 @@
 // into an empty store standing for "host B", and it runs the same. GNU tar,
 // crun and runc read it too, and a damaged one is refused.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as sys from "../../src/linux/sys.ts";
 import { archive, header } from "../helpers/tar.ts";
@@ -260,6 +260,32 @@ describe("export and import", () => {
       expect(r.stderr).toBe(`bunker: cannot write ${out}: ${why}\n`);
     }
     expect(readdirSync(locked)).toEqual([]);
+  });
+
+  test("a file system it cannot read whole says where and why, and leaves nothing", async () => {
+    const a = freshStore();
+    const w = workdir();
+    expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    const out = mkdtempSync(join(h.dir, "unread-"));
+    chmodSync(out, 0o777);
+    // a tree deeper than a path may be: 41 names of 100 bytes (made one directory at a time; a shell's cd stops at 40)
+    const deep = 'n=$(printf "%0100d" 0); for i in $(seq 40); do mkdir $n && cd $n || exit 1; done; mkdir $n';
+    expect(inStore(a.env, ["run", "--name", "deep", "base", "/bin/sh", "-c", deep]).code).toBe(0);
+    const r = inStore(a.env, ["export", "deep", "-o", join(out, "deep.bundle")]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/^bunker: cannot export deep: reading \/0{50}\.\.\.0{50}: file name too long \(a path in a bundle is at most 4095 bytes\)\n$/);
+    // a file written to while it is read (from outside: the container is stopped)
+    expect(inStore(a.env, ["run", "--name", "busy", "base", "/bin/sh", "-c", "head -c 30000000 /dev/zero > /busy"]).code).toBe(0);
+    const [id] = readdirSync(join(a.dir, "bunker/containers")).filter((c) => existsSync(join(a.dir, "bunker/containers", c, "upper/busy")));
+    const writer = Bun.spawn(["sh", "-c", `while :; do echo x >> ${join(a.dir, "bunker/containers", id!, "upper/busy")}; done`]);
+    try {
+      const busy = inStore(a.env, ["export", "busy", "-o", join(out, "busy.bundle")]);
+      expect(busy.code).toBe(125);
+      expect(busy.stderr).toBe("bunker: /busy in busy changed while it was read: export it again\n");
+    } finally {
+      writer.kill();
+    }
+    expect(readdirSync(out)).toEqual([]);
   });
 
   test("an export interrupted by ^C or a kill leaves no partial file, and exits as the signal says", async () => {
