@@ -2,6 +2,7 @@
 import { BunkerError } from "../errors.ts";
 import { type ContainerRecord, type ImageRecord, Store } from "../image/store.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../image/tar.ts";
+import { decodeName } from "../image/names.ts";
 import { decodeRecordHead, U } from "../image/unpack.ts";
 import { compilePack } from "../linux/compile.ts";
 import { spawnStage } from "../linux/stage.ts";
@@ -15,7 +16,6 @@ import { type Codec, FrameWriter } from "./frames.ts";
 import { Progress } from "./progress.ts";
 
 const TYPES: Record<number, TarHeader["type"]> = { [U.DIR]: "dir", [U.FILE]: "file", [U.SYMLINK]: "symlink", [U.HARDLINK]: "hardlink", [U.FIFO]: "fifo" };
-const dec = new TextDecoder();
 
 /**
  * The records ffi/unpack.c's OP_PACK writes, read from its pipe with blocking
@@ -57,9 +57,9 @@ class PackReader {
       const { pathLen, linkLen, record } = decodeRecordHead(this.exact(40));
       const { type, size } = record;
       if (type === U.END) return undefined;
-      const path = dec.decode(this.exact(pathLen));
+      const path = decodeName(this.exact(pathLen));
       if (type === U.FAIL) throw this.failed(path, size);
-      const link = linkLen ? dec.decode(this.exact(linkLen)) : "";
+      const link = linkLen ? decodeName(this.exact(linkLen)) : "";
       if (type === U.XATTR) {
         (xattrs ??= {})[link] = this.exact(size).slice();
         continue;

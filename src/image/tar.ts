@@ -4,6 +4,7 @@
 // It parses; what an entry may do to a file system is decided elsewhere
 // (src/image/unpack.ts).
 import { ByteReader, TruncatedError } from "./bytes.ts";
+import { decodeName, encodeName, hasEscapes } from "./names.ts";
 
 export type EntryType = "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo";
 
@@ -56,10 +57,11 @@ const TYPES: Record<string, EntryType> = {
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
-function str(b: Uint8Array, off: number, len: number): string {
+/** A NUL-ended field as text; a file name's bytes as they are (src/image/names.ts). */
+function str(b: Uint8Array, off: number, len: number, decode: (b: Uint8Array) => string = (v) => dec.decode(v)): string {
   let end = b.indexOf(0, off);
   if (end < 0 || end > off + len) end = off + len;
-  return end === off ? "" : dec.decode(b.subarray(off, end)); // most fields are short or empty: one view at most
+  return end === off ? "" : decode(b.subarray(off, end)); // most fields are short or empty: one view at most
 }
 
 /** An octal number field, or base-256 when the high bit of the first byte is set. */
@@ -121,7 +123,7 @@ function parsePax(data: Uint8Array): Map<string, Uint8Array> {
     const rec = data.subarray(sp + 1, off + len - 1);
     const eq = rec.indexOf(0x3d);
     if (eq <= 0) throw new TarError("bad PAX record");
-    out.set(dec.decode(rec.subarray(0, eq)), rec.slice(eq + 1)); // a copy: the stream's buffers are reused
+    out.set(decodeName(rec.subarray(0, eq)), rec.slice(eq + 1)); // a copy: the stream's buffers are reused (keys hold xattr names)
     if (out.size > MAX_PAX_KEYS) throw new TarError(`a PAX record with more than ${MAX_PAX_KEYS} keys`);
     off += len;
   }
@@ -136,7 +138,7 @@ const MAX_META = 1 << 20; // PAX and GNU long-name records larger than this are 
  * functions sooner than one large one.
  */
 function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<string, Uint8Array>, longName?: string, longLink?: string): TarHeader {
-  const text = ext.size ? (k: string) => (ext.has(k) ? dec.decode(ext.get(k)) : undefined) : () => undefined;
+  const text = ext.size ? (k: string, decode = (v: Uint8Array) => dec.decode(v)) => (ext.has(k) ? decode(ext.get(k)!) : undefined) : () => undefined;
   const number = (k: string, fallback: number) => {
     const t = text(k);
     if (t === undefined) return fallback;
@@ -146,8 +148,8 @@ function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<stri
   };
   // POSIX's "ustar\0" has a name prefix; GNU's "ustar  " uses that room for other things
   const ustar = h[257] === 0x75 && h[258] === 0x73 && h[259] === 0x74 && h[260] === 0x61 && h[261] === 0x72 && h[262] === 0;
-  const prefix = ustar ? str(h, 345, 155) : "";
-  const path = text("path") ?? longName ?? (prefix ? `${prefix}/${str(h, 0, 100)}` : str(h, 0, 100));
+  const prefix = ustar ? str(h, 345, 155, decodeName) : "";
+  const path = text("path", decodeName) ?? longName ?? (prefix ? `${prefix}/${str(h, 0, 100, decodeName)}` : str(h, 0, 100, decodeName));
   const header: TarHeader = {
     type,
     path: type === "dir" ? path.replace(/(.)\/+$/, "$1") : path,
@@ -156,7 +158,7 @@ function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<stri
     gid: number("gid", num(h, 116, 8, "gid")),
     size: type === "file" ? number("size", size) : 0,
     mtime: number("mtime", num(h, 136, 12, "mtime")),
-    linkname: text("linkpath") ?? longLink ?? str(h, 157, 100),
+    linkname: text("linkpath", decodeName) ?? longLink ?? str(h, 157, 100, decodeName),
     uname: text("uname") ?? (str(h, 265, 32) || undefined),
     gname: text("gname") ?? (str(h, 297, 32) || undefined),
   };
@@ -315,7 +317,7 @@ export class TarReader implements EntrySource, AsyncIterable<TarEntry> {
           continue;
         }
         if (flag === "L" || flag === "K") {
-          const name = str(await meta(size, "GNU long name"), 0, size);
+          const name = str(await meta(size, "GNU long name"), 0, size, decodeName);
           if (flag === "L") this.longName = name;
           else this.longLink = name;
           continue;
@@ -398,7 +400,7 @@ function putOctal(b: Uint8Array, off: number, len: number, v: number): boolean {
 
 function paxRecord(key: string, value: Uint8Array | string): Uint8Array {
   const v = typeof value === "string" ? enc.encode(value) : value;
-  const k = enc.encode(key);
+  const k = encodeName(key); // an xattr's name is bytes too
   const base = k.length + v.length + 3; // space, '=', '\n'
   let len = base + String(base).length;
   if (String(len).length !== String(base).length) len = base + String(len).length;
@@ -440,13 +442,15 @@ function block(h: TarHeader, name: Uint8Array, flag: number, size: number, link:
 /** The header blocks for one entry (a PAX header first when ustar cannot hold it). */
 export function encodeHeader(h: TarHeader): Uint8Array {
   const name = h.type === "dir" && !h.path.endsWith("/") ? `${h.path}/` : h.path;
-  const nameBytes = enc.encode(name);
-  const link = h.linkname ? enc.encode(h.linkname) : NONE;
+  const nameBytes = encodeName(name);
+  const link = h.linkname ? encodeName(h.linkname) : NONE;
   const size = h.type === "file" ? h.size : 0;
   const records: Uint8Array[] = [];
   const long = nameBytes.length > 100;
   if (long) records.push(paxRecord("path", nameBytes));
   if (link.length > 100) records.push(paxRecord("linkpath", link));
+  // names not in UTF-8 are raw bytes in PAX, as GNU tar writes them
+  if (records.length && (hasEscapes(name) || hasEscapes(h.linkname))) records.unshift(paxRecord("hdrcharset", "BINARY"));
   if (size > 0o77777777777) records.push(paxRecord("size", String(size)));
   if (h.uid > 0o7777777) records.push(paxRecord("uid", String(h.uid)));
   if (h.gid > 0o7777777) records.push(paxRecord("gid", String(h.gid)));
@@ -454,7 +458,7 @@ export function encodeHeader(h: TarHeader): Uint8Array {
   for (const [k, v] of Object.entries(h.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
     records.push(paxRecord(`SCHILY.xattr.${k}`, v));
   }
-  const main = block(h, long ? enc.encode(name.slice(-99)) : nameBytes, FLAG[h.type], size, link);
+  const main = block(h, long ? encodeName(name.slice(-99)) : nameBytes, FLAG[h.type], size, link);
   if (records.length === 0) return main;
   const paxData = new Uint8Array(records.reduce((n, r) => n + r.length, 0));
   records.reduce((off, r) => (paxData.set(r, off), off + r.length), 0);

@@ -8,6 +8,7 @@ import { mapsContain } from "../linux/idmap.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import type { IdMapping } from "../spec/types.ts";
+import { encodeName, nameLength } from "./names.ts";
 import { type Entries, type EntryType, entrySource, type FileDigest, type TarHeader } from "./tar.ts";
 
 export const U = { END: 0, DIR: 1, FILE: 2, SYMLINK: 3, HARDLINK: 4, WHITEOUT: 5, OPAQUE: 6, XATTR: 7, TIMES: 8, UNLINK: 9, FIFO: 10, DIGESTS: 11, FAIL: 12 } as const;
@@ -27,12 +28,10 @@ export interface Record_ {
   size?: number;
 }
 
-const enc = new TextEncoder();
-
 /** The 40-byte header and names of a record (ffi/unpack.c reads the same layout; decodeRecordHead below reads it back). */
 export function encodeRecord(r: Record_): Uint8Array {
-  const path = enc.encode(r.path);
-  const link = r.link ? enc.encode(r.link) : NONE;
+  const path = encodeName(r.path);
+  const link = r.link ? encodeName(r.link) : NONE;
   const out = new Uint8Array(40 + path.length + link.length);
   const mtime = r.mtime ?? 0;
   const sec = Math.floor(mtime);
@@ -69,9 +68,6 @@ function le64(b: Uint8Array, off: number, v: number): void {
   le32(b, off + 4, hi);
 }
 
-function utf8Length(s: string): number {
-  return enc.encode(s).length;
-}
 
 /** A record's 40-byte header, as OP_PACK writes it: the names' lengths, then the rest. */
 export function decodeRecordHead(head: Uint8Array): { pathLen: number; linkLen: number; record: Required<Omit<Record_, "path" | "link">> } {
@@ -103,9 +99,9 @@ export function cleanPath(raw: string, what = "entry"): string {
   const parts = raw.split("/").filter((p) => p !== "" && p !== ".");
   if (parts.includes("..")) throw new ArchiveError(`refusing ${what} "${raw}": it climbs out of the root with ".."`);
   // a UTF-16 unit is at most 3 bytes of UTF-8: only names that might be too long are measured
-  for (const p of parts) if (p.length > 85 && utf8Length(p) > 255) throw new ArchiveError(`refusing ${what} "${raw}": a name longer than 255 bytes`);
+  for (const p of parts) if (p.length > 85 && nameLength(p) > 255) throw new ArchiveError(`refusing ${what} "${raw}": a name longer than 255 bytes`);
   const path = parts.join("/");
-  if (path.length > 1333 && utf8Length(path) > 4000) throw new ArchiveError(`refusing ${what} "${raw.slice(0, 80)}...": the path is too long`);
+  if (path.length > 1333 && nameLength(path) > 4000) throw new ArchiveError(`refusing ${what} "${raw.slice(0, 80)}...": the path is too long`);
   return path;
 }
 
@@ -277,7 +273,7 @@ class Planner {
         this.set(path, "file");
         return path;
       case "symlink":
-        if (h.linkname === "" || enc.encode(h.linkname).length > 4000) throw new ArchiveError(`refusing symbolic link "${h.path}": a bad target`);
+        if (h.linkname === "" || nameLength(h.linkname) > 4000) throw new ArchiveError(`refusing symbolic link "${h.path}": a bad target`);
         this.steps.push({ type: U.SYMLINK, ...common, link: h.linkname });
         break;
       case "hardlink": {

@@ -238,6 +238,31 @@ describe("export and import", () => {
     expect(r.stdout.trim()).toBe("700");
   });
 
+  test("names that are not UTF-8 travel byte for byte, from a tar GNU tar wrote and through a bundle", () => {
+    // "café" in Latin-1, and in UTF-8 the replacement character a lossy decoder would have made of it
+    const w = workdir();
+    const long = "d".repeat(120);
+    const src = rootfsDir(w, `mkdir -p l/${long} && echo latin > "l/$(printf 'caf\\351')" && echo utf8 > "l/$(printf 'caf\\357\\277\\275')" && echo deep > "l/${long}/$(printf '\\351t\\351')" && ln -s "$(printf 'caf\\351')" l/ln`);
+    const tar = join(w, "names.tar");
+    sh(`tar --format=pax --numeric-owner -C ${src} -cf ${tar} . && chmod 644 ${tar}`);
+    const a = freshStore();
+    expect(inStore(a.env, ["import", tar, "--name", "names"]).stderr).toBe("");
+    const list = `cd /l && for f in caf* ${long}/* ln; do printf '%s ' "$f" | od -An -v -tx1 | tr -d ' \\n'; echo " $(cat "$f")"; done; printf '%s' "$(readlink ln)" | od -An -v -tx1`;
+    const want = ["636166e920 latin", "636166efbfbd20 utf8", `${Buffer.from(`${long}/`).toString("hex")}e974e920 deep`, "6c6e20 latin", " 63 61 66 e9"];
+    expect(inStore(a.env, ["run", "--name", "n", "names", "/bin/sh", "-c", list]).stdout.trim().split("\n")).toEqual(want);
+    const out = mkdtempSync(join(h.dir, "bundle-"));
+    chmodSync(out, 0o777);
+    expect(inStore(a.env, ["export", "n", "-o", join(out, "n.bundle")]).stderr).toBe("");
+    const b = freshStore();
+    expect(inStore(b.env, ["import", join(out, "n.bundle")]).stderr).toBe("");
+    expect(inStore(b.env, ["run", "--rm", "n", "/bin/sh", "-c", list]).stdout.trim().split("\n")).toEqual(want);
+    // and GNU tar reads the bundle's names as the same bytes
+    chmodSync(join(out, "n.bundle"), 0o644);
+    const listed = Bun.spawnSync(["tar", "--quoting-style=literal", "-tf", join(out, "n.bundle")], { stdout: "pipe" }).stdout;
+    expect(Buffer.from(listed).includes(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]))).toBe(true);
+    expect(Buffer.from(listed).includes(Buffer.concat([Buffer.from(`${long}/`), Buffer.from([0xe9, 0x74, 0xe9, 0x0a])]))).toBe(true); // a PAX name
+  });
+
   test("export refuses to overwrite, and needs -o", () => {
     const a = hostA();
     const again = inStore(a.store.env, ["export", "app", "-o", a.bundle]);

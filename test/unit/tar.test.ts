@@ -312,3 +312,24 @@ test("PAX records with more keys than any archive needs are refused, one record 
   await expect(entries(Buffer.concat([record("g", pax(600)), record("g", pax(600, 600)), file]))).rejects.toThrow("PAX global records with more than 1000 keys");
   expect((await entries(Buffer.concat([record("g", pax(600)), record("x", pax(400, 600)), file]))).map((e) => e.header.path)).toEqual(["f"]);
 });
+
+test("names and link targets that are not UTF-8 round-trip byte for byte, short ones in ustar, long ones in PAX marked binary", async () => {
+  const latin = "caf\udce9"; // Latin-1 "café", as src/image/names.ts decodes it
+  const long = `${"d".repeat(120)}/${latin}`;
+  const tar = archive([
+    [h({ path: latin, size: 1 }), enc.encode("a")],
+    [h({ path: "caf\ufffd", size: 1 }), enc.encode("b")],
+    [h({ path: long, size: 1 }), enc.encode("c")],
+    [h({ type: "symlink", path: "ln", linkname: `${"t".repeat(120)}/${latin}` })],
+  ]);
+  // the raw bytes are in the archive: 0xe9 after "caf" in the ustar name field
+  expect(tar.subarray(0, 5)).toEqual(Uint8Array.from([0x63, 0x61, 0x66, 0xe9, 0]));
+  expect(new TextDecoder().decode(tar)).toContain("hdrcharset=BINARY");
+  const got = await entries(tar, 37);
+  expect(got.map((e) => [e.header.path, e.header.linkname, e.data])).toEqual([
+    [latin, "", "a"],
+    ["caf\ufffd", "", "b"],
+    [long, "", "c"],
+    ["ln", `${"t".repeat(120)}/${latin}`, ""],
+  ]);
+});
