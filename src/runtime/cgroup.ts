@@ -164,15 +164,21 @@ const HOW_SYSTEMD = "systemd delegates only cpu, memory and pids to users by def
  * SCOPE/supervisor, so the top may enable controllers; the stage inherits
  * that), as Podman does, instead of making groups among the manager's
  * slices. Else, or if the manager fails us: bunker/ID below the delegated
- * cgroup. Undefined when there is no delegation and no limit was asked
- * for; an error naming the reason when one was.
+ * cgroup. Undefined when there is no delegation and the spec has no
+ * limit; an error naming the reason when the command line asked for one
+ * (`asked`). Limits the spec carries from elsewhere (an image or bundle made
+ * on another host, a config.json) are dropped from it with a notice instead,
+ * and the container runs without them, as Podman does on such hosts.
  */
-export async function createCgroup(id: string, spec: Spec): Promise<string | undefined> {
+export async function createCgroup(id: string, spec: Spec, asked: boolean): Promise<string | undefined> {
   const r = spec.linux?.resources as Resources | undefined;
   const { files, controllers } = cgroupFiles(r ?? {});
   const refuse = (why: string) => {
-    if (files.length === 0) return undefined; // no limit asked for: run without a cgroup of its own
-    throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${why}: ${HOW}`);
+    if (files.length === 0) return undefined; // no limit: run without a cgroup of its own
+    if (asked) throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${why}: ${HOW}`);
+    log().warn(`the container's resource limits (${files.map(([f, v]) => `${f} ${v}`).join(", ")}) are not applied: ${why}`);
+    delete spec.linux!.resources;
+    return undefined;
   };
   const mountinfo = sys.tryRead("/proc/self/mountinfo") ?? "";
   const v1 = notPureV2(mountinfo);
@@ -189,8 +195,8 @@ export async function createCgroup(id: string, spec: Spec): Promise<string | und
       scope = `${CGROUP2_ROOT}${ownCgroup()}`;
     } catch (e) {
       if (manager.forced || "why" in found) {
-        if (files.length === 0) return undefined;
-        throw e;
+        if (asked && files.length) throw e;
+        return refuse((e as Error).message);
       }
       if (files.length) log().info(`${(e as Error).message}; the container's cgroup is made in ${found.dir} instead`);
     }
@@ -209,7 +215,11 @@ export async function createCgroup(id: string, spec: Spec): Promise<string | und
     have = controllersOf(`${found.dir}/cgroup.subtree_control`);
   }
   const missing = controllers.filter((c) => !have.includes(c));
-  if (missing.length) throw new BunkerError(`the delegated cgroup ${delegated} lacks the ${missing.join(", ")} controller${missing.length > 1 ? "s" : ""}: ${scope ? HOW_SYSTEMD : HOW}`);
+  if (missing.length) {
+    const lacks = `the delegated cgroup ${delegated} lacks the ${missing.join(", ")} controller${missing.length > 1 ? "s" : ""}`;
+    if (asked) throw new BunkerError(`${lacks}: ${scope ? HOW_SYSTEMD : HOW}`);
+    return refuse(lacks);
+  }
   try {
     if (scope) {
       sys.mkdir(`${scope}/supervisor`, 0o755);

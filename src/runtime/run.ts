@@ -122,7 +122,8 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   if (built.notice) log().info(built.notice);
   if (chosen?.notice) log().info(chosen.notice);
   checkPorts(net.ports);
-  const cgroup = await createCgroup(id, spec);
+  // limits from the command line must hold; those an image, bundle or config.json carries hold where they can
+  const cgroup = await createCgroup(id, spec, Object.values(flags.limits ?? {}).some((v) => v !== undefined));
 
   const root = stateRoot();
   const state = claim(() => locked(root, () => {

@@ -1,7 +1,7 @@
 // Detached containers: run -d, the C supervisor, logs, exec, the verbs, and
 // a state that stays true when bunker or the supervisor is killed.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asUser, bunker, type RunOpts, setup } from "./harness.ts";
 import { freshStore, rootfsDir, tarOf, workdir } from "./store.ts";
@@ -341,6 +341,25 @@ describe("limits on a host without a delegated cgroup v2 (this one: hybrid)", ()
       expect(r.stderr).toContain("has no cgroup of its own: this host delegates no cgroup v2 subtree to you");
     }
     ok(["rm", "-f", id]);
+  });
+
+  test.skipIf(delegated)("limits a config.json (or an image from another host) carries are dropped with a notice, and it runs", () => {
+    const bundle = mkdtempSync(join(h.dir, "limited-"));
+    chmodSync(bundle, 0o777);
+    expect(b(["spec", "--rootless", "--bundle", bundle]).code).toBe(0);
+    const path = join(bundle, "config.json");
+    const config = JSON.parse(readFileSync(path, "utf8"));
+    Object.assign(config.process, { terminal: false, args: ["/bin/sh", "-c", "echo ran"] });
+    config.root.path = u.rootfs;
+    config.linux.resources = { memory: { limit: 67108864 }, pids: { limit: 50 } };
+    writeFileSync(path, JSON.stringify(config));
+    const r = b(["run", bundle]);
+    expect([r.code, r.stdout]).toEqual([0, "ran\n"]);
+    expect(r.stderr).toMatch(/^bunker: warning: the container's resource limits \(memory\.max 67108864, pids\.max 50\) are not applied: this host has no pure cgroup v2 hierarchy at \/sys\/fs\/cgroup .*\n$/);
+    // a limit asked for on the command line must hold: the same bundle with one is refused
+    const asked = b(["run", "--memory", "32m", bundle]);
+    expect(asked.code).toBe(125);
+    expect(asked.stderr).toStartWith("bunker: resource limits need a delegated cgroup v2 subtree");
   });
 
   test("bad limit values are refused before anything starts", () => {
