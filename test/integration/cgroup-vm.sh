@@ -58,4 +58,17 @@ d=$(cg "$id")
 $B update --memory 64m --pids-limit 50 "$id" >/dev/null
 echo "updated $(cat "$d/memory.max") $(cat "$d/pids.max")"
 $B rm -f "$id" >/dev/null
+
+# limits travel in a bundle: a container made with them is exported ($2, a
+# directory the host reads), and imported into another store it runs with them
+export XDG_DATA_HOME=$(mktemp -d)
+$B import "$1/rootfs.tar" --name base >/dev/null
+$B run --name limited --network none --memory 48m --pids-limit 30 base true
+$B export limited -o "$2/limited.bundle" >/dev/null
+export XDG_DATA_HOME=$(mktemp -d)
+$B import "$2/limited.bundle" >/dev/null
+id=$($B run -d --network none limited sleep 100)
+d=$(cg "$id")
+echo "bundle-limits $(cat "$d/memory.max") $(cat "$d/pids.max")"
+$B rm -f "$id" >/dev/null
 echo "done"

@@ -2,7 +2,7 @@
 // KVM/TCG guest with another kernel (6.1), pure cgroup v2, and a user 1000
 // with subordinate ids. Slow (a VM boot under emulation): about a minute.
 import { expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, setup } from "./harness.ts";
 import { freshStore, inStore, rootfsDir, tarOf, workdir } from "./store.ts";
@@ -37,14 +37,17 @@ test.skipIf(!VM || !asRoot)("a bundle made here imports and runs on another kern
   expect(out.slice(1)).toEqual(["moved", "host-a", "portable", "33:33", "2"]);
 }, 900_000);
 
-test.skipIf(!VM || !asRoot)("cgroup v2 limits in a delegated subtree (cgroup2-vm): OOM, pids, CPU quota, stats, exec, pause, update, removal", () => {
+test.skipIf(!VM || !asRoot)("cgroup v2 limits in a delegated subtree (cgroup2-vm): OOM, pids, CPU quota, stats, exec, pause, update, removal, and a bundle that carries them both ways", () => {
   const share = mkdtempSync(join(h.dir, "vm-cg-"));
   chmodSync(share, 0o755);
   Bun.spawnSync(["cp", "-a", h.bin, join(ROOT, "dist/rootfs"), join(ROOT, "test/integration/cgroup-vm.sh"), share]);
-  const r = Bun.spawnSync([VM!, "--timeout", "600", "--share-ro", `${share}:/opt/b`, "--", "sh", "/opt/b/cgroup-vm.sh", "/opt/b"], { stdout: "pipe", stderr: "pipe" });
-  const out = r.stdout.toString();
+  tarOf(join(share, "rootfs"), join(share, "rootfs.tar"));
+  const out = mkdtempSync(join(h.dir, "vm-out-"));
+  chmodSync(out, 0o777); // the guest's user writes a bundle here
+  const r = Bun.spawnSync([VM!, "--timeout", "600", "--share-ro", `${share}:/opt/b`, "--share", `${out}:/opt/out`, "--", "sh", "/opt/b/cgroup-vm.sh", "/opt/b", "/opt/out"], { stdout: "pipe", stderr: "pipe" });
+  const text = r.stdout.toString();
   expect(r.exitCode, r.stderr.toString().slice(-2000)).toBe(0);
-  const got = (key: string) => out.match(new RegExp(`^${key} (.*)$`, "m"))?.[1];
+  const got = (key: string) => text.match(new RegExp(`^${key} (.*)$`, "m"))?.[1];
   // a memory hog is OOM-killed, exits 137, and inspect says so
   expect([got("oom-exit"), got("oom-wait"), got("oom-inspect")]).toEqual(["137", "137", "1"]);
   // a fork bomb stops at the limit; the guest stays healthy
@@ -73,7 +76,17 @@ test.skipIf(!VM || !asRoot)("cgroup v2 limits in a delegated subtree (cgroup2-vm
   const [b2, c] = got("resumed-counter")!.split(" ").map(Number);
   expect(c!).toBeGreaterThan(b2!);
   expect(got("updated")).toBe("67108864 50");
-  expect(out).toMatch(/^done$/m);
+  // a bundle carries its container's limits to another store, which applies them
+  expect(got("bundle-limits")).toBe("50331648 30");
+  expect(text).toMatch(/^done$/m);
+  // and back on this host, which cannot apply them, it runs without them and says so once
+  chmodSync(join(out, "limited.bundle"), 0o644); // an export is its owner's alone
+  const here = freshStore();
+  expect(inStore(here.env, ["import", join(out, "limited.bundle")]).code).toBe(0);
+  const ran = inStore(here.env, ["run", "--rm", "--network", "none", "limited", "echo", "ran"]);
+  expect([ran.code, ran.stdout]).toEqual([0, "ran\n"]);
+  const hybrid = !readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === "/sys/fs/cgroup" && l.includes(" - cgroup2 "));
+  if (hybrid) expect(ran.stderr).toMatch(/^bunker: warning: the container's resource limits \(memory\.max 50331648, pids\.max 30\) are not applied: /);
 }, 900_000);
 
 test.skipIf(!VM || !asRoot || !existsSync("/usr/lib/systemd/systemd"))("cgroups from a systemd user manager (cgroup2-vm with the host's systemd --user): transient scopes", () => {
