@@ -306,7 +306,7 @@ static int rm_at(int dirfd, const char *name) {
   if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
   if (errno != EISDIR) return -1;
   struct dirents d = { openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0), 0, 0, { 0 } };
-  if (d.fd < 0) return -1;
+  if (d.fd < 0) return errno == ENOENT ? 0 : -1; /* another removal (a concurrent sweep) took it meanwhile */
   for (;;) { /* list, remove what was listed, list again until only . and .. are left */
     long removed = 0;
     for (const char *e; (e = next_entry(&d));) {
@@ -319,7 +319,7 @@ static int rm_at(int dirfd, const char *name) {
     d.n = d.off = 0;
   }
   close(d.fd);
-  return unlinkat(dirfd, name, AT_REMOVEDIR);
+  return unlinkat(dirfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
 }
 
 /* OP_RMTREE: path is absolute on the host; its parent is the caller's. */

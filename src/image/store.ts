@@ -343,13 +343,22 @@ export class Store {
   private moveAside(paths: string[]): Staging | undefined {
     if (paths.length === 0) return undefined;
     const s = this.staging();
-    paths.forEach((p, i) => {
-      try {
-        sys.rename(p, `${s.dir}/${i}`);
-      } catch (e) {
-        if (!(e instanceof sys.SysError && e.code === "ENOENT")) throw e;
-      }
-    });
+    const moved: number[] = [];
+    try {
+      paths.forEach((p, i) => {
+        try {
+          sys.rename(p, `${s.dir}/${i}`);
+          moved.push(i);
+        } catch (e) {
+          if (!(e instanceof sys.SysError && e.code === "ENOENT")) throw e;
+        }
+      });
+    } catch (e) {
+      // all or none: under the index's lock the index is then not written, so what it lists must stay in place
+      for (const i of moved) sys.rename(`${s.dir}/${i}`, paths[i]!);
+      s.release();
+      throw e;
+    }
     return s;
   }
 
@@ -372,20 +381,26 @@ export class Store {
   /** Remove staging directories whose process is gone (an import killed midway). */
   async sweep(): Promise<void> {
     const stale: string[] = [];
-    for (const name of sys.readdir(`${this.root}/tmp`)) {
-      const dir = `${this.root}/tmp/${name}`;
-      const fd = sys.lockExisting(`${dir}/lock`);
-      if (fd !== undefined) {
-        sys.close(fd);
-        stale.push(dir);
-        continue;
+    // the locks of debris stay held until it is gone: another command's sweep, meanwhile, leaves it to this one
+    const held: number[] = [];
+    try {
+      for (const name of sys.readdir(`${this.root}/tmp`)) {
+        const dir = `${this.root}/tmp/${name}`;
+        const fd = sys.lockExisting(`${dir}/lock`);
+        if (fd !== undefined) {
+          held.push(fd);
+          stale.push(dir);
+          continue;
+        }
+        // locked (in use), removed meanwhile by its owner, or no lock yet: being made now
+        // (the lock appears locked), or its maker was killed right after mkdir (then old)
+        const made = sys.stat(dir, false);
+        if (made && !sys.stat(`${dir}/lock`, false) && Date.now() / 1000 - made.mtime > 60) stale.push(dir);
       }
-      // locked (in use), removed meanwhile by its owner, or no lock yet: being made now
-      // (the lock appears locked), or its maker was killed right after mkdir (then old)
-      const made = sys.stat(dir, false);
-      if (made && !sys.stat(`${dir}/lock`, false) && Date.now() / 1000 - made.mtime > 60) stale.push(dir);
+      await this.remove(stale);
+    } finally {
+      for (const fd of held) sys.close(fd);
     }
-    await this.remove(stale);
     // a layer comes into place whole (its layer.json inside): one without it is what a removal killed midway left
     await this.retire(sys.readdir(`${this.root}/layers`).filter((h) => !sys.stat(`${this.root}/layers/${h}/layer.json`, false)).map((h) => `${this.root}/layers/${h}`));
   }

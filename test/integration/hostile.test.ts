@@ -11,7 +11,7 @@ import { spawnStage } from "../../src/linux/stage.ts";
 import * as sys from "../../src/linux/sys.ts";
 import { tarOf } from "../helpers/tar.ts";
 import { asRoot, asUser, setup } from "./harness.ts";
-import { freshStore, inStore, noDebris, workdir } from "./store.ts";
+import { freshStore, inStore, noDebris, rootfsDir, tarOf as tarOfDir, workdir } from "./store.ts";
 
 const h = setup();
 
@@ -108,6 +108,32 @@ describe("bunker import refuses hostile and broken input", () => {
     expect(JSON.parse(inStore(env, ["images", "--json"]).stdout)).toEqual([]);
     expect(readdirSync(join(dir, "bunker/tmp"))).toEqual([]);
     expect(inStore(env, ["import", file(w, "small.tar", tarOf([[{ path: "a" }, "a"]])), "--name", "small"]).code).toBe(0);
+    expect(readdirSync(join(dir, "bunker/tmp"))).toEqual([]);
+  });
+
+  test("each command that uses the store clears what a killed one left, whether it succeeds or not", () => {
+    const { env, dir } = freshStore();
+    expect(inStore(env, ["import", tarOfDir(rootfsDir(w), join(w, "one.tar")), "--name", "one"]).code).toBe(0);
+    expect(inStore(env, ["run", "--name", "kept", "--network", "none", "one", "true"]).code).toBe(0);
+    const debris = join(dir, "bunker/tmp/00000000deadbeef");
+    for (const cmd of [["images"], ["rmi", "nosuch"], ["export", "nosuch", "-o", join(w, "x.bundle")], ["run", "--rm", "--network", "none", "one", "true"], ["rm", "kept"]]) {
+      // what a killed import leaves: a staging directory whose lock no one holds
+      expect(Bun.spawnSync(asUser(["sh", "-c", `mkdir -p ${debris}/layer/diff && : > ${debris}/lock`])).exitCode).toBe(0);
+      inStore(env, cmd);
+      expect([cmd[0], readdirSync(join(dir, "bunker/tmp"))]).toEqual([cmd[0], []]);
+    }
+  });
+
+  test("commands that start together after a killed one all succeed, and one of them clears its debris", async () => {
+    const { env, dir } = freshStore();
+    expect(inStore(env, ["images"]).code).toBe(0);
+    // what a killed import leaves: a staging directory whose lock no one holds, with a few thousand files in it
+    const debris = join(dir, "bunker/tmp/00000000deadbeef");
+    const made = Bun.spawnSync(asUser(["sh", "-c", `mkdir -p ${debris}/layer/diff && cd ${debris} && : > lock && cd layer/diff && for d in $(seq 30); do mkdir $d && (cd $d && seq 100 | xargs touch); done`]));
+    expect(made.exitCode).toBe(0);
+    const all = Array.from({ length: 6 }, () => Bun.spawn(asUser([h.bin, "images", "--json"], { env }), { stdout: "pipe", stderr: "pipe" }));
+    const results = await Promise.all(all.map(async (p) => [await p.exited, await new Response(p.stderr).text()]));
+    expect(results).toEqual(all.map(() => [0, ""]));
     expect(readdirSync(join(dir, "bunker/tmp"))).toEqual([]);
   });
 });
