@@ -166,18 +166,21 @@ const HOW_SYSTEMD = "systemd delegates only cpu, memory and pids to users by def
  * slices. Else, or if the manager fails us: bunker/ID below the delegated
  * cgroup. Undefined when there is no delegation and the spec has no
  * limit; an error naming the reason when the command line asked for one
- * (`asked`). Limits the spec carries from elsewhere (an image or bundle made
- * on another host, a config.json) are dropped from it with a notice instead,
- * and the container runs without them, as Podman does on such hosts.
+ * (`asked`: the controllers its limits need). Limits the spec carries from
+ * elsewhere (an image or bundle made on another host, a config.json) that the
+ * host cannot apply are left out with a notice instead, and the container
+ * runs with the others, as Podman does on such hosts. The spec keeps them
+ * all: it is what the container's export carries to the next host.
  */
-export async function createCgroup(id: string, spec: Spec, asked: boolean): Promise<string | undefined> {
+export async function createCgroup(id: string, spec: Spec, asked: string[]): Promise<string | undefined> {
   const r = spec.linux?.resources as Resources | undefined;
-  const { files, controllers } = cgroupFiles(r ?? {});
+  const { files: all, controllers } = cgroupFiles(r ?? {});
+  let files = all;
+  const shown = (fs: [string, string][]) => fs.map(([f, v]) => `${f} ${v}`).join(", ");
   const refuse = (why: string) => {
     if (files.length === 0) return undefined; // no limit: run without a cgroup of its own
-    if (asked) throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${why}: ${HOW}`);
-    log().warn(`the container's resource limits (${files.map(([f, v]) => `${f} ${v}`).join(", ")}) are not applied: ${why}`);
-    delete spec.linux!.resources;
+    if (asked.length) throw new BunkerError(`resource limits need a delegated cgroup v2 subtree, and ${why}: ${HOW}`);
+    log().warn(`the container's resource limits (${shown(files)}) are not applied: ${why}`);
     return undefined;
   };
   const mountinfo = sys.tryRead("/proc/self/mountinfo") ?? "";
@@ -195,7 +198,7 @@ export async function createCgroup(id: string, spec: Spec, asked: boolean): Prom
       scope = `${CGROUP2_ROOT}${ownCgroup()}`;
     } catch (e) {
       if (manager.forced || "why" in found) {
-        if (asked && files.length) throw e;
+        if (asked.length) throw e;
         return refuse((e as Error).message);
       }
       if (files.length) log().info(`${(e as Error).message}; the container's cgroup is made in ${found.dir} instead`);
@@ -216,9 +219,13 @@ export async function createCgroup(id: string, spec: Spec, asked: boolean): Prom
   }
   const missing = controllers.filter((c) => !have.includes(c));
   if (missing.length) {
-    const lacks = `the delegated cgroup ${delegated} lacks the ${missing.join(", ")} controller${missing.length > 1 ? "s" : ""}`;
-    if (asked) throw new BunkerError(`${lacks}: ${scope ? HOW_SYSTEMD : HOW}`);
-    return refuse(lacks);
+    const lacks = (cs: string[]) => `the delegated cgroup ${delegated} lacks the ${cs.join(", ")} controller${cs.length > 1 ? "s" : ""}`;
+    const needed = missing.filter((c) => asked.includes(c));
+    if (needed.length) throw new BunkerError(`${lacks(needed)}: ${scope ? HOW_SYSTEMD : HOW}`);
+    // only the carried limits of the controllers it lacks are left out ("memory.max": memory's)
+    const out = files.filter(([f]) => missing.includes(f.slice(0, f.indexOf("."))));
+    log().warn(`the container's resource limits (${shown(out)}) are not applied: ${lacks(missing)}`);
+    files = files.filter((f) => !out.includes(f));
   }
   try {
     if (scope) {

@@ -13,7 +13,7 @@ import { validateSpec } from "../spec/validate.ts";
 import { type ImageRecord, type StartedAs, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, storageMode, subIds } from "./host.ts";
 import { ContainerDir, locked, readContainer, slirpSocketName, stateRoot } from "./state.ts";
-import { createCgroup, removeCgroup } from "./cgroup.ts";
+import { cgroupFiles, createCgroup, removeCgroup, resourcesFromFlags } from "./cgroup.ts";
 import { checkDns, checkPorts, chooseMode, hostGateway, hostsFile, type NetworkMode, parseAddHost, parsePublish, pastaArgs, resolvConf, SLIRP, slirpHelper } from "./network.ts";
 
 function kind(path: string): "dir" | "file" | undefined {
@@ -123,7 +123,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   if (chosen?.notice) log().info(chosen.notice);
   checkPorts(net.ports);
   // limits from the command line must hold; those an image, bundle or config.json carries hold where they can
-  const cgroup = await createCgroup(id, spec, Object.values(flags.limits ?? {}).some((v) => v !== undefined));
+  const cgroup = await createCgroup(id, spec, cgroupFiles(resourcesFromFlags(flags.limits ?? {}) ?? {}).controllers);
 
   const root = stateRoot();
   const state = claim(() => locked(root, () => {
