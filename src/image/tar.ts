@@ -4,7 +4,7 @@
 // It parses; what an entry may do to a file system is decided elsewhere
 // (src/image/unpack.ts).
 import { ByteReader, TruncatedError } from "./bytes.ts";
-import { decodeName, encodeName, hasEscapes } from "./names.ts";
+import { decodeName, encodeName } from "./names.ts";
 
 export type EntryType = "file" | "dir" | "symlink" | "hardlink" | "char" | "block" | "fifo";
 
@@ -449,8 +449,7 @@ export function encodeHeader(h: TarHeader): Uint8Array {
   const long = nameBytes.length > 100;
   if (long) records.push(paxRecord("path", nameBytes));
   if (link.length > 100) records.push(paxRecord("linkpath", link));
-  // names not in UTF-8 are raw bytes in PAX, as GNU tar writes them
-  if (records.length && (hasEscapes(name) || hasEscapes(h.linkname))) records.unshift(paxRecord("hdrcharset", "BINARY"));
+  // names not in UTF-8 are raw bytes in PAX, as GNU tar writes them (without hdrcharset, a keyword GNU tar warns of)
   if (size > 0o77777777777) records.push(paxRecord("size", String(size)));
   if (h.uid > 0o7777777) records.push(paxRecord("uid", String(h.uid)));
   if (h.gid > 0o7777777) records.push(paxRecord("gid", String(h.gid)));

@@ -73,7 +73,7 @@ describe("export", () => {
       expect(inStore(a, ["run", "--name", "c", "base", "/bin/sh", "-c", "echo 1 > /big && echo 2 > /many"]).code).toBe(0);
       const [id] = readdirSync(join(a.XDG_DATA_HOME, "bunker", "containers"));
       const upper = join(a.XDG_DATA_HOME, "bunker", "containers", id!, "upper");
-      sh(`python3 -c "import os; os.setxattr('${upper}/big', 'user.big', b'v' * 5000)
+      sh(`python3 -c "import os; os.setxattr('${upper}/big', 'user.big', b'v' * 5000); os.setxattr('${upper}/big', b'user.k\\xe9', b'latin')
 for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'1')"`);
       const out = outDir();
       expect(inStore(a, ["export", "c", "-o", join(out, "c.bundle")]).stderr).toBe("");
@@ -83,6 +83,8 @@ for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'
       const diff = join(b.XDG_DATA_HOME, "bunker", "layers", layer!, "diff");
       const sizes = (dir: string) => Bun.spawnSync(["python3", "-c", `import os; print(len(os.getxattr('${dir}/big', 'user.big')), len(os.listxattr('${dir}/many')))`]).stdout.toString();
       expect(sizes(diff)).toBe("5000 60\n");
+      // an xattr whose name is not UTF-8 keeps its name's bytes
+      expect(Bun.spawnSync(["python3", "-c", `import os; print(os.getxattr('${diff}/big', b'user.k\\xe9').decode())`]).stdout.toString()).toBe("latin\n");
       // and a container that gets its own copy of the image (no overlayfs) gets them whole too
       const copied = inStore({ ...b, BUNKER_STORAGE: "copy" }, ["run", "--name", "copied", "--network", "none", "c", "true"]);
       expect(copied.code).toBe(0);

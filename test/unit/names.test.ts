@@ -54,3 +54,17 @@ test("every byte string round-trips, and different ones never decode alike", () 
     seen.set(name, key);
   }
 });
+
+test("a valid character next to an invalid byte decodes as it does alone (as Python's surrogateescape), at every length's bounds", () => {
+  for (const cp of [0x7f, 0x80, 0x7ff, 0x800, 0xfff, 0x1000, 0xcfff, 0xd000, 0xd7ff, 0xe000, 0xefff, 0xf000, 0xfeff, 0xfffd, 0xffff, 0x10000, 0x3ffff, 0x40000, 0xfffff, 0x100000, 0x10ffff]) {
+    const ch = String.fromCodePoint(cp);
+    expect(decodeName(Uint8Array.from([0xff, ...utf8(ch), 0xff]))).toBe(`\udcff${ch}\udcff`);
+  }
+});
+
+test("a lone surrogate that is no escape (U+DC00-U+DC7F, or a high one) encodes as TextEncoder does: never as a byte below 0x80", () => {
+  for (const s of ["\udc00", "a\udc2fb", "\ud800", "\udc7f"]) {
+    expect(hasEscapes(s)).toBe(false);
+    expect(encodeName(s)).toEqual(utf8(s));
+  }
+});
