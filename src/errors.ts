@@ -9,3 +9,7 @@ export class BunkerError extends Error {
     super(message);
   }
 }
+
+/** Errors printed already, one line each (a verb given several names goes on
+ * past one that fails, as Docker's do): exit with the code, print nothing more. */
+export class ReportedError extends BunkerError {}

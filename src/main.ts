@@ -4,7 +4,7 @@
 import type { CommandDef } from "citty";
 import { HelpRequest } from "./cli/args.ts";
 import type { Command } from "./cli/command.ts";
-import { BunkerError } from "./errors.ts";
+import { BunkerError, ReportedError } from "./errors.ts";
 import { oneLine, say } from "./log.ts";
 
 declare const BUNKER_VERSION: string;
@@ -81,6 +81,7 @@ process.on("beforeExit", () => settled || fail("internal error: the command stop
 main(process.argv.slice(2)).then(
   () => (settled = true),
   async (e: unknown) => {
+    if (e instanceof ReportedError) process.exit(e.exitCode);
     if (e instanceof BunkerError) fail(e.message, e.exitCode);
     // a system call that failed where no caller said what it meant (ours, or one of Bun's
     // own file functions): still one line, naming the call and the file

@@ -1,4 +1,5 @@
-import { BunkerError } from "../errors.ts";
+import { BunkerError, ReportedError } from "../errors.ts";
+import { oneLine, say } from "../log.ts";
 import { parseCli } from "./args.ts";
 import type { Command } from "./command.ts";
 
@@ -13,23 +14,44 @@ export default {
     const { values, positionals } = parseCli(inspectArgs, rawArgs, { verb: "inspect" });
     if (positionals.length === 0) throw new BunkerError("inspect needs a container: bunker inspect NAME|ID...");
     const c = await import("../runtime/containers.ts");
-    const out = positionals.map((ref) => c.describe(c.find(ref)));
-    if (values.json) return console.log(JSON.stringify(out, null, 2));
-    for (const d of out) {
-      const s = d.State;
-      console.log(
-        [
-          `ID:       ${d.Id}`,
-          `Name:     ${d.Name ?? ""}`,
-          `Image:    ${d.Image}`,
-          `Command:  ${JSON.stringify(d.Args)}`,
-          `State:    ${s.Status}${s.Running ? ` (pid ${s.Pid})` : s.Status === "exited" ? ` (exit code ${s.ExitCode}${s.OOMKilled ? ", OOM-killed" : ""})` : ""}`,
-          `Created:  ${d.Created}`,
-          `Started:  ${s.StartedAt || "-"}`,
-          `Finished: ${s.FinishedAt || "-"}`,
-          ...d.Mounts.map((m) => `Mount:    ${m.Source} -> ${m.Destination} (${m.Type}${m.RW ? "" : ", ro"})`),
-        ].join("\n"),
-      );
+    // as Docker: what is found is shown, then what is not, one line each
+    const out: Described[] = [];
+    const missing: BunkerError[] = [];
+    for (const ref of positionals) {
+      try {
+        out.push(c.describe(c.find(ref)));
+      } catch (e) {
+        if (!(e instanceof BunkerError) || positionals.length === 1) throw e;
+        missing.push(e);
+      }
     }
+    try {
+      show(out, values.json as boolean);
+    } finally {
+      for (const e of missing) say(`bunker: ${oneLine(e.message)}`);
+    }
+    if (missing.length) throw new ReportedError(missing[0]!.message, missing[0]!.exitCode);
   },
 } satisfies Command<typeof inspectArgs>;
+
+type Described = ReturnType<typeof import("../runtime/containers.ts").describe>;
+
+function show(out: Described[], json: boolean): void {
+  if (json) return console.log(JSON.stringify(out, null, 2));
+  for (const d of out) {
+    const s = d.State;
+    console.log(
+      [
+        `ID:       ${d.Id}`,
+        `Name:     ${d.Name ?? ""}`,
+        `Image:    ${d.Image}`,
+        `Command:  ${JSON.stringify(d.Args)}`,
+        `State:    ${s.Status}${s.Running ? ` (pid ${s.Pid})` : s.Status === "exited" ? ` (exit code ${s.ExitCode}${s.OOMKilled ? ", OOM-killed" : ""})` : ""}`,
+        `Created:  ${d.Created}`,
+        `Started:  ${s.StartedAt || "-"}`,
+        `Finished: ${s.FinishedAt || "-"}`,
+        ...d.Mounts.map((m) => `Mount:    ${m.Source} -> ${m.Destination} (${m.Type}${m.RW ? "" : ", ro"})`),
+      ].join("\n"),
+    );
+  }
+}

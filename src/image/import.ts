@@ -270,6 +270,8 @@ interface DockerManifest {
 async function importDockerArchive(store: Store, file: string, idx: Awaited<ReturnType<typeof indexTar>>, name: string | undefined): Promise<ImageRecord[]> {
   const manifests = parseJson<DockerManifest[]>(idx.json.get("manifest.json"), "manifest.json");
   if (!Array.isArray(manifests) || manifests.length === 0) throw new ArchiveError("manifest.json lists no images");
+  const configs = new Set(manifests.map((m) => (isObject(m) ? m.Config : undefined)));
+  if (name !== undefined && configs.size > 1) throw new ArchiveError(`it holds ${configs.size} images, and --name names one: import it without --name to keep the names it gives them`);
   const out: (() => ImageRecord)[] = []; // registered once every image has been verified
   for (const m of manifests) {
     if (!isObject(m) || typeof m.Config !== "string" || !isStrings(m.Layers)) throw new ArchiveError("manifest.json: an entry has no Config or Layers");
@@ -389,6 +391,7 @@ async function importOciLayout(store: Store, src: BlobSource, name: string | und
   };
   await walk(index.manifests, "index.json", 0);
   if (found.size === 0) throw new ArchiveError("index.json lists no image manifests");
+  if (name !== undefined && found.size > 1) throw new ArchiveError(`it holds ${found.size} images, and --name names one: import it without --name to keep the names it gives them`);
   const out: (() => ImageRecord)[] = []; // registered once every image has been verified
   for (const { d, refs } of found.values()) {
     const manifest = await verifiedObject<{ config?: unknown; layers?: unknown }>(src, d, 4 << 20);

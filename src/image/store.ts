@@ -20,7 +20,7 @@ import * as sys from "../linux/sys.ts";
 import type { RunFlags } from "../spec/build.ts";
 import type { Spec } from "../spec/types.ts";
 import { findHelper, identity, subIds } from "../runtime/host.ts";
-import { parseExit, privateDir } from "../runtime/state.ts";
+import { checkContainerName, parseExit, privateDir } from "../runtime/state.ts";
 
 /** The image config of the OCI image spec (the parts bunker uses). */
 export interface ImageConfig {
@@ -109,6 +109,12 @@ export class Store {
   /** The container holding a name in the store, if any (without creating the store). */
   static nameOwner(name: string): string | undefined {
     return sys.tryReadlink(`${Store.dataRoot()}/names/${name}`);
+  }
+
+  /** The id of the image a container of the store was made from (without creating the store). */
+  static containerImage(id: string): string | undefined {
+    const text = sys.tryRead(`${Store.dataRoot()}/containers/${id}/container.json`);
+    return text ? (JSON.parse(text) as ContainerRecord).image : undefined;
   }
 
   /** The store, with what killed commands left in it cleared first (every command that uses it opens it so). */
@@ -214,6 +220,7 @@ export class Store {
 
   /** Claim a container name for good (until `bunker rm`), as Docker does. */
   claimName(name: string, id: string): void {
+    checkContainerName(name);
     const owner = Store.nameOwner(name);
     if (owner === id) return; // started again
     // a name whose container never appeared (its bunker was killed) is free
@@ -245,7 +252,7 @@ export class Store {
       id,
       name: c.name,
       image: c.image.id,
-      imageName: c.image.names[0],
+      imageName: c.run.target, // as given, as Docker's Config.Image
       command: c.spec.process?.args ?? [],
       created: new Date().toISOString(),
       ...(c.storage ? { storage: c.storage } : {}),
@@ -275,6 +282,32 @@ export class Store {
   async removeContainer(c: ContainerRecord): Promise<void> {
     await this.retire([this.containerDir(c.id)]);
     if (c.name) this.releaseName(c.name, c.id);
+  }
+
+  /**
+   * `rmi REF`, as Docker does it: a name goes, and the image with its last
+   * name; an id removes the image, with all its names when forced (unforced,
+   * only an image of at most one name). An image a container uses stays.
+   * Returns what was done, one line each ("Untagged: NAME", "Deleted: ID").
+   */
+  async removeRef(ref: string, force: boolean): Promise<string[]> {
+    const image = this.find(ref);
+    if (!image) throw new BunkerError(`no such image: ${ref}`);
+    const name = normalizeName(ref);
+    const byName = image.names.includes(name);
+    if (byName && image.names.length > 1) {
+      this.update((index) => {
+        for (const i of index.images) if (i.id === image.id) i.names = i.names.filter((n) => n !== name);
+      });
+      return [`Untagged: ${name}`];
+    }
+    if (!byName && image.names.length > 1 && !force) {
+      throw new BunkerError(`image ${image.id.slice(7, 19)} has ${image.names.length} names (${image.names.join(", ")}): remove them by name, or the image with all of them: 'bunker rmi -f ${ref}'`);
+    }
+    const user = this.containers().find((c) => c.image === image.id);
+    if (user) throw new BunkerError(`image ${ref} is used by container ${user.name ?? user.id.slice(0, 12)}: remove that first ('bunker rm')`);
+    await this.removeImage(image);
+    return [...image.names.map((n) => `Untagged: ${n}`), `Deleted: ${image.id}`];
   }
 
   /** Drop an image from the index, then the layers no image uses any more. */

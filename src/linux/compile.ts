@@ -236,7 +236,8 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
       ints: [MS.BIND | MS.REC | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, Create.NONE, -1],
     });
   }
-  // Docker creates a missing working directory; it must exist before the root turns read-only
+  // Docker creates a missing working directory, and the image's volumes; they must exist before the root turns read-only
+  for (const v of opts.volumes ?? []) plan.add(Op.MKDIR, `create the image's volume ${v}`, { flags: OpFlag.OPTIONAL, strs: [v] });
   plan.add(Op.MKDIR, `create the working directory ${proc.cwd}`, { flags: OpFlag.OPTIONAL, strs: [proc.cwd] });
   if (spec.root!.readonly) plan.add(Op.REMOUNT, "make the root filesystem read-only", { strs: ["/"], ints: [MS.RDONLY] });
   if (proc.terminal) plan.add(Op.CONSOLE, "set up the terminal", { strs: ["/dev/console"] });

@@ -2,7 +2,7 @@
 // detached, or killed before they could tidy up), and the stopped containers
 // of the image store, which outlive the runtime state (a reboot).
 import { BunkerError } from "../errors.ts";
-import { type ContainerRecord, Store } from "../image/store.ts";
+import { type ContainerRecord, normalizeName, Store } from "../image/store.ts";
 import * as sys from "../linux/sys.ts";
 import { removeCgroup } from "./cgroup.ts";
 import { type Container, containers, locked, lookup, removeContainerDir, type Status, alive, sweepDebris, parseExit, readContainer, statePath, stateRoot } from "./state.ts";
@@ -21,12 +21,25 @@ export interface View {
   stored?: ContainerRecord;
 }
 
-function fromRuntime(c: Container): View {
+/** The image as the container was started with it, while that name still names it; else its short id (Docker's ps). */
+type ImageLabel = (id: string, name?: string) => string;
+
+function imageLabel(st: Store | undefined): ImageLabel {
+  const images = st?.index().images ?? [];
+  return (id, name) => {
+    if (name === undefined) return id.slice(7, 19);
+    const named = images.find((i) => i.names.includes(normalizeName(name)));
+    if (named) return named.id === id ? name : id.slice(7, 19); // the name has moved to another image since
+    return id.slice(7).startsWith(name.replace(/^sha256:/, "")) ? name : id.slice(7, 19); // given by id, or its name gone
+  };
+}
+
+function fromRuntime(c: Container, label: ImageLabel): View {
   const cfg = c.config;
   return {
     id: c.id,
     name: cfg.name,
-    image: cfg.image ? (cfg.image.name ?? cfg.image.id.slice(7, 19)) : cfg.rootfs,
+    image: cfg.image ? label(cfg.image.id, cfg.image.name) : cfg.rootfs,
     command: cfg.spec.process?.args ?? [],
     created: cfg.created,
     status: c.status,
@@ -37,11 +50,11 @@ function fromRuntime(c: Container): View {
   };
 }
 
-function fromStore(c: ContainerRecord): View {
+function fromStore(c: ContainerRecord, label: ImageLabel): View {
   return {
     id: c.id,
     name: c.name,
-    image: c.imageName ?? c.image.slice(7, 19),
+    image: label(c.image, c.imageName),
     command: c.command,
     created: c.created,
     status: c.exitCode === undefined ? "created" : "exited",
@@ -60,9 +73,10 @@ export function list(): View[] {
   const st = store();
   const stored = st?.containers() ?? [];
   const byId = new Map(stored.map((c) => [c.id, c]));
-  const views: View[] = live.map((c) => ({ ...fromRuntime(c), stored: byId.get(c.id) }));
+  const label = imageLabel(st);
+  const views: View[] = live.map((c) => ({ ...fromRuntime(c, label), stored: byId.get(c.id) }));
   const seen = new Set(live.map((c) => c.id));
-  for (const c of stored) if (!seen.has(c.id)) views.push(fromStore(c));
+  for (const c of stored) if (!seen.has(c.id)) views.push(fromStore(c, label));
   return views.sort((a, b) => (a.created < b.created ? 1 : -1));
 }
 

@@ -12,7 +12,7 @@ import type { Spec } from "../spec/types.ts";
 import { validateSpec } from "../spec/validate.ts";
 import { type ImageRecord, type StartedAs, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, storageMode, subIds } from "./host.ts";
-import { ContainerDir, locked, readContainer, slirpSocketName, stateRoot } from "./state.ts";
+import { checkContainerName, ContainerDir, locked, readContainer, slirpSocketName, stateRoot } from "./state.ts";
 import { cgroupFiles, createCgroup, removeCgroup, resourcesFromFlags } from "./cgroup.ts";
 import { checkDns, checkPorts, chooseMode, hostGateway, hostsFile, type NetworkMode, parseAddHost, parsePublish, pastaArgs, resolvConf, SLIRP, slirpHelper } from "./network.ts";
 
@@ -71,14 +71,21 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   if (flags.tty && flags.interactive && !flags.detach && !sys.isatty(0)) {
     throw new BunkerError("the input device is not a TTY: drop -t, or run from a terminal");
   }
+  // before anything is made: the name becomes a file name, in the store's names/ too
+  if (flags.name !== undefined) checkContainerName(flags.name);
   checkKernel();
   const hint = checkUserNamespaces();
   const who = identity();
   const id = again?.id ?? sys.randomHex(32);
   // a name is an image first, as in Docker; "/..." and "./..." are always directories
   const imageFirst = !target.startsWith("/") && !target.startsWith(".");
-  const store = imageFirst && sys.stat(`${Store.dataRoot()}/images.json`) ? await Store.open() : undefined;
-  const stored = store?.find(target);
+  // started again: the image it was made from, by id, whatever its name names now (a later import may
+  // have moved the name to another image, as docker load does); one made from a directory stays one
+  const madeFrom = again ? Store.containerImage(id) : undefined;
+  const lookUp = again ? madeFrom !== undefined : imageFirst;
+  const store = lookUp && sys.stat(`${Store.dataRoot()}/images.json`) ? await Store.open() : undefined;
+  const stored = again ? (madeFrom ? store?.find(madeFrom) : undefined) : store?.find(target);
+  if (madeFrom && !stored) throw new BunkerError(`container ${id.slice(0, 12)} was made from image ${madeFrom.slice(7, 19)}, which is not in the store any more`);
   const local = stored ? undefined : loadTarget(target);
   if (!stored && !local) {
     throw new BunkerError(
@@ -101,6 +108,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     maps: img ? () => img.maps : (mode) => chooseMaps(mode, who, () => subIds(who), findHelper),
     bundle: bundle ?? img?.record.runtime,
     image: img?.record.runtime ? undefined : img?.record.config.config,
+    entrypoint: img?.record.runtime ? img.record.config.config?.Entrypoint : undefined,
     readRoot: img?.readRoot,
     hostEnv: process.env,
     readFile: (f) => {
@@ -143,7 +151,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
         target,
         command,
         flags,
-        image: img && { id: img.record.id, name: img.record.names[0] },
+        image: img && { id: img.record.id, name: target }, // as given, as Docker's Config.Image
         detached: flags.detach === true,
         stopSignal: img?.record.config.config?.StopSignal,
         rootfs,
@@ -152,7 +160,10 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
       });
       return dir;
     } catch (e) {
-      if (!again) dir.remove();
+      if (!again) {
+        dir.remove();
+        if (opts.name) img?.releaseName(opts.name); // the store's claim, when the runtime's failed after it
+      }
       throw e;
     }
   }), () => removeCgroup(cgroup));
@@ -307,6 +318,7 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
     },
     readRoot: (path: string) => readLayered(top, path),
     claimName: (name: string) => store.claimName(name, id),
+    releaseName: (name: string) => store.releaseName(name, id),
     nameLink: (name: string) => store.nameLink(name),
     record_: (spec: Spec, name: string | undefined, run: StartedAs) => again || store.createContainer(id, { image: record, name, spec, storage: kind === "overlay" ? undefined : kind, run }),
     discard: async (name?: string) => {

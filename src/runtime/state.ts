@@ -195,6 +195,13 @@ export function updateConfig(dir: string, change: (config: ContainerConfig) => v
   });
 }
 
+/** Docker's rule for a container name; it is also a file name under names/, so nothing else may pass. */
+export function checkContainerName(name: string): void {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(name)) {
+    throw new BunkerError(`invalid container name "${name}": use letters, digits, '_', '.' and '-'`);
+  }
+}
+
 export class ContainerDir {
   /** ID.new until commit(): a container appears whole, with its config, or not at all. */
   dir: string;
@@ -239,9 +246,7 @@ export class ContainerDir {
   /** Claim a name (under the lock). A foreground container whose stage was
    * killed before it could tidy up gives its name up; any other keeps it until `rm`. */
   claimName(name: string): void {
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/.test(name)) {
-      throw new BunkerError(`invalid container name "${name}": use letters, digits, '_', '.' and '-'`);
-    }
+    checkContainerName(name);
     const names = `${this.root}/names`;
     const link = `${names}/${name}`;
     try {

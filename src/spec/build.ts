@@ -13,6 +13,8 @@ import type { Capabilities, Mount, Process, RunOptions, Spec } from "./types.ts"
 export interface RunFlags {
   env: string[];
   envFile: string[];
+  /** --entrypoint: replaces the image's Entrypoint and drops its Cmd; "" resets it and keeps the Cmd. */
+  entrypoint?: string;
   workdir?: string;
   user?: string;
   hostname?: string;
@@ -51,6 +53,8 @@ export interface BuildInput {
   bundle?: Spec;
   /** The image's config ("config" of the OCI image config), when running an image. */
   image?: ImageProcess;
+  /** A bundle made from an image: that image's Entrypoint, which a command given keeps, as Docker keeps it. */
+  entrypoint?: string[] | null;
   /** Reads a file of the container's file system (its /etc/passwd and /etc/group);
    * by default from the rootfs directory. */
   readRoot?: (path: string) => string | undefined;
@@ -73,6 +77,7 @@ export interface ImageProcess {
   Entrypoint?: string[] | null;
   Cmd?: string[] | null;
   WorkingDir?: string;
+  Volumes?: Record<string, object> | null;
 }
 
 export interface Built {
@@ -110,15 +115,23 @@ export function buildSpec(input: BuildInput): Built {
     notice = choice.notice;
   }
 
+  const ep = flags.entrypoint;
   if (input.image) {
-    // Docker: ENTRYPOINT, then the command line's arguments or else CMD
+    // Docker: ENTRYPOINT, then the command line's arguments or else CMD; --entrypoint X runs X
+    // without the image's CMD, --entrypoint "" runs no entrypoint and keeps it
     const img = input.image;
-    proc.args = [...(img.Entrypoint ?? []), ...(input.command.length ? input.command : (img.Cmd ?? []))];
+    const entrypoint = ep === undefined ? (img.Entrypoint ?? []) : ep === "" ? [] : [ep];
+    proc.args = [...entrypoint, ...(input.command.length ? input.command : ep ? [] : (img.Cmd ?? []))];
     if (proc.args.length === 0) throw new BunkerError("the image has no command (no Entrypoint or Cmd): give one after the image name");
     proc.env = img.Env ?? [];
     if (img.WorkingDir) proc.cwd = img.WorkingDir.startsWith("/") ? join(img.WorkingDir) : join("/", img.WorkingDir);
+  } else if (ep) {
+    proc.args = [ep, ...input.command];
   } else if (input.command.length > 0) {
-    proc.args = [...input.command];
+    // the command replaces the bundle's, but not the image's Entrypoint it begins with
+    const kept = input.entrypoint ?? [];
+    const keep = kept.length > 0 && kept.every((a, i) => proc.args?.[i] === a);
+    proc.args = [...(keep ? kept : []), ...input.command];
   }
   if (flags.workdir !== undefined) {
     if (!flags.workdir.startsWith("/")) throw new BunkerError(`--workdir must be an absolute path, not "${flags.workdir}"`);
@@ -154,9 +167,17 @@ export function buildSpec(input: BuildInput): Built {
     hostEnv: input.hostEnv,
   });
 
+  // the image's VOLUMEs: Docker mounts an anonymous volume on each; here each is a directory of the
+  // container's own layer (Podman's --image-volume=ignore), which must exist all the same
+  const covered = new Set(spec.mounts.map((m) => join(m.destination)));
+  const volumes = Object.keys(input.image?.Volumes ?? {})
+    .filter((v) => v.startsWith("/"))
+    .map((v) => join(v))
+    .filter((v) => v !== "/" && !covered.has(v));
+
   // runc forwards stdin to a bundle's terminal; `run -t` wants -i for that, as Docker does
   const interactive = flags.interactive || (bundle !== undefined && proc.terminal === true);
-  return { spec, opts: { interactive, init: flags.init, name: flags.name }, notice };
+  return { spec, opts: { interactive, init: flags.init, name: flags.name, ...(volumes.length ? { volumes } : {}) }, notice };
 }
 
 export interface ExecFlags {
@@ -364,7 +385,9 @@ export function resolveUser(spec: string, read: (path: string) => string | undef
   for (const n of [uid, gid]) {
     if (!Number.isSafeInteger(n) || n < 0 || n > 2 ** 32 - 2) throw new BunkerError(`invalid user "${spec}"`);
   }
-  const name = entry?.[0];
+  // Docker (runc's GetExecUser): the user's supplementary groups only when no group is given;
+  // -u USER:GROUP runs with GROUP alone
+  const name = groupPart === undefined ? entry?.[0] : undefined;
   const groups = name
     ? groupFile
         .filter((f) => (f[3] ?? "").split(",").includes(name))

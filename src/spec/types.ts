@@ -76,4 +76,6 @@ export interface RunOptions {
   init: boolean;
   /** Container name (--name). */
   name?: string;
+  /** The image's declared volumes no mount covers: their mount points are made, as Docker makes them. */
+  volumes?: string[];
 }

@@ -108,6 +108,59 @@ describe("a root filesystem tar", () => {
     expect(missing.stderr.trim()).toBe("bunker: img: no such image in the store, and no such directory (see 'bunker images'; 'bunker import' adds one)");
   });
 
+  test("rmi removes a name, and the image with its last one; by id, one of several names only with -f; several at once go on past a failure", async () => {
+    const w = workdir();
+    const { env, dir } = freshStore();
+    const src = rootfsDir(w);
+    const archive = await dockerArchive(w, [src], "a:latest", { Cmd: ["true"] });
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    expect(inStore(env, ["import", archive, "--name", "b:1"]).code).toBe(0); // the same image: a second name
+    sh(`echo other > ${src}/other`);
+    expect(inStore(env, ["import", tarOf(src, join(w, "c.tar")), "--name", "c"]).code).toBe(0);
+    const images = () => (JSON.parse(inStore(env, ["images", "--json"]).stdout) as { id: string; names: string[] }[]).map((i) => i.names);
+    expect(images()).toEqual([["a:latest", "b:1"], ["c:latest"]]);
+    const id = (JSON.parse(inStore(env, ["images", "--json"]).stdout) as { id: string }[])[0]!.id;
+    const byId = inStore(env, ["rmi", id.slice(7, 19)]);
+    expect([byId.code, byId.stdout]).toEqual([125, ""]);
+    expect(byId.stderr).toContain("has 2 names (a:latest, b:1)");
+    // a name goes, the image stays with its other name
+    const untag = inStore(env, ["rmi", "a"]);
+    expect([untag.code, untag.stdout, untag.stderr]).toEqual([0, "Untagged: a:latest\n", ""]);
+    expect(images()).toEqual([["b:1"], ["c:latest"]]);
+    expect(inStore(env, ["run", "--rm", "b:1", "true"]).code).toBe(0);
+    // several at once: each failure is one line, the others are done, the status says something failed
+    expect(inStore(env, ["run", "--name", "user", "b:1", "true"]).code).toBe(0);
+    const several = inStore(env, ["rmi", "nosuch", "c", "b:1"]);
+    expect(several.code).toBe(125);
+    expect(several.stdout).toMatch(/^Untagged: c:latest\nDeleted: sha256:[0-9a-f]{64}\n$/);
+    expect(several.stderr).toBe("bunker: no such image: nosuch\nbunker: image b:1 is used by container user: remove that first ('bunker rm')\n");
+    expect(images()).toEqual([["b:1"]]);
+    const rm = inStore(env, ["rm", "nosuch", "user"]);
+    expect([rm.code, rm.stdout, rm.stderr]).toEqual([125, "user\n", "bunker: no such container: nosuch (see 'bunker ps -a')\n"]);
+    expect(inStore(env, ["rmi", "-f", id.slice(7, 19)]).stdout).toBe(`Untagged: b:1\nDeleted: ${id}\n`);
+    expect(images()).toEqual([]);
+    expect(readdirSync(join(dir, "bunker/layers"))).toEqual([]);
+  });
+
+  test("a container name is checked before anything is made: an invalid one leaves no file, in the store's names/ or out of it", () => {
+    const w = workdir();
+    const { env, dir } = freshStore();
+    const rootfs = rootfsDir(w);
+    expect(inStore(env, ["import", tarOf(rootfs, join(w, "r.tar")), "--name", "img"]).code).toBe(0);
+    for (const name of ["../escaped", "bad name", "a/b"]) {
+      const r = inStore(env, ["run", "--rm", "--name", name, "img", "true"]);
+      expect([r.code, r.stderr]).toEqual([125, `bunker: invalid container name "${name}": use letters, digits, '_', '.' and '-'\n`]);
+    }
+    expect(readdirSync(join(dir, "bunker/names"))).toEqual([]);
+    expect(existsSync(join(dir, "bunker/escaped"))).toBe(false);
+    // a name a container of a directory holds: refused, and the image's store claims nothing for it
+    expect(inStore(env, ["run", "-d", "--name", "held", "--network", "none", rootfs, "sleep", "30"]).code).toBe(0);
+    const taken = inStore(env, ["run", "--rm", "--name", "held", "img", "true"]);
+    expect([taken.code, taken.stderr]).toEqual([125, `bunker: the container name "held" is already in use by container ${taken.stderr.match(/container ([0-9a-f]{12})/)?.[1]}: choose another --name\n`]);
+    expect(readdirSync(join(dir, "bunker/names"))).toEqual([]);
+    expect(inStore(env, ["rm", "-f", "held"]).code).toBe(0);
+  });
+
   test("restart starts a stopped container again with its changes, also once its runtime state is gone (a foreground run, a reboot)", () => {
     const w = workdir();
     const { env } = freshStore();
@@ -125,6 +178,42 @@ describe("a root filesystem tar", () => {
     }
     expect(inStore(env, ["exec", "fg", "true"]).stderr).toContain("is not running");
     expect(inStore(env, ["rm", "fg"]).code).toBe(0);
+  });
+
+  test("restart runs the image a container was made from, though its name has moved to another image since", () => {
+    const w = workdir();
+    const { env } = freshStore();
+    const src = rootfsDir(w, "echo a > which");
+    const a = tarOf(src, join(w, "a.tar"));
+    sh(`echo b > ${src}/which`);
+    const b = tarOf(src, join(w, "b.tar"));
+    expect(inStore(env, ["import", a, "--name", "img"]).code).toBe(0);
+    expect(inStore(env, ["run", "--name", "c", "img", "cat", "/which"]).stdout).toBe("a\n");
+    // the name moves to another image, as with docker load; the container keeps its own
+    expect(inStore(env, ["import", b, "--name", "img"]).code).toBe(0);
+    expect(inStore(env, ["run", "--rm", "img", "cat", "/which"]).stdout).toBe("b\n");
+    const r = inStore(env, ["restart", "c"]);
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(inStore(env, ["wait", "c"]).stdout).toBe("0\n");
+    expect(inStore(env, ["logs", "c"]).stdout).toBe("a\n");
+    expect(inStore(env, ["rm", "c"]).code).toBe(0);
+  });
+
+  test("ps shows the image as the container was started with it, and its id once that name names another image", async () => {
+    const w = workdir();
+    const { env } = freshStore();
+    const archive = await dockerArchive(w, [rootfsDir(w)], "first:1", { Cmd: ["true"] });
+    sh(`rm -rf ${w}/rootfs`);
+    const imp = inStore(env, ["import", archive, "--name", "second:2"]); // one image, two names
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    const id = imp.stdout.trim().split(" ")[1]!.slice(7, 19);
+    expect(inStore(env, ["run", "--name", "byname", "second:2", "true"]).code).toBe(0);
+    expect(inStore(env, ["run", "--name", "byid", id.slice(0, 6), "true"]).code).toBe(0);
+    const images = () => Object.fromEntries((JSON.parse(inStore(env, ["ps", "-a", "--json"]).stdout) as { name: string; image: string }[]).map((c) => [c.name, c.image]));
+    expect(images()).toEqual({ byname: "second:2", byid: id.slice(0, 6) });
+    expect(inStore(env, ["import", tarOf(rootfsDir(w), join(w, "other.tar")), "--name", "second:2"]).code).toBe(0);
+    expect(images()).toEqual({ byname: id, byid: id.slice(0, 6) });
+    expect(inStore(env, ["rm", "byname", "byid"]).code).toBe(0);
   });
 
   test("a store damaged from outside: a missing layer or an index that does not parse is one line, with the way out", () => {
@@ -249,6 +338,36 @@ describe("image archives", () => {
     const look = inStore(env, ["run", "--rm", "demo:1", "/bin/sh", "-c", "pwd; echo $FROM_IMAGE; cat /etc/keep; ls /etc/gone 2>/dev/null | wc -l; ls /data"]);
     expect(look.stderr).toBe("");
     expect(look.stdout).toBe("/work\nyes\nkeep\n0\nc\n");
+  });
+
+  test("an image's declared volumes are there, as Docker makes them, also when the image lacks the directory", async () => {
+    const w = workdir();
+    const archive = await dockerArchive(w, [rootfsDir(w, "mkdir -p srv/state && echo seed > srv/state/f")], "vol:1", { Cmd: ["true"], Volumes: { "/data": {}, "/srv/state": {} } });
+    const { env } = freshStore();
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    const r = inStore(env, ["run", "--rm", "--network", "none", "vol:1", "sh", "-c", "stat -c '%n %u %a' /data; cat /srv/state/f; touch /data/x && echo written"]);
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toBe("/data 0 755\nseed\nwritten\n");
+  });
+
+  test("--name with an archive of several images is refused (it would name one and leave the others nameless)", async () => {
+    const w = workdir();
+    const base = rootfsDir(w);
+    const one = await dockerArchive(join(w, "1"), [base], "one:1", { Cmd: ["echo", "one"] });
+    const two = await dockerArchive(join(w, "2"), [base], "two:1", { Cmd: ["echo", "two"] });
+    // both in one archive, as `docker save one:1 two:1` writes it
+    const both = join(w, "both");
+    sh(`mkdir ${both} && tar -C ${both} -xf ${one} && tar -C ${both} --skip-old-files -xf ${two} 2>/dev/null; true`);
+    const manifest = [...JSON.parse(readFileSync(join(w, "1/archive/manifest.json"), "utf8")), ...JSON.parse(readFileSync(join(w, "2/archive/manifest.json"), "utf8"))];
+    writeFileSync(join(both, "manifest.json"), JSON.stringify(manifest));
+    sh(`tar -C ${both} -cf ${w}/both.tar . && chmod 644 ${w}/both.tar`);
+    const { env, dir } = freshStore();
+    const r = inStore(env, ["import", `${w}/both.tar`, "--name", "mine"]);
+    expect([r.code, r.stderr]).toEqual([125, `bunker: ${w}/both.tar: it holds 2 images, and --name names one: import it without --name to keep the names it gives them\n`]);
+    noDebris(dir);
+    const ok = inStore(env, ["import", `${w}/both.tar`]);
+    expect(ok.stdout).toMatch(/^one:1 sha256:[0-9a-f]{64}\ntwo:1 sha256:[0-9a-f]{64}\n$/);
+    expect(inStore(env, ["run", "--rm", "--network", "none", "two:1"]).stdout).toBe("two\n");
   });
 
   test("-u NAME reads /etc/passwd as the overlay shows it: a whiteout or an opaque /etc above hides a lower one", async () => {

@@ -160,7 +160,10 @@ test("-u looks names up in the container's passwd and group files", () => {
   };
   const read = (p: string) => files[p];
   expect(resolveUser("www", read)).toEqual({ uid: 33, gid: 33, home: "/var/www", groups: [4, 50] });
-  expect(resolveUser("33:adm", read)).toEqual({ uid: 33, gid: 4, home: "/var/www", groups: [50] });
+  // a group given is the only one, as in Docker: no supplementary groups from /etc/group
+  expect(resolveUser("33:adm", read)).toEqual({ uid: 33, gid: 4, home: "/var/www", groups: [] });
+  expect(resolveUser("www:staff", read)).toEqual({ uid: 33, gid: 50, home: "/var/www", groups: [] });
+  expect(resolveUser("33", read).groups).toEqual([4, 50]);
   expect(resolveUser("1234", read)).toEqual({ uid: 1234, gid: 0, home: undefined, groups: [] });
   expect(resolveUser("1234:5", read).gid).toBe(5);
   expect(() => resolveUser("nobody", read)).toThrow("unable to find user nobody");
@@ -168,4 +171,39 @@ test("-u looks names up in the container's passwd and group files", () => {
   expect(() => resolveUser(":1", read)).toThrow('invalid user ":1"');
   expect(() => resolveUser("1000:", read)).toThrow('invalid user "1000:"');
   expect(() => resolveUser("a:b:c", read)).toThrow('invalid user "a:b:c"');
+});
+
+test("--entrypoint, as Docker: replaces the image's Entrypoint and drops its Cmd; \"\" runs the Cmd (or the command) alone", () => {
+  const image = { Entrypoint: ["/bin/echo", "ep"], Cmd: ["cmd"] };
+  const args = (f: Partial<RunFlags>, command: string[]) => buildSpec(input(f, { image, command })).spec.process!.args;
+  expect(args({}, [])).toEqual(["/bin/echo", "ep", "cmd"]);
+  expect(args({}, ["x"])).toEqual(["/bin/echo", "ep", "x"]);
+  expect(args({ entrypoint: "/bin/sh" }, [])).toEqual(["/bin/sh"]);
+  expect(args({ entrypoint: "/bin/sh" }, ["-c", "id"])).toEqual(["/bin/sh", "-c", "id"]);
+  expect(args({ entrypoint: "" }, [])).toEqual(["cmd"]);
+  expect(args({ entrypoint: "" }, ["id"])).toEqual(["id"]);
+  expect(() => buildSpec(input({ entrypoint: "" }, { image: { Entrypoint: ["/bin/echo"] }, command: [] }))).toThrow("the image has no command");
+  // a root filesystem or a bundle: the entrypoint, then the command
+  expect(buildSpec(input({ entrypoint: "/bin/sh" }, { command: ["-c", "id"] })).spec.process!.args).toEqual(["/bin/sh", "-c", "id"]);
+});
+
+test("the image's volumes no mount covers get their mount points", () => {
+  const image = { Cmd: ["sh"], Volumes: { "/data": {}, "/logs/": {}, "/var//db": {}, "/": {}, "/bound": {} } };
+  const { opts } = buildSpec(input({ volume: ["/tmp:/bound"] }, { image, command: [] }));
+  expect(opts.volumes).toEqual(["/data", "/logs", "/var/db"]);
+  expect(buildSpec(input({}, { image: { Cmd: ["sh"] }, command: [] })).opts.volumes).toBeUndefined();
+});
+
+test("a bundle made from an image keeps that image's Entrypoint when a command is given, as Docker does", () => {
+  const bundle = {
+    ociVersion: "1.0.2",
+    process: { user: { uid: 0, gid: 0 }, args: ["/bin/echo", "ep", "cmd"], cwd: "/" },
+    root: { path: "rootfs" },
+  };
+  const args = (command: string[], entrypoint?: string[]) => buildSpec(input({}, { bundle, command, entrypoint })).spec.process!.args;
+  expect(args([], ["/bin/echo", "ep"])).toEqual(["/bin/echo", "ep", "cmd"]);
+  expect(args(["x", "y"], ["/bin/echo", "ep"])).toEqual(["/bin/echo", "ep", "x", "y"]);
+  // a container started with --entrypoint (its args do not begin with the image's), or a plain bundle: replaced whole
+  expect(args(["x"], ["/bin/other"])).toEqual(["x"]);
+  expect(args(["x"])).toEqual(["x"]);
 });
