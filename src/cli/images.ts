@@ -1,3 +1,4 @@
+import type { ImageRecord } from "../image/store.ts";
 import { parseCli } from "./args.ts";
 import type { Command } from "./command.ts";
 import { table } from "./table.ts";
@@ -13,6 +14,12 @@ function size(n: number): string {
   return `${n.toFixed(u === 0 ? 0 : 1)}${units[u]}`;
 }
 
+/** When the image was made, as its config says (Docker's CREATED); else when it was imported. */
+function created(i: ImageRecord): string {
+  const at = typeof i.config.created === "string" ? Date.parse(i.config.created) : Number.NaN;
+  return Number.isNaN(at) ? i.created : new Date(at).toISOString();
+}
+
 export default {
   def: { meta: { name: "images", description: "List the images in the store" }, args: imagesArgs },
   async run(rawArgs) {
@@ -20,14 +27,14 @@ export default {
     const { Store } = await import("../image/store.ts");
     const images = (await Store.open()).index().images;
     if (values.json) {
-      console.log(JSON.stringify(images.map((i) => ({ id: i.id, names: i.names, layers: i.layers, size: i.size, created: i.created }))));
+      console.log(JSON.stringify(images.map((i) => ({ id: i.id, names: i.names, layers: i.layers, size: i.size, created: created(i), imported: i.created }))));
       return;
     }
     const rows = [["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"]];
     for (const i of images) {
       for (const n of i.names.length ? i.names : ["<none>:<none>"]) {
         const colon = n.lastIndexOf(":");
-        rows.push([n.slice(0, colon), n.slice(colon + 1), i.id.slice(7, 19), i.created.slice(0, 19).replace("T", " "), size(i.size)]);
+        rows.push([n.slice(0, colon), n.slice(colon + 1), i.id.slice(7, 19), created(i).slice(0, 19).replace("T", " "), size(i.size)]);
       }
     }
     console.log(table(rows));

@@ -258,7 +258,7 @@ describe("a root filesystem tar", () => {
 });
 
 /** docker save's format: a directory per layer, a config, manifest.json (written last). */
-async function dockerArchive(w: string, dirs: string[], tag: string, config: object): Promise<string> {
+async function dockerArchive(w: string, dirs: string[], tag: string, config: object, top: object = {}): Promise<string> {
   const out = join(w, "archive");
   mkdirSync(out, { recursive: true });
   const diffIds: string[] = [];
@@ -271,7 +271,7 @@ async function dockerArchive(w: string, dirs: string[], tag: string, config: obj
     sh(`cp ${tar} ${join(out, id, "layer.tar")}`);
     paths.push(`${id}/layer.tar`);
   }
-  const text = JSON.stringify({ architecture: "amd64", os: "linux", config, rootfs: { type: "layers", diff_ids: diffIds } });
+  const text = JSON.stringify({ architecture: "amd64", os: "linux", ...top, config, rootfs: { type: "layers", diff_ids: diffIds } });
   const configId = new Bun.CryptoHasher("sha256").update(text).digest("hex");
   writeFileSync(join(out, `${configId}.json`), text);
   writeFileSync(join(out, "manifest.json"), JSON.stringify([{ Config: `${configId}.json`, RepoTags: [tag], Layers: paths }]));
@@ -326,6 +326,18 @@ describe("image archives", () => {
       layerDir(w, "change", { "etc/.wh.gone": "", "data/.wh..wh..opq": "", "data/c": "c\n", "work/.keep": "" }),
     ];
   }
+
+  test("images shows when an image was made, as its config says (Docker's CREATED), and when it was imported", async () => {
+    const w = workdir();
+    const archive = await dockerArchive(w, [rootfsDir(w)], "dated:1", { Cmd: ["true"] }, { created: "2020-01-02T03:04:05.123456789Z" });
+    const { env } = freshStore();
+    const before = new Date().toISOString();
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    const [img] = JSON.parse(inStore(env, ["images", "--json"]).stdout);
+    expect(img.created).toBe("2020-01-02T03:04:05.123Z");
+    expect(img.imported >= before).toBe(true);
+    expect(inStore(env, ["images"]).stdout).toContain(" 2020-01-02 03:04:05 ");
+  });
 
   test("a docker-archive with whiteouts and an opaque directory", async () => {
     const w = workdir();
