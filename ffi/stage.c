@@ -100,6 +100,8 @@ enum {
 #define F_JOIN_NS 0x40       /* helper: run in the child's user and mount namespaces (not its pid namespace) */
 #define F_READY_MOUNT 0x80   /* helper: ready once the child's mount table has its ready path as a
                                 mount point (a FUSE mount cannot be looked at from outside its namespace) */
+#define F_ROOT_FS 0x100      /* mount: only on a directory of the root's own file system (never
+                                /proc, /sys, /dev or another mount's, a symlink in the image notwithstanding) */
 
 /* OP_SUPERVISE flags */
 #define SV_TTY 0x1   /* the child sends a pty master: proxy it */
@@ -424,6 +426,11 @@ static int do_mount(const struct op *o) {
     if (tfd < 0) {
       target_missing = errno == ENOENT;
       goto out;
+    }
+    if (o->flags & F_ROOT_FS) {
+      struct stat rs, ts;
+      if (fstat(rootfd, &rs) < 0 || fstat(tfd, &ts) < 0) goto out;
+      if (rs.st_dev != ts.st_dev || !S_ISDIR(ts.st_mode)) { errno = EXDEV; goto out; }
     }
     target = fdpath(tfd, tbuf);
   }

@@ -9,7 +9,7 @@ export const runArgs = {
   command: { type: "positional", required: false, description: "The command and its arguments (default: the bundle's, or sh)", valueHint: "COMMAND [ARG...]" },
   env: { type: "string", alias: "e", description: "Set an environment variable (NAME=VALUE, or NAME to pass yours)", valueHint: "NAME=VALUE" },
   "env-file": { type: "string", description: "Read environment variables from a file", valueHint: "FILE" },
-  entrypoint: { type: "string", description: "Run this instead of the image's Entrypoint, and not its Cmd (\"\": no entrypoint, the Cmd stays)", valueHint: "CMD" },
+  entrypoint: { type: "string", description: "Run this instead of the image's Entrypoint, and not its Cmd (\"\": none; the command is then needed)", valueHint: "CMD" },
   workdir: { type: "string", alias: "w", description: "Working directory inside the container", valueHint: "DIR" },
   user: { type: "string", alias: "u", description: "User to run as (name or UID, with an optional :GROUP)", valueHint: "UID[:GID]" },
   hostname: { type: "string", alias: "h", description: "Container host name (default: the id's first 12 characters)", valueHint: "NAME" },

@@ -203,11 +203,13 @@ export class Store {
   /** An image by name (with ":latest" implied), full or short id. */
   find(ref: string): ImageRecord | undefined {
     const images = this.index().images;
-    const name = normalizeName(ref);
-    return (
-      images.find((i) => i.names.includes(name)) ??
-      images.find((i) => i.id === ref || (ref.length >= 4 && /^(sha256:)?[0-9a-f]+$/.test(ref) && hex(i.id).startsWith(hex(ref))))
-    );
+    const named = images.find((i) => i.names.includes(normalizeName(ref)));
+    if (named) return named;
+    // an id, or at least 4 hex digits of one ("sha256:" counts for none); one image only, as Docker's prefixes
+    if (!/^(sha256:)?[0-9a-f]{4,64}$/.test(ref)) return undefined;
+    const hits = images.filter((i) => hex(i.id).startsWith(hex(ref)));
+    if (hits.length > 1) throw new BunkerError(`${ref} begins the ids of ${hits.length} images: give more of it`);
+    return hits[0];
   }
 
   containerDir(id: string): string {

@@ -237,7 +237,19 @@ export function compile(spec: Spec, opts: RunOptions, ctx: CompileContext): Plan
     });
   }
   // Docker creates a missing working directory, and the image's volumes; they must exist before the root turns read-only
-  for (const v of opts.volumes ?? []) plan.add(Op.MKDIR, `create the image's volume ${v}`, { flags: OpFlag.OPTIONAL, strs: [v] });
+  for (const v of opts.volumes ?? []) {
+    plan.add(Op.MKDIR, `create the image's volume ${v}`, { flags: OpFlag.OPTIONAL, strs: [v] });
+    // Docker's volumes stay writable under --read-only: each a mount of its own, which the root's
+    // remount (not recursive) leaves alone; only a directory of the root's own file system, so that
+    // an image's symlink cannot have /proc bound over its masks
+    if (spec.root!.readonly) {
+      plan.add(Op.MOUNT, `keep the image's volume ${v} writable`, {
+        flags: OpFlag.OPTIONAL | OpFlag.SRC_IN_ROOT | OpFlag.ROOT_FS,
+        strs: [v, v, "", ""],
+        ints: [MS.BIND, Create.NONE, -1],
+      });
+    }
+  }
   plan.add(Op.MKDIR, `create the working directory ${proc.cwd}`, { flags: OpFlag.OPTIONAL, strs: [proc.cwd] });
   if (spec.root!.readonly) plan.add(Op.REMOUNT, "make the root filesystem read-only", { strs: ["/"], ints: [MS.RDONLY] });
   if (proc.terminal) plan.add(Op.CONSOLE, "set up the terminal", { strs: ["/dev/console"] });

@@ -65,6 +65,7 @@ export const OpFlag = {
   INIT: 0x20,
   JOIN_NS: 0x40,
   READY_MOUNT: 0x80,
+  ROOT_FS: 0x100,
 } as const;
 
 export const Supervise = { TTY: 0x1, STDIN: 0x2, AFTER: 0x4 } as const;

@@ -117,19 +117,22 @@ export function buildSpec(input: BuildInput): Built {
 
   const ep = flags.entrypoint;
   if (input.image) {
-    // Docker: ENTRYPOINT, then the command line's arguments or else CMD; --entrypoint X runs X
-    // without the image's CMD, --entrypoint "" runs no entrypoint and keeps it
+    // Docker: ENTRYPOINT, then the command line's arguments or else CMD; --entrypoint X runs X,
+    // --entrypoint "" no entrypoint, and either without the image's CMD (the daemon's merge()
+    // takes CMD only when no Entrypoint is given; "" is given, as [""])
     const img = input.image;
     const entrypoint = ep === undefined ? (img.Entrypoint ?? []) : ep === "" ? [] : [ep];
-    proc.args = [...entrypoint, ...(input.command.length ? input.command : ep ? [] : (img.Cmd ?? []))];
-    if (proc.args.length === 0) throw new BunkerError("the image has no command (no Entrypoint or Cmd): give one after the image name");
+    proc.args = [...entrypoint, ...(input.command.length ? input.command : ep === undefined ? (img.Cmd ?? []) : [])];
+    if (proc.args.length === 0) {
+      throw new BunkerError(ep === "" ? `--entrypoint "" runs neither the image's Entrypoint nor its Cmd: give a command after the image name` : "the image has no command (no Entrypoint or Cmd): give one after the image name");
+    }
     proc.env = img.Env ?? [];
     if (img.WorkingDir) proc.cwd = img.WorkingDir.startsWith("/") ? join(img.WorkingDir) : join("/", img.WorkingDir);
   } else if (ep) {
     proc.args = [ep, ...input.command];
   } else if (input.command.length > 0) {
     // the command replaces the bundle's, but not the image's Entrypoint it begins with
-    const kept = input.entrypoint ?? [];
+    const kept = ep === undefined ? (input.entrypoint ?? []) : []; // --entrypoint "": none
     const keep = kept.length > 0 && kept.every((a, i) => proc.args?.[i] === a);
     proc.args = [...(keep ? kept : []), ...input.command];
   }

@@ -120,6 +120,9 @@ describe("a root filesystem tar", () => {
     const images = () => (JSON.parse(inStore(env, ["images", "--json"]).stdout) as { id: string; names: string[] }[]).map((i) => i.names);
     expect(images()).toEqual([["a:latest", "b:1"], ["c:latest"]]);
     const id = (JSON.parse(inStore(env, ["images", "--json"]).stdout) as { id: string }[])[0]!.id;
+    // "sha256:" and fewer than 4 hex digits of an id name nothing
+    const short = inStore(env, ["rmi", `sha256:${id.slice(7, 10)}`]);
+    expect([short.code, short.stdout, short.stderr]).toEqual([125, "", `bunker: no such image: sha256:${id.slice(7, 10)}\n`]);
     const byId = inStore(env, ["rmi", id.slice(7, 19)]);
     expect([byId.code, byId.stdout]).toEqual([125, ""]);
     expect(byId.stderr).toContain("has 2 names (a:latest, b:1)");
@@ -360,6 +363,16 @@ describe("image archives", () => {
     const r = inStore(env, ["run", "--rm", "--network", "none", "vol:1", "sh", "-c", "stat -c '%n %u %a' /data; cat /srv/state/f; touch /data/x && echo written"]);
     expect([r.code, r.stderr]).toEqual([0, ""]);
     expect(r.stdout).toBe("/data 0 755\nseed\nwritten\n");
+  });
+
+  test("under --read-only an image's declared volumes stay writable, as Docker's; one that is a symlink to /proc binds nothing", async () => {
+    const w = workdir();
+    const archive = await dockerArchive(w, [rootfsDir(w, "mkdir -p srv/state && echo seed > srv/state/f && ln -s /proc psys")], "vol:1", { Cmd: ["true"], Volumes: { "/data": {}, "/srv/state": {}, "/psys": {} } });
+    const { env } = freshStore();
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    const r = inStore(env, ["run", "--rm", "--read-only", "--network", "none", "vol:1", "sh", "-c", "touch /data/x /srv/state/g && cat /srv/state/f; touch /etc/x 2>/dev/null || echo root read-only; grep -c ' /proc proc ' /proc/mounts"]);
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toBe("seed\nroot read-only\n1\n");
   });
 
   test("--name with an archive of several images is refused (it would name one and leave the others nameless)", async () => {

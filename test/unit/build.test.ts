@@ -173,16 +173,17 @@ test("-u looks names up in the container's passwd and group files", () => {
   expect(() => resolveUser("a:b:c", read)).toThrow('invalid user "a:b:c"');
 });
 
-test("--entrypoint, as Docker: replaces the image's Entrypoint and drops its Cmd; \"\" runs the Cmd (or the command) alone", () => {
+test("--entrypoint, as Docker: replaces the image's Entrypoint and drops its Cmd; \"\" runs the command alone", () => {
   const image = { Entrypoint: ["/bin/echo", "ep"], Cmd: ["cmd"] };
   const args = (f: Partial<RunFlags>, command: string[]) => buildSpec(input(f, { image, command })).spec.process!.args;
   expect(args({}, [])).toEqual(["/bin/echo", "ep", "cmd"]);
   expect(args({}, ["x"])).toEqual(["/bin/echo", "ep", "x"]);
   expect(args({ entrypoint: "/bin/sh" }, [])).toEqual(["/bin/sh"]);
   expect(args({ entrypoint: "/bin/sh" }, ["-c", "id"])).toEqual(["/bin/sh", "-c", "id"]);
-  expect(args({ entrypoint: "" }, [])).toEqual(["cmd"]);
+  // Docker sends [""], which keeps the daemon's merge() from taking the image's Cmd: "no command specified"
+  expect(() => args({ entrypoint: "" }, [])).toThrow('--entrypoint "" runs neither');
   expect(args({ entrypoint: "" }, ["id"])).toEqual(["id"]);
-  expect(() => buildSpec(input({ entrypoint: "" }, { image: { Entrypoint: ["/bin/echo"] }, command: [] }))).toThrow("the image has no command");
+  expect(() => buildSpec(input({}, { image: {}, command: [] }))).toThrow("the image has no command");
   // a root filesystem or a bundle: the entrypoint, then the command
   expect(buildSpec(input({ entrypoint: "/bin/sh" }, { command: ["-c", "id"] })).spec.process!.args).toEqual(["/bin/sh", "-c", "id"]);
 });
@@ -206,4 +207,6 @@ test("a bundle made from an image keeps that image's Entrypoint when a command i
   // a container started with --entrypoint (its args do not begin with the image's), or a plain bundle: replaced whole
   expect(args(["x"], ["/bin/other"])).toEqual(["x"]);
   expect(args(["x"])).toEqual(["x"]);
+  // --entrypoint "" drops the image's Entrypoint here too
+  expect(buildSpec(input({ entrypoint: "" }, { bundle, command: ["x"], entrypoint: ["/bin/echo", "ep"] })).spec.process!.args).toEqual(["x"]);
 });
