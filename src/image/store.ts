@@ -293,28 +293,29 @@ export class Store {
    * Returns what was done, one line each ("Untagged: NAME", "Deleted: ID").
    */
   async removeRef(ref: string, force: boolean): Promise<string[]> {
-    const image = this.find(ref);
-    if (!image) throw new BunkerError(`no such image: ${ref}`);
+    const found = this.find(ref);
+    if (!found) throw new BunkerError(`no such image: ${ref}`);
     const name = normalizeName(ref);
-    const byName = image.names.includes(name);
-    if (byName && image.names.length > 1) {
-      this.update((index) => {
-        for (const i of index.images) if (i.id === image.id) i.names = i.names.filter((n) => n !== name);
-      });
-      return [`Untagged: ${name}`];
-    }
-    if (!byName && image.names.length > 1 && !force) {
-      throw new BunkerError(`image ${image.id.slice(7, 19)} has ${image.names.length} names (${image.names.join(", ")}): remove them by name, or the image with all of them: 'bunker rmi -f ${ref}'`);
-    }
-    const user = this.containers().find((c) => c.image === image.id);
-    if (user) throw new BunkerError(`image ${ref} is used by container ${user.name ?? user.id.slice(0, 12)}: remove that first ('bunker rm')`);
-    await this.removeImage(image);
-    return [...image.names.map((n) => `Untagged: ${n}`), `Deleted: ${image.id}`];
-  }
-
-  /** Drop an image from the index, then the layers no image uses any more. */
-  async removeImage(image: ImageRecord): Promise<void> {
-    await this.removeUnused(image.layers, (index) => void (index.images = index.images.filter((i) => i.id !== image.id)));
+    const byName = found.names.includes(name);
+    const user = this.containers().find((c) => c.image === found.id);
+    let done: string[] = [];
+    // decided under the index's lock, on the names the image has then: another rmi or an import may have changed them
+    await this.removeUnused(found.layers, (index) => {
+      const image = index.images.find((i) => i.id === found.id);
+      if (!image) throw new BunkerError(`no such image: ${ref}`);
+      if (byName && image.names.length > 1) {
+        image.names = image.names.filter((n) => n !== name);
+        done = [`Untagged: ${name}`];
+        return;
+      }
+      if (!byName && image.names.length > 1 && !force) {
+        throw new BunkerError(`image ${image.id.slice(7, 19)} has ${image.names.length} names (${image.names.join(", ")}): remove them by name, or the image with all of them: 'bunker rmi -f ${ref}'`);
+      }
+      if (user) throw new BunkerError(`image ${ref} is used by container ${user.name ?? user.id.slice(0, 12)}: remove that first ('bunker rm')`);
+      index.images = index.images.filter((i) => i !== image);
+      done = [...image.names.map((n) => `Untagged: ${n}`), `Deleted: ${image.id}`];
+    });
+    return done;
   }
 
   /**

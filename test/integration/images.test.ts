@@ -138,6 +138,9 @@ describe("a root filesystem tar", () => {
     expect(several.stdout).toMatch(/^Untagged: c:latest\nDeleted: sha256:[0-9a-f]{64}\n$/);
     expect(several.stderr).toBe("bunker: no such image: nosuch\nbunker: image b:1 is used by container user: remove that first ('bunker rm')\n");
     expect(images()).toEqual([["b:1"]]);
+    // inspect: what is found, then a line for each name that is not, and the status says so
+    const insp = inStore(env, ["inspect", "--json", "nosuch", "user"]);
+    expect([insp.code, (JSON.parse(insp.stdout) as { Name: string }[]).map((c) => c.Name), insp.stderr]).toEqual([125, ["user"], "bunker: no such container: nosuch (see 'bunker ps -a')\n"]);
     const rm = inStore(env, ["rm", "nosuch", "user"]);
     expect([rm.code, rm.stdout, rm.stderr]).toEqual([125, "user\n", "bunker: no such container: nosuch (see 'bunker ps -a')\n"]);
     expect(inStore(env, ["rmi", "-f", id.slice(7, 19)]).stdout).toBe(`Untagged: b:1\nDeleted: ${id}\n`);
@@ -373,6 +376,25 @@ describe("image archives", () => {
     const r = inStore(env, ["run", "--rm", "--read-only", "--network", "none", "vol:1", "sh", "-c", "touch /data/x /srv/state/g && cat /srv/state/f; touch /etc/x 2>/dev/null || echo root read-only; grep -c ' /proc proc ' /proc/mounts"]);
     expect([r.code, r.stderr]).toEqual([0, ""]);
     expect(r.stdout).toBe("seed\nroot read-only\n1\n");
+  });
+
+  test("an image moved as a bundle keeps its Entrypoint when a command is given, as the image it was made from", async () => {
+    const w = workdir();
+    const archive = await dockerArchive(w, [rootfsDir(w)], "ep:1", { Entrypoint: ["/bin/echo", "ep"], Cmd: ["cmd"] });
+    const a = freshStore();
+    expect(inStore(a.env, ["import", archive]).code).toBe(0);
+    const out = join(w, "out");
+    mkdirSync(out);
+    chmodSync(out, 0o777);
+    expect(inStore(a.env, ["export", "ep:1", "-o", join(out, "ep.bundle")]).code).toBe(0);
+    const b = freshStore();
+    expect(inStore(b.env, ["import", join(out, "ep.bundle"), "--name", "moved"]).code).toBe(0);
+    for (const env of [a.env, b.env]) {
+      const image = env === a.env ? "ep:1" : "moved";
+      expect(inStore(env, ["run", "--rm", "--network", "none", image]).stdout).toBe("ep cmd\n");
+      expect(inStore(env, ["run", "--rm", "--network", "none", image, "x"]).stdout).toBe("ep x\n");
+      expect(inStore(env, ["run", "--rm", "--network", "none", "--entrypoint", "/bin/echo", image, "y"]).stdout).toBe("y\n");
+    }
   });
 
   test("--name with an archive of several images is refused (it would name one and leave the others nameless)", async () => {
