@@ -13,7 +13,7 @@ import type { Capabilities, Mount, Process, RunOptions, Spec } from "./types.ts"
 export interface RunFlags {
   env: string[];
   envFile: string[];
-  /** --entrypoint: replaces the image's Entrypoint and drops its Cmd; "" resets it and keeps the Cmd. */
+  /** --entrypoint: replaces the image's Entrypoint and drops its Cmd ("": none, and the command must be given). */
   entrypoint?: string;
   workdir?: string;
   user?: string;
