@@ -1,7 +1,6 @@
-import { BunkerError, ReportedError } from "../errors.ts";
-import { oneLine, say } from "../log.ts";
+import { BunkerError } from "../errors.ts";
 import { parseCli } from "./args.ts";
-import type { Command } from "./command.ts";
+import { type Command, forEach } from "./command.ts";
 
 const inspectArgs = {
   containers: { type: "positional", description: "Containers", valueHint: "NAME|ID..." },
@@ -14,23 +13,10 @@ export default {
     const { values, positionals } = parseCli(inspectArgs, rawArgs, { verb: "inspect" });
     if (positionals.length === 0) throw new BunkerError("inspect needs a container: bunker inspect NAME|ID...");
     const c = await import("../runtime/containers.ts");
-    // as Docker: what is found is shown, then what is not, one line each
-    const out: Described[] = [];
-    const missing: BunkerError[] = [];
-    for (const ref of positionals) {
-      try {
-        out.push(c.describe(c.find(ref)));
-      } catch (e) {
-        if (!(e instanceof BunkerError) || positionals.length === 1) throw e;
-        missing.push(e);
-      }
-    }
-    try {
-      show(out, values.json as boolean);
-    } finally {
-      for (const e of missing) say(`bunker: ${oneLine(e.message)}`);
-    }
-    if (missing.length) throw new ReportedError(missing[0]!.message, missing[0]!.exitCode);
+    // as Docker: what is found is shown, then a line for each name that is not
+    const { results, done } = await forEach(positionals, (ref) => c.describe(c.find(ref)));
+    show(results, values.json as boolean);
+    done();
   },
 } satisfies Command<typeof inspectArgs>;
 
