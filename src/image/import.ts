@@ -176,6 +176,11 @@ function parseObject<T>(bytes: Uint8Array | undefined, what: string): T {
   return v as T;
 }
 
+/** --name names one image: an archive of several is refused (one would get the name, the others none). */
+function oneImageNamed(images: number, name: string | undefined): void {
+  if (name !== undefined && images > 1) throw new ArchiveError(`it holds ${images} images, and --name names one: import it without --name to keep the names it gives them`);
+}
+
 /** A name an archive gives its image: a reference, not just any text (what the image's names may hold, as --name). */
 function archiveName(v: unknown, where: string): string {
   if (typeof v !== "string" || !ARCHIVE_NAME.test(v)) throw new ArchiveError(`${where} names the image ${JSON.stringify(v).slice(0, 80)}, which is not an image reference`);
@@ -271,7 +276,7 @@ async function importDockerArchive(store: Store, file: string, idx: Awaited<Retu
   const manifests = parseJson<DockerManifest[]>(idx.json.get("manifest.json"), "manifest.json");
   if (!Array.isArray(manifests) || manifests.length === 0) throw new ArchiveError("manifest.json lists no images");
   const configs = new Set(manifests.map((m) => (isObject(m) ? m.Config : undefined)));
-  if (name !== undefined && configs.size > 1) throw new ArchiveError(`it holds ${configs.size} images, and --name names one: import it without --name to keep the names it gives them`);
+  oneImageNamed(configs.size, name);
   const out: (() => ImageRecord)[] = []; // registered once every image has been verified
   for (const m of manifests) {
     if (!isObject(m) || typeof m.Config !== "string" || !isStrings(m.Layers)) throw new ArchiveError("manifest.json: an entry has no Config or Layers");
@@ -391,7 +396,7 @@ async function importOciLayout(store: Store, src: BlobSource, name: string | und
   };
   await walk(index.manifests, "index.json", 0);
   if (found.size === 0) throw new ArchiveError("index.json lists no image manifests");
-  if (name !== undefined && found.size > 1) throw new ArchiveError(`it holds ${found.size} images, and --name names one: import it without --name to keep the names it gives them`);
+  oneImageNamed(found.size, name);
   const out: (() => ImageRecord)[] = []; // registered once every image has been verified
   for (const { d, refs } of found.values()) {
     const manifest = await verifiedObject<{ config?: unknown; layers?: unknown }>(src, d, 4 << 20);
@@ -440,14 +445,18 @@ function dirBlobs(dir: string): BlobSource {
     if (!f) throw new ArchiveError(`${what} is missing from ${dir}`);
     return f;
   };
+  /** All of a file opened, at most max bytes (else `tooLarge` says why). */
+  const whole = (f: { fd: number; size: number }, max: number, tooLarge: string) => {
+    if (f.size > max) {
+      sys.close(f.fd);
+      throw new ArchiveError(tooLarge);
+    }
+    return collect(sys.readChunks(f.fd), max);
+  };
   return {
     read: async (digest, max) => {
       const f = must(blobPath(digest), `blob ${digest}`);
-      if (f.size > max) {
-        sys.close(f.fd);
-        throw new ArchiveError(`blob ${digest} is ${f.size} bytes, not ${max} as its descriptor says`);
-      }
-      return collect(sys.readChunks(f.fd), max);
+      return whole(f, max, `blob ${digest} is ${f.size} bytes, not ${max} as its descriptor says`);
     },
     // opened when first read: a stream never read leaves no descriptor open
     stream: async function* (digest) {
@@ -455,12 +464,7 @@ function dirBlobs(dir: string): BlobSource {
     },
     file: async (name) => {
       const f = open(name, name);
-      if (!f) return undefined;
-      if (f.size > 4 << 20) {
-        sys.close(f.fd);
-        throw new ArchiveError(`${name} is too large (${f.size} bytes)`);
-      }
-      return collect(sys.readChunks(f.fd), 4 << 20);
+      return f && whole(f, 4 << 20, `${name} is too large (${f.size} bytes)`);
     },
   };
 }
@@ -566,8 +570,7 @@ export async function importPath(input: string, name?: string, showProgress = tr
   } catch (e) {
     // the layers a refused import put in place go with it, unless an image uses them meanwhile (its own error is the one to tell)
     if (store.created.length) await store.removeUnused(store.created).catch(() => {});
-    if (e instanceof TarError || e instanceof TruncatedError || e instanceof TooLargeError) throw new BunkerError(`${input}: ${e.message}`);
-    if (e instanceof ArchiveError) throw new BunkerError(`${input}: ${e.message}`);
+    if (e instanceof TarError || e instanceof TruncatedError || e instanceof TooLargeError || e instanceof ArchiveError) throw new BunkerError(`${input}: ${e.message}`);
     throw e;
   } finally {
     progress?.done(); // ends the bar's line, before any message
