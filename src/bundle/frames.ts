@@ -1,6 +1,7 @@
 // Writing a byte stream as independent compressed frames (zstd frames or
 // gzip members), several at a time on the thread pool, in order, to a file
 // that appears whole or not at all.
+import { dirname } from "node:path";
 import { BunkerError } from "../errors.ts";
 import * as sys from "../linux/sys.ts";
 import type { FromWorker, ToWorker } from "./zstd-worker.ts";
@@ -49,8 +50,7 @@ export class FrameWriter {
     for (const s of Object.keys(SIGNALS)) process.on(s, this.interrupted);
     try {
       // the bundle holds the container's files, secrets among them: its owner's alone (0600, as ssh keys)
-      const dir = output.includes("/") ? output.slice(0, output.lastIndexOf("/")) || "/" : ".";
-      const tmp = this.io(() => sys.openTmpfile(dir));
+      const tmp = this.io(() => sys.openTmpfile(dirname(output)));
       if (tmp !== undefined) this.fd = tmp;
       else {
         this.fd = this.io(() => sys.openWrite(this.partial, 0o600));

@@ -228,7 +228,7 @@ class Planner {
     let path = cleanPath(h.path);
     if (path === "") return; // the root itself: it is ours
     const base = path.slice(path.lastIndexOf("/") + 1);
-    const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
+    const parent = parentOf(path);
 
     if (opts.layer && base.startsWith(".wh.")) {
       if (parent) this.ensureParents(`${parent}/x`, h.mtime);

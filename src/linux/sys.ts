@@ -4,6 +4,7 @@
 // several milliseconds to load, which is most of our start-up budget.
 // Loaded lazily, so `--version` and `--help` never pay for it.
 import type { Pointer } from "bun:ffi";
+import { dirname } from "node:path";
 
 type Ffi = typeof import("bun:ffi");
 
@@ -445,8 +446,7 @@ export function bindProbe(proto: "tcp" | "udp", ip: string, port: number): strin
  * process can find it unlocked and take it for a dead owner's.
  */
 export function lockedNew(path: string): number {
-  const dir = path.slice(0, path.lastIndexOf("/"));
-  const fd = openTmpfile(dir);
+  const fd = openTmpfile(dirname(path));
   if (fd === undefined) return lockFile(path, false)!; // no O_TMPFILE here: open, then lock
   if (flock(fd, false, path) === undefined) throw new SysError("flock", 11, path); // no one else can have it
   try {
