@@ -79,5 +79,5 @@ export function hasEscapes(s: string): boolean {
 
 /** The length of a name in bytes. */
 export function nameLength(s: string): number {
-  return ESCAPE.test(s) ? encodeName(s).length : enc.encode(s).length;
+  return encodeName(s).length;
 }
