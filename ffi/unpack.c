@@ -399,10 +399,10 @@ static int pxattrs(int fd, const char *path) {
 /*
  * A file's data: exactly st_size bytes. One that changes meanwhile (it
  * shrinks, grows or is written: a container started again during the
- * export) fails the walk with ESTALE: its record is already out, so the
- * stream is cut short and the export refused, rather than a torn copy
- * padded with zeros. Larger files move from the page cache to the pipe
- * with splice, never through this process's memory.
+ * export) fails the walk with ESTALE: its record is already out, so what
+ * is missing of its data is made up with zeros and U_FAIL follows, and the
+ * export is refused rather than written torn. Larger files move from the
+ * page cache to the pipe with splice, never through this process's memory.
  */
 static int pdata(int fd, const struct stat *st) {
   uint64_t size = (uint64_t)st->st_size, left = size;
