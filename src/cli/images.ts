@@ -7,7 +7,7 @@ const imagesArgs = {
   json: { type: "boolean", description: "Print the images as JSON" },
 } as const;
 
-function size(n: number): string {
+export function size(n: number): string {
   const units = ["B", "kB", "MB", "GB", "TB"];
   let u = 0;
   while (n >= 1000 && u < units.length - 1) (n /= 1000), u++;
@@ -15,7 +15,7 @@ function size(n: number): string {
 }
 
 /** When the image was made, as its config says (Docker's CREATED); else when it was imported. */
-function created(i: ImageRecord): string {
+export function created(i: ImageRecord): string {
   const at = typeof i.config.created === "string" ? Date.parse(i.config.created) : Number.NaN;
   return Number.isNaN(at) ? i.created : new Date(at).toISOString();
 }

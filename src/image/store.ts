@@ -117,6 +117,11 @@ export class Store {
     return text ? (JSON.parse(text) as ContainerRecord).image : undefined;
   }
 
+  /** The store, if there is one (what only reads it never creates it). */
+  static existing(): Store | undefined {
+    return sys.stat(Store.dataRoot()) ? new Store() : undefined;
+  }
+
   /** The store, with what killed commands left in it cleared first (every command that uses it opens it so). */
   static async open(): Promise<Store> {
     const store = new Store();

@@ -63,14 +63,9 @@ function fromStore(c: ContainerRecord, label: ImageLabel): View {
   };
 }
 
-/** The image store, if there is one (listing never creates it). */
-function store(): Store | undefined {
-  return sys.stat(Store.dataRoot()) ? new Store() : undefined;
-}
-
 export function list(): View[] {
   const live = containers();
-  const st = store();
+  const st = Store.existing(); // listing never creates the store
   const stored = st?.containers() ?? [];
   const byId = new Map(stored.map((c) => [c.id, c]));
   const label = imageLabel(st);
@@ -82,14 +77,19 @@ export function list(): View[] {
 
 /** A container by name or id; a clear error (125) if there is none. */
 export function find(ref: string): View {
+  const hit = tryFind(ref);
+  if (!hit) throw new BunkerError(`no such container: ${ref} (see 'bunker ps -a')`);
+  return hit;
+}
+
+/** A container by name or id, if there is one. */
+export function tryFind(ref: string): View | undefined {
   const all = list();
   const rt = lookup(
     ref,
     all.flatMap((v) => (v.runtime ? [v.runtime] : [])),
   );
-  const hit = rt ? all.find((v) => v.id === rt.id) : findStored(ref, all);
-  if (!hit) throw new BunkerError(`no such container: ${ref} (see 'bunker ps -a')`);
-  return hit;
+  return rt ? all.find((v) => v.id === rt.id) : findStored(ref, all);
 }
 
 function findStored(ref: string, all: View[]): View | undefined {

@@ -140,7 +140,11 @@ describe("a root filesystem tar", () => {
     expect(images()).toEqual([["b:1"]]);
     // inspect: what is found, then a line for each name that is not, and the status says so
     const insp = inStore(env, ["inspect", "--json", "nosuch", "user"]);
-    expect([insp.code, (JSON.parse(insp.stdout) as { Name: string }[]).map((c) => c.Name), insp.stderr]).toEqual([125, ["user"], "bunker: no such container: nosuch (see 'bunker ps -a')\n"]);
+    expect([insp.code, (JSON.parse(insp.stdout) as { Name: string }[]).map((c) => c.Name), insp.stderr]).toEqual([
+      125,
+      ["user"],
+      "bunker: no such container or image: nosuch (see 'bunker ps -a' and 'bunker images')\n",
+    ]);
     const rm = inStore(env, ["rm", "nosuch", "user"]);
     expect([rm.code, rm.stdout, rm.stderr]).toEqual([125, "user\n", "bunker: no such container: nosuch (see 'bunker ps -a')\n"]);
     expect(inStore(env, ["rmi", "-f", id.slice(7, 19)]).stdout).toBe(`Untagged: b:1\nDeleted: ${id}\n`);
@@ -395,6 +399,33 @@ describe("image archives", () => {
       expect(inStore(env, ["run", "--rm", "--network", "none", image, "x"]).stdout).toBe("ep x\n");
       expect(inStore(env, ["run", "--rm", "--network", "none", "--entrypoint", "/bin/echo", image, "y"]).stdout).toBe("y\n");
     }
+  });
+
+  test("inspect shows an image's config as docker image inspect does; a container of the same name comes first, and --type picks", async () => {
+    const w = workdir();
+    const config = { Entrypoint: ["/bin/echo", "ep"], Cmd: ["cmd"], Env: ["A=1"], Labels: { "org.example.x": "y" }, StopSignal: "SIGINT", WorkingDir: "/tmp" };
+    const archive = await dockerArchive(w, [rootfsDir(w)], "same:latest", config);
+    const { env } = freshStore();
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    const id = (JSON.parse(inStore(env, ["images", "--json"]).stdout) as { id: string }[])[0]!.id;
+    const image = inStore(env, ["inspect", "--json", "same"]);
+    expect([image.code, image.stderr]).toEqual([0, ""]);
+    const [d] = JSON.parse(image.stdout) as { Id: string; RepoTags: string[]; Config: object; RootFS: { Layers: string[] } }[];
+    expect([d!.Id, d!.RepoTags, d!.RootFS.Layers.length]).toEqual([id, ["same:latest"], 1]);
+    expect(d!.Config).toEqual({ ...config, User: "", Volumes: null });
+    const text = inStore(env, ["inspect", id.slice(7, 19)]).stdout;
+    expect(text).toContain(`ID:         ${id}\nNames:      same:latest\n`);
+    expect(text).toContain('Entrypoint: ["/bin/echo","ep"]\nCmd:        ["cmd"]\nWorkingDir: /tmp\nUser:       -\nEnv:        A=1\nLabel:      org.example.x=y\nStopSignal: SIGINT\n');
+    // a container named as the image: Docker's inspect shows the container, --type image the image
+    expect(inStore(env, ["run", "--name", "same", "--network", "none", "same"]).stdout).toBe("ep cmd\n");
+    const both = (args: string[]) => (JSON.parse(inStore(env, ["inspect", "--json", ...args]).stdout) as { Id: string; Name?: string }[]).map((o) => o.Name ?? o.Id);
+    expect(both(["same"])).toEqual(["same"]);
+    expect(both(["--type", "image", "same"])).toEqual([id]);
+    expect(both(["--type", "container", "same"])).toEqual(["same"]);
+    const none = inStore(env, ["inspect", "--type", "container", id]);
+    expect([none.code, none.stdout, none.stderr]).toEqual([125, "", `bunker: no such container: ${id} (see 'bunker ps -a')\n`]);
+    const bad = inStore(env, ["inspect", "--type", "volume", "same"]);
+    expect([bad.code, bad.stderr]).toEqual([125, 'bunker: inspect --type takes container or image, not "volume"\n']);
   });
 
   test("--name with an archive of several images is refused (it would name one and leave the others nameless)", async () => {
