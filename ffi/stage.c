@@ -959,6 +959,9 @@ static void print_error(uint32_t index, int err, int status) {
     puts_(&b, ": ");
     puterr(&b, err);
   }
+  /* a hint says what the kernel or host may lack; a full disk is said as it is (a
+   * clone's ENOSPC is different: too many user namespaces, which its hint names) */
+  if (tab && (err == ENOSPC || err == EDQUOT) && ops[index].code != OP_CLONE) tab = NULL;
   if (tab) puts_(&b, "; "), puts_(&b, tab + 1);
   emit(errfd, &b);
 }

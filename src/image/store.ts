@@ -17,6 +17,7 @@ import { compileMerge, compileRmtree } from "../linux/compile.ts";
 import type { Plan } from "../linux/plan.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
+import { log } from "../log.ts";
 import type { RunFlags } from "../spec/build.ts";
 import type { Spec } from "../spec/types.ts";
 import { findHelper, identity, subIds } from "../runtime/host.ts";
@@ -254,19 +255,42 @@ export class Store {
   createContainer(id: string, c: { image: ImageRecord; name?: string; spec: Spec; storage?: ContainerRecord["storage"]; run: StartedAs }): void {
     const dir = this.containerDir(id);
     sys.mkdir(dir, 0o700);
-    for (const d of ["upper", "work", "rootfs"]) sys.mkdir(`${dir}/${d}`, 0o755);
-    const record: ContainerRecord = {
-      id,
-      name: c.name,
-      image: c.image.id,
-      imageName: c.run.target, // as given, as Docker's Config.Image
-      command: c.spec.process?.args ?? [],
-      created: new Date().toISOString(),
-      ...(c.storage ? { storage: c.storage } : {}),
-      run: c.run,
-    };
-    sys.writeAtomic(`${dir}/container.json`, JSON.stringify(record));
-    sys.writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries
+    try {
+      for (const d of ["upper", "work", "rootfs"]) sys.mkdir(`${dir}/${d}`, 0o755);
+      const record: ContainerRecord = {
+        id,
+        name: c.name,
+        image: c.image.id,
+        imageName: c.run.target, // as given, as Docker's Config.Image
+        command: c.spec.process?.args ?? [],
+        created: new Date().toISOString(),
+        ...(c.storage ? { storage: c.storage } : {}),
+        run: c.run,
+      };
+      sys.writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries
+      sys.writeAtomic(`${dir}/container.json`, JSON.stringify(record)); // last: with it, the container is listed
+    } catch (e) {
+      this.dropContainer(id);
+      throw e;
+    }
+  }
+
+  /** Undo createContainer before anything ran: what it made is the user's own files and empty directories. */
+  dropContainer(id: string): void {
+    const dir = this.containerDir(id);
+    if (!sys.stat(dir, false)) return;
+    try {
+      for (const f of sys.readdir(dir)) {
+        try {
+          sys.unlink(`${dir}/${f}`);
+        } catch {
+          sys.rmdir(`${dir}/${f}`);
+        }
+      }
+      sys.rmdir(dir);
+    } catch (e) {
+      log().warn(`could not remove ${dir}, made for a container that did not start: ${(e as Error).message}`);
+    }
   }
 
   containers(): ContainerRecord[] {

@@ -162,7 +162,8 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     } catch (e) {
       if (!again) {
         dir.remove();
-        if (opts.name) img?.releaseName(opts.name); // the store's claim, when the runtime's failed after it
+        img?.dropRecord(); // the store's record, when the runtime's failed after it
+        if (opts.name) img?.releaseName(opts.name); // and its claim of the name
       }
       throw e;
     }
@@ -321,6 +322,7 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
     releaseName: (name: string) => store.releaseName(name, id),
     nameLink: (name: string) => store.nameLink(name),
     record_: (spec: Spec, name: string | undefined, run: StartedAs) => again || store.createContainer(id, { image: record, name, spec, storage: kind === "overlay" ? undefined : kind, run }),
+    dropRecord: () => again || store.dropContainer(id),
     discard: async (name?: string) => {
       if (name) store.releaseName(name, id);
       await store.remove([dir]).catch(() => {});

@@ -156,6 +156,40 @@ describe.skipIf(!asRoot)("a full disk", () => {
   });
 });
 
+describe.skipIf(!asRoot)("a full disk when a container is made", () => {
+  // every budget of inodes, for the store's containers/ and for the runtime's state, fails `run` at a
+  // later step: each failure is one line that says so, and what is left is a whole container or nothing
+  test("each step that fails leaves a whole container (as Docker's Created) or none, and never a stray record or name", () => {
+    const w = workdir();
+    const { env, dir } = freshStore();
+    expect(inStore(env, ["import", tarOfDir(rootfsDir(w), join(w, "r.tar")), "--name", "img"]).code).toBe(0);
+    const store = join(dir, "bunker");
+    const own = `mode=700,uid=${h.main.uid},gid=${h.main.gid}`;
+    const user = (args: string[]) => asUser([h.bin, ...args], { env }).map((a) => `'${a}'`).join(" ");
+    const failures = new Set<string>();
+    for (const [where, mountAt] of [["the store", join(store, "containers")], ["the runtime state", env.XDG_RUNTIME_DIR!]] as const) {
+      for (let n = 3; ; n++) {
+        // the run, and the listing with what is on disk, inside one private mount namespace with the small tmpfs
+        // (which goes with it; `rm` is not tried: it moves a container aside into tmp/, on another file system here)
+        const script = `mount -t tmpfs -o nr_inodes=${n},${own} none ${mountAt} && ${user(["run", "--network", "none", "--name", "c", "img", "true"])}; echo "rc=$?" >&2; ${user(["ps", "-a", "--json"])}; echo "$(ls -A ${join(store, "containers")})"; echo "$(ls -A ${join(store, "names")})"; rm -rf ${join(store, "containers")}/* ${join(store, "names")}/*`;
+        const r = Bun.spawnSync(["unshare", "-m", "sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
+        const err = r.stderr.toString();
+        const [ps, containers, names] = r.stdout.toString().split("\n");
+        const listed = (JSON.parse(ps!) as { id: string; name: string }[]).map((c) => [c.id, c.name]);
+        // what ps shows is what is on disk: a container with its record and name, or nothing at all
+        expect([containers, names]).toEqual(listed.length ? [listed[0]![0], "c"] : ["", ""]);
+        if (err.endsWith("rc=0\n")) break;
+        expect([where, n, err]).toEqual([where, n, expect.stringMatching(/^bunker: [^\n]*(no space left on device|ENOSPC)[^\n]*\nrc=125\n$/i)]);
+        expect(err).not.toContain("Linux 5.11"); // no hint about what the kernel lacks: the disk is full
+        failures.add(err.split(":")[1]!);
+        if (n > 40) throw new Error(`${where}: run still fails with ${n} inodes: ${err}`);
+      }
+    }
+    // the budgets reach the record, the runtime's state, and the mounts of the stage
+    expect(failures.size).toBeGreaterThan(3);
+  });
+});
+
 describe("the C unpacker on its own never leaves its directory", () => {
   /** Feed raw records to ffi/unpack.c; return its result line. */
   async function unpackRaw(dir: string, records: (Record_ & { data?: string })[]): Promise<string> {
