@@ -24,6 +24,7 @@ const VERBS: Record<string, () => Promise<{ default: Command<any> }>> = {
   export: () => import("./cli/export.ts"),
   images: () => import("./cli/images.ts"),
   rmi: () => import("./cli/rmi.ts"),
+  tag: () => import("./cli/tag.ts"),
   ps: () => import("./cli/ps.ts"),
   rm: named(lifecycle, "rm"),
   stop: named(lifecycle, "stop"),

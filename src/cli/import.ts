@@ -15,9 +15,7 @@ export default {
     const { values, positionals } = parseCli(importArgs, rawArgs, { verb: "import" });
     if (positionals.length !== 1) throw new BunkerError("import takes one FILE or DIR: bunker import FILE|DIR [--name NAME[:TAG]]");
     const name = values.name as string | undefined;
-    if (name !== undefined && !/^[a-z0-9][a-z0-9._\/-]*(:[\w][\w.-]{0,127})?$/.test(name)) {
-      throw new BunkerError(`invalid image name "${name}": use lower-case letters, digits, '.', '_', '-' and '/', and an optional :TAG`);
-    }
+    if (name !== undefined) (await import("../image/store.ts")).checkImageName(name);
     const digest = values.digest as string | undefined;
     if (digest !== undefined && !/^sha256:[0-9a-f]{64}$/.test(digest)) throw new BunkerError(`invalid --digest "${digest}": a bundle's digest is sha256: and 64 hex digits`);
     const { importPath } = await import("../image/import.ts");

@@ -347,6 +347,19 @@ export class Store {
     return done;
   }
 
+  /** `tag SOURCE TARGET`: the image gets the name, which leaves any other image that had it (as Docker's). */
+  tag(ref: string, name: string): void {
+    const found = this.find(ref);
+    if (!found) throw new BunkerError(`no such image: ${ref} (see 'bunker images')`);
+    const target = normalizeName(checkImageName(name));
+    this.update((index) => {
+      const image = index.images.find((i) => i.id === found.id);
+      if (!image) throw new BunkerError(`no such image: ${ref} (it was removed meanwhile)`);
+      for (const other of index.images) other.names = other.names.filter((n) => n !== target);
+      image.names.push(target);
+    });
+  }
+
   /**
    * Remove those of `layers` no image uses, once `change` (if any) is made to
    * the index. They leave layers/ under the index's lock, so an import that
@@ -474,6 +487,14 @@ export class Store {
 export interface Staging {
   dir: string;
   release(): void;
+}
+
+/** A name the user gives an image (import --name, tag): Docker's lower-case repository, and an optional tag. */
+export function checkImageName(name: string): string {
+  if (!/^[a-z0-9][a-z0-9._\/-]*(:[\w][\w.-]{0,127})?$/.test(name)) {
+    throw new BunkerError(`invalid image name "${name}": use lower-case letters, digits, '.', '_', '-' and '/', and an optional :TAG`);
+  }
+  return name;
 }
 
 /** A name an archive may give its image ([host[:port]/]path[:tag] or @sha256:HEX): printable, no spaces, bounded. */

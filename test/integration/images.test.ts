@@ -108,6 +108,36 @@ describe("a root filesystem tar", () => {
     expect(missing.stderr.trim()).toBe("bunker: img: no such image in the store, and no such directory (see 'bunker images'; 'bunker import' adds one)");
   });
 
+  test("tag gives an image a name, which leaves the image that had it, as Docker's; a bad name or image is refused", async () => {
+    const w = workdir();
+    const { env } = freshStore();
+    const src = rootfsDir(w);
+    expect(inStore(env, ["import", tarOf(src, join(w, "a.tar")), "--name", "a"]).code).toBe(0);
+    sh(`echo other > ${src}/other`);
+    expect(inStore(env, ["import", tarOf(src, join(w, "c.tar")), "--name", "c"]).code).toBe(0);
+    const images = () => (JSON.parse(inStore(env, ["images", "--json"]).stdout) as { id: string; names: string[] }[]).map((i) => [i.id, i.names] as const);
+    const [[a], [c]] = images();
+    const tag = (...args: string[]) => {
+      const r = inStore(env, ["tag", ...args]);
+      return [r.code, r.stdout, r.stderr];
+    };
+    expect(tag("a", "b:1")).toEqual([0, "", ""]);
+    expect(tag(c!.slice(7, 15), "example.com/c/d:2.0")).toEqual([0, "", ""]);
+    expect(tag("a:latest", "b:1")).toEqual([0, "", ""]); // already its name: nothing changes
+    expect(images()).toEqual([[a!, ["a:latest", "b:1"]], [c!, ["c:latest", "example.com/c/d:2.0"]]]);
+    expect(inStore(env, ["run", "--rm", "--network", "none", "b:1", "cat", "/other"]).code).toBe(1);
+    // the name moves; the image keeps its others
+    expect(tag("c", "b:1")).toEqual([0, "", ""]);
+    expect(images()).toEqual([[a!, ["a:latest"]], [c!, ["c:latest", "example.com/c/d:2.0", "b:1"]]]);
+    expect(inStore(env, ["run", "--rm", "--network", "none", "b:1", "cat", "/other"]).stdout).toBe("other\n");
+    expect(tag("nosuch", "x")).toEqual([125, "", "bunker: no such image: nosuch (see 'bunker images')\n"]);
+    expect(tag("a", "Bad Name")).toEqual([125, "", `bunker: invalid image name "Bad Name": use lower-case letters, digits, '.', '_', '-' and '/', and an optional :TAG\n`]);
+    const named = inStore(env, ["import", join(w, "a.tar"), "--name", "Bad Name"]); // as import --name
+    expect([named.code, named.stderr]).toEqual([125, tag("a", "Bad Name")[2]]);
+    expect(tag("a")).toEqual([125, "", "bunker: tag takes an image and a name: bunker tag SOURCE[:TAG]|ID TARGET[:TAG]\n"]);
+    expect(images()).toEqual([[a!, ["a:latest"]], [c!, ["c:latest", "example.com/c/d:2.0", "b:1"]]]);
+  });
+
   test("rmi removes a name, and the image with its last one; by id, one of several names only with -f; several at once go on past a failure", async () => {
     const w = workdir();
     const { env, dir } = freshStore();
