@@ -165,6 +165,11 @@ export async function importBundle(
         which !== undefined ? `"${pathOf(which)}" does not match ${DIGESTS}: the bundle is corrupt` : `the bundle's digest does not match ${DIGESTS}: the bundle is corrupt`,
       );
     }
+    // the rows it lists are the rows its digest covers (those just computed), every one of them
+    const listed = nl < 0 ? "" : `${text.slice(nl + 1)}\n`;
+    if (summary.entries !== digests.count || `sha256:${new Bun.CryptoHasher("sha256").update(listed).digest("hex")}` !== summary.digest) {
+      throw new ArchiveError(`${DIGESTS} lists entries other than those its digest covers: the bundle is corrupt`);
+    }
     if (expected && summary.digest !== expected) throw new ArchiveError(`the bundle's digest is ${summary.digest}, not ${expected} as --digest says`);
     return summary.digest;
   };

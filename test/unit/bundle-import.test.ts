@@ -148,6 +148,30 @@ test("a change to any entry's metadata, or to the list of entries, is refused", 
   }
 });
 
+test("a bunker.sha256 whose listed rows or count differ from what its digest covers is refused", async () => {
+  const trailer = (edit: (rows: string[], summary: { digest: string; entries: number }) => string[]) =>
+    bundleTar(rootfs(), undefined, (signed, [hd, data]) => {
+      const [first, ...rows] = new TextDecoder().decode(data).trimEnd().split("\n");
+      const summary = JSON.parse(first!);
+      const listed = edit(rows, summary);
+      const text = enc.encode(`${JSON.stringify(summary)}\n${listed.join("\n")}\n`.replace("\n\n", "\n"));
+      return [...signed, [{ ...hd, size: text.length }, text]];
+    });
+  const cases: [string, Uint8Array][] = [
+    ["a row's mode", trailer((rows) => rows.map((r) => (r.startsWith('["rootfs/etc/f3"') ? r.replace(",420,", ",493,") : r)))],
+    ["a row dropped", trailer((rows) => rows.slice(1))],
+    ["every row dropped", trailer(() => [])],
+    ["the count", trailer((rows, summary) => ((summary.entries += 1), rows))],
+  ];
+  expect(new TextDecoder().decode(cases[0]![1])).toContain('["rootfs/etc/f3","file",493,'); // the edit took
+  for (const [what, tar] of cases) {
+    const got = await importInto(tar, 4096, false).then(() => "imported", (e: Error) => e.message);
+    expect({ what, got }).toEqual({ what, got: `${DIGESTS} lists entries other than those its digest covers: the bundle is corrupt` });
+  }
+  // as written, it imports
+  expect((await importInto(trailer((rows) => rows), 4096, false)).result.layer.diffId).toStartWith("sha256:");
+});
+
 test("an entry after bunker.sha256 is refused, even one it lists", async () => {
   const tar = bundleTar(rootfs(), undefined, (signed, trailer) => [...signed.slice(0, -1), trailer, signed.at(-1)!]);
   await expect(importInto(tar, 4096, false)).rejects.toThrow(`an entry follows ${DIGESTS}: the bundle is corrupt`);
