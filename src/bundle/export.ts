@@ -139,6 +139,11 @@ function runtimeSpec(store: Store, image: ImageRecord, container?: ContainerReco
     readRoot: () => undefined,
   }).spec;
   if (commandless) delete spec.process!.args;
+  if (!image.runtime) {
+    // an image has no hostname: each container made from it gets its own id as one, there as here
+    delete spec.hostname;
+    spec.process!.env = spec.process!.env?.filter((e) => !e.startsWith("HOSTNAME="));
+  }
   return spec;
 }
 

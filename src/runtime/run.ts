@@ -109,6 +109,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     bundle: bundle ?? img?.record.runtime,
     image: img?.record.runtime ? undefined : img?.record.config.config,
     entrypoint: img?.record.runtime ? img.record.config.config?.Entrypoint : undefined,
+    fromImage: img?.record.runtime !== undefined,
     readRoot: img?.readRoot,
     hostEnv: process.env,
     readFile: (f) => {

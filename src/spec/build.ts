@@ -55,6 +55,8 @@ export interface BuildInput {
   image?: ImageProcess;
   /** A bundle made from an image: that image's Entrypoint, which a command given keeps, as Docker keeps it. */
   entrypoint?: string[] | null;
+  /** The bundle is an image's (imported from a bunker bundle): where it names no hostname, the container's id is one, as for any image. */
+  fromImage?: boolean;
   /** Reads a file of the container's file system (its /etc/passwd and /etc/group);
    * by default from the rootfs directory. */
   readRoot?: (path: string) => string | undefined;
@@ -155,7 +157,7 @@ export function buildSpec(input: BuildInput): Built {
 
   if (flags.hostname !== undefined) spec.hostname = flags.hostname;
   else if (!bundle && !ns.has("network")) spec.hostname = input.hostHostname?.(); // Docker's --network host
-  if (!spec.hostname && ns.has("uts") && !bundle) spec.hostname = input.id.slice(0, 12);
+  if (!spec.hostname && ns.has("uts") && (!bundle || input.fromImage)) spec.hostname = input.id.slice(0, 12);
   if (flags.readOnly) spec.root.readonly = true;
 
   spec.mounts = [...(spec.mounts ?? []), ...userMounts(flags)];

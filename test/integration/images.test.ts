@@ -428,6 +428,13 @@ describe("image archives", () => {
       expect(inStore(env, ["run", "--rm", "--network", "none", image]).stdout).toBe("ep cmd\n");
       expect(inStore(env, ["run", "--rm", "--network", "none", image, "x"]).stdout).toBe("ep x\n");
       expect(inStore(env, ["run", "--rm", "--network", "none", "--entrypoint", "/bin/echo", image, "y"]).stdout).toBe("y\n");
+      // an image names no hostname: each container's is its own id, on either host
+      for (const name of ["h1", "h2"]) {
+        const r = inStore(env, ["run", "--name", name, "--network", "none", "--entrypoint", "/bin/sh", image, "-c", 'hostname; echo "$HOSTNAME"']);
+        const id = (JSON.parse(inStore(env, ["ps", "-a", "--json"]).stdout) as { id: string; name: string }[]).find((c) => c.name === name)!.id;
+        expect(r.stdout).toBe(`${id.slice(0, 12)}\n${id.slice(0, 12)}\n`);
+        expect(inStore(env, ["rm", name]).code).toBe(0);
+      }
     }
   });
 
