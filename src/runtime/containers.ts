@@ -190,9 +190,10 @@ export async function remove(v: View, force: boolean): Promise<void> {
 /** A container as `inspect` shows it, in Docker's shape. */
 export function describe(v: View) {
   const rt = v.runtime;
-  const spec = rt?.config.spec;
-  const proc = spec?.process;
+  // a stopped container of the store (its runtime state gone): the config it was made with
   const stored = !rt ? sys.tryRead(`${Store.dataRoot()}/containers/${v.id}/config.json`) : undefined;
+  const spec = rt?.config.spec ?? (stored ? (JSON.parse(stored) as NonNullable<typeof rt>["config"]["spec"]) : undefined);
+  const proc = spec?.process;
   const finished = rt?.exit?.finished ?? (v.stored ? parseExit(sys.tryRead(`${Store.dataRoot()}/containers/${v.id}/exit`))?.finished : undefined);
   const running = v.status === "running";
   return {
@@ -226,7 +227,7 @@ export function describe(v: View) {
       OpenStdin: rt?.config.flags.interactive === true,
       Rootfs: rt?.config.rootfs,
     },
-    Mounts: (spec?.mounts ?? (stored ? ((JSON.parse(stored) as { mounts?: NonNullable<typeof spec>["mounts"] }).mounts ?? []) : []))
+    Mounts: (spec?.mounts ?? [])
       .filter((m) => m.type === "bind" || m.type === "tmpfs")
       .filter((m) => m.type !== "tmpfs" || !["/dev", "/dev/shm"].includes(m.destination))
       .map((m) => ({ Type: m.type, Source: m.source ?? "", Destination: m.destination, RW: !(m.options ?? []).includes("ro") })),

@@ -454,9 +454,13 @@ describe("image archives", () => {
     expect(text).toContain(`ID:         ${id}\nNames:      same:latest\n`);
     expect(text).toContain('Entrypoint: ["/bin/echo","ep"]\nCmd:        ["cmd"]\nWorkingDir: /tmp\nUser:       -\nEnv:        A=1\nLabel:      org.example.x=y\nStopSignal: SIGINT\n');
     // a container named as the image: Docker's inspect shows the container, --type image the image
-    expect(inStore(env, ["run", "--name", "same", "--network", "none", "same"]).stdout).toBe("ep cmd\n");
+    expect(inStore(env, ["run", "--name", "same", "-h", "myhost", "-e", "FOO=bar", "-u", "33:33", "--network", "none", "same"]).stdout).toBe("ep cmd\n");
     const both = (args: string[]) => (JSON.parse(inStore(env, ["inspect", "--json", ...args]).stdout) as { Id: string; Name?: string }[]).map((o) => o.Name ?? o.Id);
     expect(both(["same"])).toEqual(["same"]);
+    // stopped, its runtime state gone: the config it was made with
+    const stopped = JSON.parse(inStore(env, ["inspect", "--json", "same"]).stdout)[0].Config;
+    expect(stopped).toMatchObject({ Hostname: "myhost", User: "33:33", Cmd: ["/bin/echo", "ep", "cmd"], WorkingDir: "/tmp" });
+    expect(stopped.Env).toEqual(expect.arrayContaining(["A=1", "FOO=bar", "HOSTNAME=myhost"]));
     expect(both(["--type", "image", "same"])).toEqual([id]);
     expect(both(["--type", "container", "same"])).toEqual(["same"]);
     const none = inStore(env, ["inspect", "--type", "container", id]);
