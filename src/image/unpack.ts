@@ -93,6 +93,9 @@ export class ArchiveError extends BunkerError {}
 const UNCLEAN = /(^|\/)\.{0,2}(\/|$)/;
 
 /** A tar name as a clean relative path; "" is the root itself. Refuses absolute paths and "..". */
+/** The longest path or symbolic link target: PATH_MAX less its NUL, as the stage and export take (and Linux). */
+const PATH_BYTES = 4095;
+
 export function cleanPath(raw: string, what = "entry"): string {
   if (raw.length < 86 && !UNCLEAN.test(raw)) return raw; // clean already, and too short for a part longer than 255 bytes
   if (raw.startsWith("/")) throw new ArchiveError(`refusing ${what} "${raw}": an absolute path`);
@@ -101,7 +104,7 @@ export function cleanPath(raw: string, what = "entry"): string {
   // a UTF-16 unit is at most 3 bytes of UTF-8: only names that might be too long are measured
   for (const p of parts) if (p.length > 85 && nameLength(p) > 255) throw new ArchiveError(`refusing ${what} "${raw}": a name longer than 255 bytes`);
   const path = parts.join("/");
-  if (path.length > 1333 && nameLength(path) > 4000) throw new ArchiveError(`refusing ${what} "${raw.slice(0, 80)}...": the path is too long`);
+  if (path.length > 1365 && nameLength(path) > PATH_BYTES) throw new ArchiveError(`refusing ${what} "${raw.slice(0, 80)}...": the path is too long`);
   return path;
 }
 
@@ -273,7 +276,7 @@ class Planner {
         this.set(path, "file");
         return path;
       case "symlink":
-        if (h.linkname === "" || nameLength(h.linkname) > 4000) throw new ArchiveError(`refusing symbolic link "${h.path}": a bad target`);
+        if (h.linkname === "" || nameLength(h.linkname) > PATH_BYTES) throw new ArchiveError(`refusing symbolic link "${h.path}": a bad target`);
         this.steps.push({ type: U.SYMLINK, ...common, link: h.linkname });
         break;
       case "hardlink": {

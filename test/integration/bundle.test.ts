@@ -301,6 +301,15 @@ describe("export and import", () => {
     const r = inStore(a.env, ["export", "deep", "-o", join(out, "deep.bundle")]);
     expect(r.code).toBe(125);
     expect(r.stderr).toMatch(/^bunker: cannot export deep: reading \/0{50}\.\.\.0{50}: file name too long \(a path in a bundle is at most 4095 bytes\)\n$/);
+    // one of 4095 bytes exactly (39 names of 100, and one of 156) goes, and comes back
+    const longest = `n=$(printf "%0100d" 0); for i in $(seq 39); do mkdir -p $n && cd $n || exit 1; done; L=$(printf "%0156d" 0); X`;
+    expect(inStore(a.env, ["run", "--name", "longest", "base", "/bin/sh", "-c", longest.replace("X", "echo far > $L")]).code).toBe(0);
+    expect(inStore(a.env, ["export", "longest", "-o", join(out, "longest.bundle")]).code).toBe(0);
+    const b = freshStore();
+    const back = inStore(b.env, ["import", join(out, "longest.bundle"), "--name", "longest"]);
+    expect([back.code, back.stderr]).toEqual([0, ""]);
+    expect(inStore(b.env, ["run", "--rm", "longest", "/bin/sh", "-c", longest.replace("X", "cat $L")]).stdout).toBe("far\n");
+    sys.unlink(join(out, "longest.bundle"));
     // a file written to while it is read (from outside: the container is stopped)
     expect(inStore(a.env, ["run", "--name", "busy", "base", "/bin/sh", "-c", "head -c 30000000 /dev/zero > /busy"]).code).toBe(0);
     const [id] = readdirSync(join(a.dir, "bunker/containers")).filter((c) => existsSync(join(a.dir, "bunker/containers", c, "upper/busy")));
