@@ -340,7 +340,14 @@ export class Store {
       if (!byName && image.names.length > 1 && !force) {
         throw new BunkerError(`image ${image.id.slice(7, 19)} has ${image.names.length} names (${image.names.join(", ")}): remove them by name, or the image with all of them: 'bunker rmi -f ${ref}'`);
       }
-      if (user) throw new BunkerError(`image ${ref} is used by container ${user.name ?? user.id.slice(0, 12)}: remove that first ('bunker rm')`);
+      if (user) {
+        const by = `container ${user.name ?? user.id.slice(0, 12)}`;
+        if (!force || !image.names.length) throw new BunkerError(`image ${ref} is used by ${by}: remove that first ('bunker rm')${image.names.length ? ", or only untag it: 'bunker rmi -f'" : ""}`);
+        // Docker's -f: the names go, and the image stays, nameless, while containers made from it do
+        done = image.names.map((n) => `Untagged: ${n}`);
+        image.names = [];
+        return;
+      }
       index.images = index.images.filter((i) => i !== image);
       done = [...image.names.map((n) => `Untagged: ${n}`), `Deleted: ${image.id}`];
     });

@@ -166,8 +166,16 @@ describe("a root filesystem tar", () => {
     const several = inStore(env, ["rmi", "nosuch", "c", "b:1"]);
     expect(several.code).toBe(125);
     expect(several.stdout).toMatch(/^Untagged: c:latest\nDeleted: sha256:[0-9a-f]{64}\n$/);
-    expect(several.stderr).toBe("bunker: no such image: nosuch\nbunker: image b:1 is used by container user: remove that first ('bunker rm')\n");
+    expect(several.stderr).toBe("bunker: no such image: nosuch\nbunker: image b:1 is used by container user: remove that first ('bunker rm'), or only untag it: 'bunker rmi -f'\n");
     expect(images()).toEqual([["b:1"]]);
+    // -f, as Docker's: the image a stopped container uses loses its names and stays, nameless, for it
+    expect(inStore(env, ["rmi", "-f", "b:1"]).stdout).toBe("Untagged: b:1\n");
+    expect(images()).toEqual([[]]);
+    const nameless = inStore(env, ["rmi", "-f", id]);
+    expect([nameless.code, nameless.stderr]).toEqual([125, `bunker: image ${id} is used by container user: remove that first ('bunker rm')\n`]);
+    expect(inStore(env, ["restart", "user"]).code).toBe(0);
+    expect(inStore(env, ["wait", "user"]).stdout).toBe("0\n");
+    expect(inStore(env, ["tag", id, "b:1"]).code).toBe(0);
     // inspect: what is found, then a line for each name that is not, and the status says so
     const insp = inStore(env, ["inspect", "--json", "nosuch", "user"]);
     expect([insp.code, (JSON.parse(insp.stdout) as { Name: string }[]).map((c) => c.Name), insp.stderr]).toEqual([
