@@ -74,6 +74,7 @@ async function stageLayer(
       bytes: result.bytes,
       altered: Object.fromEntries([...result.altered].map(([p, a]) => [p, [a.uid, a.gid, a.mode]])),
       devices: result.devices,
+      ...(result.xattrsSkipped ? { xattrsSkipped: result.xattrsSkipped } : {}),
     };
     sys.writeAtomic(`${staging.dir}/layer/layer.json`, JSON.stringify(info));
     if (store.hasLayer(diffId)) return store.layerInfo(diffId); // imported meanwhile by someone else
@@ -219,6 +220,8 @@ function noteOwners(store: Store, infos: LayerInfo[]): void {
     );
   }
   if (devices) log().info(`${devices} device nodes left out: a rootless container cannot create them (the runtime provides /dev)`);
+  const xattrs = infos.reduce((n, i) => n + (i.xattrsSkipped ?? 0), 0);
+  if (xattrs) log().info(`${xattrs} extended attributes left out: a rootless store keeps user.* ones, and file capabilities of owners it holds`);
 }
 
 export interface ImportResult {

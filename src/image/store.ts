@@ -64,6 +64,8 @@ export interface LayerInfo {
   /** path -> [uid, gid, mode] as archived, where the disk holds something else. */
   altered: Record<string, [number, number, number]>;
   devices: string[];
+  /** Extended attributes left out (of other namespaces than user.*, or too large). */
+  xattrsSkipped?: number;
 }
 
 interface Index {

@@ -309,8 +309,10 @@ class Planner {
   xattrs(h: TarHeader, path: string): void {
     if (!h.xattrs) return;
     for (const [name, value] of Object.entries(h.xattrs)) {
-      const allowed = (name.startsWith("user.") && !name.startsWith("user.overlay.")) || name === "security.capability";
-      if (!allowed || h.type === "symlink" || h.type === "hardlink" || value.length > 65536 || !this.owned(h)) {
+      const user = name.startsWith("user.") && !name.startsWith("user.overlay.");
+      // a file capability goes only with the owner it was given to (one the map cannot hold makes it root's here)
+      const allowed = user || (name === "security.capability" && this.owned(h));
+      if (!allowed || h.type === "symlink" || h.type === "hardlink" || value.length > 65536) {
         this.result.xattrsSkipped++;
         continue;
       }

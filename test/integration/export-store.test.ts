@@ -98,7 +98,10 @@ for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'
   test("owners a one-id store keeps survive a container that only wrote inside their directory; its own chmod wins", () => {
     if (!asRoot) return;
     const w = workdir();
-    const tar = tarOf(rootfsDir(w, "mkdir -p srv/app && chown 33:44 srv/app && chmod 750 srv/app"), join(w, "own.tar"));
+    // with a user.* xattr on a file of another owner, which the one-id store cannot give it, but keeps all the same
+    const src = rootfsDir(w, `mkdir -p srv/app && echo t > srv/app/tagged && chown 33:44 srv/app srv/app/tagged && chmod 750 srv/app && python3 -c "import os; os.setxattr('srv/app/tagged', 'user.k', b'v')"`);
+    const tar = join(w, "own.tar");
+    sh(`tar --xattrs --xattrs-include='user.*' --numeric-owner -C ${src} -cf ${tar} . && chmod 644 ${tar}`);
     const single = freshStore(h.single);
     expect(inStore(single.env, ["import", tar, "--name", "own"], { user: h.single }).code).toBe(0);
     const run = (name: string, script: string) => expect(inStore(single.env, ["run", "--name", name, "own", "/bin/sh", "-c", script], { user: h.single }).code).toBe(0);
@@ -114,6 +117,10 @@ for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'
       expect(imp.stderr).toBe("");
       expect(imp.code).toBe(0);
       expect(inStore(ranges.env, ["run", "--rm", name!, "stat", "-c", "%u:%g %a", "/srv/app"]).stdout).toBe(`${want}\n`);
+      const [layer] = readdirSync(join(ranges.dir, "bunker/layers"));
+      const xattr = Bun.spawnSync(["python3", "-c", `import os; print(os.getxattr('${join(ranges.dir, "bunker/layers", layer!, "diff/srv/app/tagged")}', 'user.k'))`]);
+      expect(xattr.stdout.toString()).toBe("b'v'\n");
+      expect(inStore(ranges.env, ["rmi", name!]).code).toBe(0);
     }
   });
 });

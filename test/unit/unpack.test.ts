@@ -111,6 +111,10 @@ test("xattrs: user.* and file capabilities kept, overlay's own and the rest left
   expect(result.xattrsSkipped).toBe(2);
   // the file's data follows its record; each kept xattr's value follows its own
   expect(stream.slice(0, 6)).toEqual([`record ${U.FILE}`, "data", `record ${U.XATTR}`, "\x01", `record ${U.XATTR}`, "1"]);
+  // a file of an owner the map cannot hold keeps its user.* ones, but not a capability, which was its owner's
+  const unowned = await plan([[{ path: "f", uid: 33, gid: 33, xattrs }, "data"]], { maps: single });
+  expect(unowned.records.filter((r) => r.type === U.XATTR).map((r) => r.link)).toEqual(["user.a"]);
+  expect(unowned.result.xattrsSkipped).toBe(3);
 });
 
 test("later entries replace earlier ones; a directory replaced by a file loses its contents first", async () => {
