@@ -152,9 +152,11 @@ function runtimeSpec(store: Store, image: ImageRecord, container?: ContainerReco
  * container left the entry's owner and mode as the image has them on disk:
  * not where it chowned or chmodded it, or made a new one; a directory (or
  * file) merely copied up into its upper layer, or present in its whole copy,
- * keeps its owner. `changed`: its upper layer, or its copy of the image.
+ * keeps its owner. `changed`: its upper layer, or its copy of the image;
+ * `origin`: the xattr an overlay marks a copied-up file with (so that one
+ * removed and made again, without it, is the container's own).
  */
-function keptOwners(store: Store, image: ImageRecord, changed?: string): Map<string, [number, number, number]> {
+function keptOwners(store: Store, image: ImageRecord, changed?: string, origin?: string): Map<string, [number, number, number]> {
   const owners = new Map<string, [number, number, number]>();
   for (const layer of image.layers) {
     for (const [path, o] of Object.entries(store.layerInfo(layer).altered)) owners.set(path, o);
@@ -167,7 +169,8 @@ function keptOwners(store: Store, image: ImageRecord, changed?: string): Map<str
     let was: sys.Stat | undefined;
     for (const l of layers) if ((was = sys.stat(`${l}/${path}`, false))) break;
     const same = was && was.kind === now.kind && was.uid === now.uid && was.gid === now.gid && was.mode === now.mode;
-    if (!same || sys.getxattr(`${changed}/${path}`, "user.overlay.opaque") === "y") owners.delete(path);
+    const made = now.kind === "dir" ? sys.getxattr(`${changed}/${path}`, "user.overlay.opaque") === "y" : origin !== undefined && !sys.hasXattr(`${changed}/${path}`, origin);
+    if (!same || made) owners.delete(path);
   }
   return owners;
 }
@@ -195,7 +198,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     if ("why" in found) throw new BunkerError(`reading ${ref} needs fuse-overlayfs, but ${found.why}`);
     fuse = found.tool;
   }
-  const owners = keptOwners(store, image, copied ? dirs[0] : upper);
+  const owners = keptOwners(store, image, copied ? dirs[0] : upper, copied ? undefined : fuse ? "user.fuseoverlayfs.origin" : "user.overlay.origin");
   const started = container && lastStart(container.id);
   /** The container started again meanwhile (`bunker restart`): what was read may be torn. */
   const restarted = () =>

@@ -233,6 +233,11 @@ export function getxattr(path: string, name: string): string | undefined {
   return n < 0 ? undefined : new TextDecoder().decode(buf.subarray(0, n));
 }
 
+/** Whether path (not followed) has the xattr: only ENODATA says no (a value of any size, or one that cannot be read, says yes). */
+export function hasXattr(path: string, name: string): boolean {
+  return Number(libc().c.lgetxattr(p(cstr(path)), p(cstr(name)), null, 0)) >= 0 || errno() !== 61; // ENODATA
+}
+
 /** Write a file whole or not at all: a temporary name, then rename; on failure (a full disk, say) the temporary goes. */
 export function writeAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
   const tmp = `${path}.${process.pid}.tmp`;

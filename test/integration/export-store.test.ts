@@ -107,9 +107,10 @@ for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'
     const run = (name: string, script: string) => expect(inStore(single.env, ["run", "--name", name, "own", "/bin/sh", "-c", script], { user: h.single }).code).toBe(0);
     run("wrote", "echo x > /srv/app/new");
     run("chmodded", "chmod 700 /srv/app");
+    run("remade", "rm /srv/app/tagged && echo new > /srv/app/tagged"); // the same path and mode, but its own file now
     const out = outDir();
     const ranges = freshStore();
-    for (const [name, want] of [["wrote", "33:44 750"], ["chmodded", "0:0 700"]]) {
+    for (const [name, want, tagged] of [["wrote", "33:44 750", "33:44"], ["chmodded", "0:0 700", "33:44"], ["remade", "33:44 750", "0:0"]]) {
       const bundle = join(out, `${name}.bundle`);
       expect(inStore(single.env, ["export", name!, "-o", bundle], { user: h.single }).code).toBe(0);
       chmodSync(bundle, 0o644); // handed to the other user (a bundle is made 0600)
@@ -117,9 +118,10 @@ for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'
       expect(imp.stderr).toBe("");
       expect(imp.code).toBe(0);
       expect(inStore(ranges.env, ["run", "--rm", name!, "stat", "-c", "%u:%g %a", "/srv/app"]).stdout).toBe(`${want}\n`);
+      expect(inStore(ranges.env, ["run", "--rm", name!, "stat", "-c", "%u:%g", "/srv/app/tagged"]).stdout).toBe(`${tagged}\n`);
       const [layer] = readdirSync(join(ranges.dir, "bunker/layers"));
       const xattr = Bun.spawnSync(["python3", "-c", `import os; print(os.getxattr('${join(ranges.dir, "bunker/layers", layer!, "diff/srv/app/tagged")}', 'user.k'))`]);
-      expect(xattr.stdout.toString()).toBe("b'v'\n");
+      expect(xattr.stdout.toString()).toBe(name === "remade" ? "" : "b'v'\n");
       expect(inStore(ranges.env, ["rmi", name!]).code).toBe(0);
     }
   });
