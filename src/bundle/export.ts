@@ -213,9 +213,13 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
     owners: owners.size ? Object.fromEntries(owners) : undefined,
   };
   const config = portableSpec(spec);
-  // crun and runc need a map for the user namespace: the exporting user's own id,
-  // and then no mount may name another (devpts's gid=5, for one)
-  config.linux = { ...config.linux, uidMappings: [{ containerID: 0, hostID: process.getuid!(), size: 1 }], gidMappings: [{ containerID: 0, hostID: process.getgid!(), size: 1 }] };
+  // crun and runc need a map for the user namespace: the exporting user's own id, and then no mount may
+  // name another (devpts's gid=5, for one); a process of other ids than root needs them mapped too: the
+  // store's subordinate ranges, which crun and runc map through newuidmap and newgidmap (as this store does)
+  const user = config.process?.user;
+  const others = user && [user.uid, user.gid, ...(user.additionalGids ?? [])].some((id) => id !== 0);
+  const { uidMappings, gidMappings } = others && store.ranges ? store.maps() : { uidMappings: [{ containerID: 0, hostID: process.getuid!(), size: 1 }], gidMappings: [{ containerID: 0, hostID: process.getgid!(), size: 1 }] };
+  config.linux = { ...config.linux, uidMappings, gidMappings };
   for (const m of config.mounts ?? []) m.options = m.options?.filter((o) => !/^[ug]id=([1-9]\d*)$/.test(o));
 
   const out = new FrameWriter(opts.output, opts.codec);

@@ -113,23 +113,21 @@ describe("export and import", () => {
     expect(rows).toContain(`["user.bunker.test","${Buffer.from("v1").toString("base64")}"]`);
   });
 
-  test("GNU tar reads a bundle: an OCI runtime bundle that crun and runc run", () => {
-    const a = hostA();
-    const list = Bun.spawnSync(["tar", "-tf", a.bundle]).stdout.toString().split("\n");
-    expect(list.slice(0, 3)).toEqual(["bunker.json", "config.json", "rootfs/"]);
-    expect(list.filter(Boolean).at(-1)).toBe("bunker.sha256");
+  /** A bundle extracted by the user, as anyone would (plain tar, owners as the user's), its command replaced by `args`. */
+  function extracted(bundle: string, args: string[]) {
     const dir = mkdtempSync(join(h.dir, "extracted-"));
     chmodSync(dir, 0o777);
-    // extracted by the user, as anyone would: plain tar, owners as the user's
-    const x = Bun.spawnSync(asUser(["tar", "-C", dir, "-xf", a.bundle]), { stderr: "pipe" });
+    const x = Bun.spawnSync(asUser(["tar", "-C", dir, "-xf", bundle]), { stderr: "pipe" });
     expect(x.exitCode).toBe(0);
     const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
-    expect(config.root.path).toBe("rootfs");
-    expect(config.hostname).toBe("apphost");
-    config.process.args = ["/bin/sh", "-c", "cat /etc/motd; hostname"];
+    config.process.args = args;
     writeFileSync(join(dir, "config.json"), JSON.stringify(config));
-    // bunker itself runs it as a bundle
-    expect(bunker(["run", dir]).stdout).toBe("changed\napphost\n");
+    return { dir, config };
+  }
+
+  /** What crun and runc (those installed) print running an extracted bundle as the user. */
+  function peersRun(dir: string): string[] {
+    const out: string[] = [];
     for (const rt of ["runc", "crun"]) {
       if (Bun.spawnSync(["sh", "-c", `command -v ${rt}`]).exitCode !== 0) continue;
       if (rt === "crun" && !asRoot) continue; // crun refuses this host's hybrid cgroups unless the empty cgroup2 is hidden
@@ -138,8 +136,37 @@ describe("export and import", () => {
       const cmd = asUser([rt, "--root", state, "run", "--bundle", dir, `b${process.pid}`]);
       const hide = "mountpoint -q /sys/fs/cgroup/unified && mount -t tmpfs none /sys/fs/cgroup/unified; exec \"$@\"";
       const r = Bun.spawnSync(asRoot ? ["unshare", "-m", "--propagation", "private", "sh", "-c", hide, "sh", ...cmd] : cmd, { stdout: "pipe", stderr: "pipe" });
-      expect(`${rt}: ${r.stdout.toString()}${r.stderr.toString()}`).toBe(`${rt}: changed\napphost\n`);
+      out.push(`${rt}: ${r.stdout.toString()}${r.stderr.toString()}`);
     }
+    return out;
+  }
+
+  test("GNU tar reads a bundle: an OCI runtime bundle that crun and runc run", () => {
+    const a = hostA();
+    const list = Bun.spawnSync(["tar", "-tf", a.bundle]).stdout.toString().split("\n");
+    expect(list.slice(0, 3)).toEqual(["bunker.json", "config.json", "rootfs/"]);
+    expect(list.filter(Boolean).at(-1)).toBe("bunker.sha256");
+    const { dir, config } = extracted(a.bundle, ["/bin/sh", "-c", "cat /etc/motd; hostname"]);
+    expect(config.root.path).toBe("rootfs");
+    expect(config.hostname).toBe("apphost");
+    // bunker itself runs it as a bundle
+    expect(bunker(["run", dir]).stdout).toBe("changed\napphost\n");
+    for (const got of peersRun(dir)) expect(got).toBe(`${got.split(":")[0]}: changed\napphost\n`);
+  });
+
+  test("a bundle of a container run as another user than root runs under crun and runc too (its ids mapped through subordinate ranges)", () => {
+    const a = freshStore();
+    const w = workdir();
+    expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    expect(inStore(a.env, ["run", "--name", "www", "-u", "33:33", "base", "true"]).code).toBe(0);
+    const out = mkdtempSync(join(h.dir, "bundle-"));
+    chmodSync(out, 0o777);
+    expect(inStore(a.env, ["export", "www", "-o", join(out, "www.bundle")]).code).toBe(0);
+    const { dir, config } = extracted(join(out, "www.bundle"), ["/bin/sh", "-c", "id -u; id -g"]);
+    expect(config.process.user).toMatchObject({ uid: 33, gid: 33 });
+    expect(config.linux.uidMappings.length).toBe(2);
+    expect(bunker(["run", dir]).stdout).toBe("33\n33\n");
+    for (const got of peersRun(dir)) expect(got).toBe(`${got.split(":")[0]}: 33\n33\n`);
   });
 
   test("a damaged bundle is refused, naming what does not match, and nothing is left", () => {
