@@ -8,7 +8,7 @@ import { log } from "../log.ts";
 import * as sys from "../linux/sys.ts";
 import { ByteReader, collect, TooLargeError, TruncatedError } from "./bytes.ts";
 import { decompress, sniff } from "./decompress.ts";
-import { ARCHIVE_NAME, type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, type Staging, Store } from "./store.ts";
+import { ARCHIVE_NAME, type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, Store } from "./store.ts";
 import { type Entries, readTar, type TarEntry, TarError } from "./tar.ts";
 import { ArchiveError, unpack } from "./unpack.ts";
 import { findHelper, identity, unpackerHashes } from "../runtime/host.ts";
@@ -494,7 +494,8 @@ function tarBlobs(file: string, idx: Awaited<ReturnType<typeof indexTar>>): Blob
 function archiveKind(first: string | undefined): "bundle" | "image" | "rootfs" {
   const name = (first ?? "").replace(/^(\.\/)+/, "");
   if (name === MANIFEST) return "bundle";
-  return /^(manifest\.json|repositories|oci-layout|index\.json|blobs\/?|[0-9a-f]{64}(\/|\.json)?)/.test(name) ? "image" : "rootfs";
+  // docker save's, podman's, and go-containerregistry's (its config, sha256:HEX, comes first; manifest.json last)
+  return /^(manifest\.json|repositories|oci-layout|index\.json|blobs\/?|[0-9a-f]{64}(\/|\.json)?|sha256:[0-9a-f]{64}$)/.test(name) ? "image" : "rootfs";
 }
 
 /** Bytes passing by, counted on a progress bar. */
@@ -544,23 +545,21 @@ export async function importPath(input: string, name?: string, showProgress = tr
       return [register(store, b.manifest.image, b.configBytes, b.names, [b.layer], input, b.runtime)];
     }
     // image archives need random access: a compressed one is unpacked to a staging file first
-    let tarFile = input;
-    let spool: Staging | undefined;
-    if (how !== "none") {
-      spool = store.staging();
-      tarFile = `${spool.dir}/archive.tar`;
-      const fd = sys.openWrite(tarFile, 0o600);
-      try {
-        let n = 0;
-        for await (const chunk of decompress(whole(), how)) {
-          if ((n += chunk.length) > MAX_BYTES) throw new ArchiveError(`${input} is more than ${MAX_BYTES} bytes once decompressed`);
-          sys.writeAll(fd, chunk, `write ${tarFile}`);
-        }
-      } finally {
-        sys.close(fd);
-      }
-    }
+    const spool = how !== "none" ? store.staging() : undefined;
+    const tarFile = spool ? `${spool.dir}/archive.tar` : input;
     try {
+      if (spool) {
+        const fd = sys.openWrite(tarFile, 0o600);
+        try {
+          let n = 0;
+          for await (const chunk of decompress(whole(), how)) {
+            if ((n += chunk.length) > MAX_BYTES) throw new ArchiveError(`${input} is more than ${MAX_BYTES} bytes once decompressed`);
+            sys.writeAll(fd, chunk, `write ${tarFile}`);
+          }
+        } finally {
+          sys.close(fd);
+        }
+      }
       const idx = await indexTar(tarFile);
       if (idx.members.has("oci-layout")) return await importOciLayout(store, tarBlobs(tarFile, idx), name, input);
       if (idx.members.has("manifest.json")) return await importDockerArchive(store, tarFile, idx, name);

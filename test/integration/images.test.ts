@@ -477,6 +477,31 @@ describe("image archives", () => {
     expect([bad.code, bad.stderr]).toEqual([125, 'bunker: inspect --type takes container or image, not "volume"\n']);
   });
 
+  test("go-containerregistry's tarball (crane pull): its config first, named sha256:HEX, and gzip layers; cut short, its spooled copy goes", async () => {
+    const w = workdir();
+    const out = join(w, "ggcr");
+    mkdirSync(out);
+    const layer = tarOf(rootfsDir(w, "echo ggcr > hello"), join(w, "l.tar"));
+    sh(`gzip -c ${layer} > ${out}/l.gz`);
+    const gz = `${await sha256(join(out, "l.gz"))}.tar.gz`;
+    renameSync(join(out, "l.gz"), join(out, gz));
+    const text = JSON.stringify({ architecture: "amd64", os: "linux", config: { Cmd: ["/bin/cat", "/hello"] }, rootfs: { type: "layers", diff_ids: [`sha256:${await sha256(layer)}`] } });
+    const cfg = `sha256:${new Bun.CryptoHasher("sha256").update(text).digest("hex")}`;
+    writeFileSync(join(out, cfg), text);
+    writeFileSync(join(out, "manifest.json"), JSON.stringify([{ Config: cfg, RepoTags: ["ggcr:1"], Layers: [gz] }]));
+    sh(`tar -C ${out} -cf ${w}/ggcr.tar ${cfg} ${gz} manifest.json && chmod 644 ${w}/ggcr.tar`);
+    const a = freshStore();
+    const r = inStore(a.env, ["import", `${w}/ggcr.tar`]);
+    expect([r.code, r.stdout, r.stderr]).toEqual([0, `ggcr:1 ${cfg}\n`, ""]);
+    expect(inStore(a.env, ["run", "--rm", "--network", "none", "ggcr:1"]).stdout).toBe("ggcr\n");
+    // the archive gzipped whole and cut short: decompressed into the store's tmp/ to be read, and gone with the refusal
+    sh(`gzip -c ${w}/ggcr.tar | head -c 300000 > ${w}/cut.tar.gz && chmod 644 ${w}/cut.tar.gz`);
+    const b = freshStore();
+    const cut = inStore(b.env, ["import", `${w}/cut.tar.gz`]);
+    expect([cut.code, cut.stderr]).toEqual([125, `bunker: ${w}/cut.tar.gz: the gzip stream is corrupt or truncated: unexpected end of file\n`]);
+    noDebris(b.dir);
+  });
+
   test("--name with an archive of several images is refused (it would name one and leave the others nameless)", async () => {
     const w = workdir();
     const base = rootfsDir(w);
