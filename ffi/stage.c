@@ -959,9 +959,12 @@ static void print_error(uint32_t index, int err, int status) {
     puts_(&b, ": ");
     puterr(&b, err);
   }
-  /* a hint says what the kernel or host may lack; a full disk is said as it is (a
-   * clone's ENOSPC is different: too many user namespaces, which its hint names) */
-  if (tab && (err == ENOSPC || err == EDQUOT) && ops[index].code != OP_CLONE) tab = NULL;
+  /* a hint says what the kernel or host may lack or forbid: only where a helper failed, or the error is a refusal
+   * (a full disk, or overlayfs's ELOOP at a layer given twice, is said as it is; a clone's
+   * ENOSPC and EUSERS are refusals too: too many user namespaces, which its hint names) */
+  int refused = status >= 0 || err == EPERM || err == EACCES || err == EINVAL || err == ENOSYS || err == ENODEV || err == EOPNOTSUPP ||
+                (ops[index].code == OP_CLONE && (err == ENOSPC || err == EUSERS));
+  if (tab && !refused) tab = NULL;
   if (tab) puts_(&b, "; "), puts_(&b, tab + 1);
   emit(errfd, &b);
 }

@@ -162,7 +162,7 @@ function keptOwners(store: Store, image: ImageRecord, changed?: string, origin?:
     for (const [path, o] of Object.entries(store.layerInfo(layer).altered)) owners.set(path, o);
   }
   if (!changed) return owners;
-  const layers = [...image.layers].reverse().map((l) => `${store.layerDir(l)}/diff`); // top first
+  const layers = store.diffDirs(image);
   for (const path of owners.keys()) {
     const now = sys.stat(`${changed}/${path}`, false);
     if (!now) continue; // unchanged (an overlay's upper layer), or gone (a copy)
@@ -189,7 +189,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   // a container is its upper layer over the image's, or (no overlayfs where it was made) one whole copy
   const copied = container?.storage === "copy";
   const upper = container && !copied ? `${store.containerDir(container.id)}/upper` : undefined;
-  const layers = [...image.layers].reverse().map((l) => `${store.layerDir(l)}/diff`);
+  const layers = store.diffDirs(image);
   const dirs = copied ? [`${store.containerDir(container!.id)}/rootfs`] : [...(upper ? [upper] : []), ...layers];
   // fuse-overlayfs reads the upper layer it wrote; and where the kernel has no overlayfs for us, an image's layers
   let fuse: string | undefined;

@@ -164,6 +164,12 @@ export class Store {
     return `${this.root}/layers/${hex(diffId)}`;
   }
 
+  /** An image's layers' directories, top first, as an overlay stacks them; a layer it repeats (an image may)
+   * once, where it is topmost: below, all it has is shown from there anyway (overlayfs refuses one twice). */
+  diffDirs(image: ImageRecord): string[] {
+    return [...new Set([...image.layers].reverse())].map((d) => `${this.layerDir(d)}/diff`);
+  }
+
   hasLayer(diffId: string): boolean {
     return sys.stat(`${this.layerDir(diffId)}/layer.json`) !== undefined;
   }
@@ -394,7 +400,7 @@ export class Store {
 
   /** Copy an image's layers into a container's rootfs/, as their overlay would show them. */
   async copyLayers(id: string, image: ImageRecord): Promise<void> {
-    const layers = image.layers.map((l) => `${this.layerDir(l)}/diff`); // bottom first
+    const layers = this.diffDirs(image).reverse(); // bottom first
     await this.inUserNamespace((ctx) => compileMerge(`${this.containerDir(id)}/rootfs`, layers, this.maps(), ctx), `copy the image's layers for container ${id.slice(0, 12)}`);
   }
 

@@ -298,7 +298,7 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
   }
   const missing = record.layers.find((d) => !store.hasLayer(d));
   if (missing) throw store.damaged(`layer ${missing} of image ${record.names[0] ?? record.id} is missing`);
-  const top = record.layers.map((d) => `${store.layerDir(d)}/diff`).reverse(); // overlayfs and lookups go top first
+  const top = store.diffDirs(record); // overlayfs and lookups go top first
   const dir = store.containerDir(id);
   // started again: as it was made; new: an overlay where the kernel has one for us, else fuse-overlayfs's, else a copy
   const storage = again ? undefined : storageMode();

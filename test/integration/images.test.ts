@@ -1,7 +1,7 @@
 // Images: import each kind of input (made here, with GNU tar), run it on an
 // overlay, keep and remove containers.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { asRoot, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
@@ -315,7 +315,7 @@ async function dockerArchive(w: string, dirs: string[], tag: string, config: obj
     const tar = tarOf(dir, join(w, `d${i}.tar`));
     const id = await sha256(tar);
     diffIds.push(`sha256:${id}`);
-    mkdirSync(join(out, id));
+    mkdirSync(join(out, id), { recursive: true }); // an image may repeat a layer
     sh(`cp ${tar} ${join(out, id, "layer.tar")}`);
     paths.push(`${id}/layer.tar`);
   }
@@ -475,6 +475,25 @@ describe("image archives", () => {
     expect([none.code, none.stdout, none.stderr]).toEqual([125, "", `bunker: no such container: ${id} (see 'bunker ps -a')\n`]);
     const bad = inStore(env, ["inspect", "--type", "volume", "same"]);
     expect([bad.code, bad.stderr]).toEqual([125, 'bunker: inspect --type takes container or image, not "volume"\n']);
+  });
+
+  test("an image that repeats a layer runs, on an overlay and on a copy, and exports", async () => {
+    const w = workdir();
+    const same = join(w, "same");
+    const other = join(w, "other");
+    sh(`mkdir -p ${same} ${other} && echo s > ${same}/same && echo o > ${other}/other && touch ${other}/same.not`);
+    // docker keeps layers by their place in the chain: [base, same, other, same]
+    const archive = await dockerArchive(w, [rootfsDir(w), same, other, same], "dup:1", { Cmd: ["/bin/sh", "-c", "cat /same /other"] });
+    const { env } = freshStore();
+    expect(inStore(env, ["import", archive]).code).toBe(0);
+    for (const storage of [{}, { BUNKER_STORAGE: "copy" }]) {
+      const r = inStore(env, ["run", "--rm", "--network", "none", "dup:1"], { env: storage });
+      expect([r.code, r.stdout]).toEqual([0, "s\no\n"]);
+    }
+    const out = mkdtempSync(join(w, "out-"));
+    chmodSync(out, 0o777);
+    expect(inStore(env, ["export", "dup:1", "-o", join(out, "dup.bundle")]).code).toBe(0);
+    expect(Bun.spawnSync(["tar", "-tf", join(out, "dup.bundle"), "rootfs/same", "rootfs/other"]).stdout.toString()).toBe("rootfs/same\nrootfs/other\n");
   });
 
   test("go-containerregistry's tarball (crane pull): its config first, named sha256:HEX, and gzip layers; cut short, its spooled copy goes", async () => {
