@@ -315,6 +315,17 @@ interface Descriptor {
   digest: string;
   size: number;
   annotations?: Record<string, string>;
+  platform?: { os?: unknown; architecture?: unknown; variant?: unknown };
+}
+
+/** This host's platform, as an image index names it (GOOS/GOARCH). */
+const HOST_PLATFORM = `linux/${({ x64: "amd64", ia32: "386", ppc64: "ppc64le" } as Record<string, string>)[process.arch] ?? process.arch}`;
+
+/** A descriptor's platform (os/architecture[/variant]), if it names one. */
+function platformOf(d: Descriptor): string | undefined {
+  const p = d.platform;
+  if (!isObject(p)) return undefined;
+  return [p.os, p.architecture, p.variant].filter((v) => typeof v === "string" && v !== "").join("/");
 }
 
 const MANIFEST_TYPES = ["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"];
@@ -379,26 +390,40 @@ async function importOciLayout(store: Store, src: BlobSource, name: string | und
   // each manifest once (with the names it is given), each nested index read once, and so many descriptors in all
   const found = new Map<string, { d: Descriptor; refs: Set<string> }>();
   const walked = new Set<string>();
+  /** What was passed over: other platforms' images (and attestations, whose platform is unknown/unknown), and unknown media types. */
+  const platforms = new Set<string>();
+  const unknown = new Set<string>();
   let listed = 0;
   const walk = async (list: unknown, where: string, depth: number, ref?: string) => {
     const ds = descriptors(list, where);
     if ((listed += ds.length) > MAX_DESCRIPTORS) throw new ArchiveError(`the layout's indexes list more than ${MAX_DESCRIPTORS} descriptors`);
     for (const d of ds) {
       const r = d.annotations?.["io.containerd.image.name"] ?? d.annotations?.["org.opencontainers.image.ref.name"] ?? ref;
+      // of a multi-platform image, this host's only, as docker load and podman load take it
+      const platform = platformOf(d);
+      if (platform !== undefined && platform !== HOST_PLATFORM && !platform.startsWith(`${HOST_PLATFORM}/`)) {
+        platforms.add(platform);
+        continue;
+      }
       if (MANIFEST_TYPES.includes(d.mediaType)) {
         const f = found.get(d.digest) ?? { d, refs: new Set<string>() };
         found.set(d.digest, f);
         // a ref that is only a tag ("latest") names nothing by itself
         if (r !== undefined && /[:/]/.test(r)) f.refs.add(archiveName(r, where));
-      } else if (INDEX_TYPES.includes(d.mediaType) && depth < 4) {
+      } else if (INDEX_TYPES.includes(d.mediaType)) {
+        if (depth >= 4) throw new ArchiveError(`indexes nest deeper than 4 in ${where}`);
         if (walked.has(d.digest)) continue;
         walked.add(d.digest);
         await walk((await verifiedObject<{ manifests?: unknown }>(src, d, 4 << 20)).manifests, `index ${d.digest}`, depth + 1, r);
-      } else throw new ArchiveError(`unknown media type "${d.mediaType.slice(0, 100)}" in ${where}`);
+      } else unknown.add(d.mediaType.slice(0, 100)); // the image spec: an unknown media type is ignored
     }
   };
   await walk(index.manifests, "index.json", 0);
-  if (found.size === 0) throw new ArchiveError("index.json lists no image manifests");
+  if (found.size === 0) {
+    const others = [...platforms].filter((p) => !p.startsWith("unknown"));
+    if (others.length) throw new ArchiveError(`it holds no image for this host's platform, ${HOST_PLATFORM}: only for ${others.join(", ")}`);
+    throw new ArchiveError(`index.json lists no image manifests${unknown.size ? ` (only ${[...unknown].map((t) => `"${t}"`).join(", ")})` : ""}`);
+  }
   oneImageNamed(found.size, name);
   const out: (() => ImageRecord)[] = []; // registered once every image has been verified
   for (const { d, refs } of found.values()) {

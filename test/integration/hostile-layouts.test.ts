@@ -39,12 +39,12 @@ function oci(w: string, name: string, o: { layers?: Uint8Array[]; config?: (c: a
 }
 
 /** A docker-archive of layerA whose manifest.json entry is open to change. */
-function docker(w: string, name: string, change: (m: any) => any, layers = [layerA]): string {
+function docker(w: string, name: string, change: (m: any) => any, layers = [layerA], stored = (cfg: string) => cfg): string {
   const cfg = JSON.stringify({ os: "linux", rootfs: { type: "layers", diff_ids: layers.map((l) => `sha256:${hex(l)}`) } });
   const man = enc.encode(JSON.stringify(change([{ Config: `${hex(cfg)}.json`, RepoTags: ["d/x:1"], Layers: layers.map((_, i) => `l${i}.tar`) }])));
   const file = join(w, name);
   const f = (path: string, b: Uint8Array) => [header({ path, size: b.length }), b] as [ReturnType<typeof header>, Uint8Array];
-  writeFileSync(file, archive([f("manifest.json", man), f(`${hex(cfg)}.json`, enc.encode(cfg)), ...layers.map((l, i) => f(`l${i}.tar`, l))]));
+  writeFileSync(file, archive([f("manifest.json", man), f(`${hex(cfg)}.json`, enc.encode(stored(cfg))), ...layers.map((l, i) => f(`l${i}.tar`, l))]));
   chmodSync(file, 0o644);
   return file;
 }
@@ -109,12 +109,64 @@ describe("JSON of the wrong shape, sizes and media types that lie", () => {
     ["an unknown config media type", () => oci(w, "c-mt", { manifest: (m) => ({ ...m, config: { ...m.config, mediaType: "application/x-evil" } }) }).dir, /unknown config media type/],
     ["a manifest that says it is an index", () => oci(w, "m-mt", { manifest: (m) => ({ ...m, mediaType: IT }) }).dir, /says it is/],
     ["a layer's size that lies", () => oci(w, "l-size", { manifest: (m) => ({ ...m, layers: [{ ...m.layers[0], size: 1 }] }) }).dir, /not 1 as its manifest says/],
+    ["a layer whose content is not its config's diff_id", () => oci(w, "l-diff", { config: (c) => ({ ...c, rootfs: { type: "layers", diff_ids: [`sha256:${hex(layerB)}`] } }) }).dir, /content digest is sha256:[0-9a-f]{64}, not sha256:[0-9a-f]{64} as the image config says/],
+    ["a manifest whose descriptor's size lies", () => oci(w, "m-size", { index: (i) => ({ ...i, manifests: [{ ...i.manifests[0], size: i.manifests[0].size + 1 }] }) }).dir, /does not match its digest and size/],
+    [
+      "a config changed after it was named",
+      () => {
+        const a = oci(w, "c-changed");
+        writeFileSync(a.blob(a.config), readFileSync(a.blob(a.config), "utf8").replace('"linux"', '"xinux"')); // its size stays
+        return a.dir;
+      },
+      /does not match its digest and size/,
+    ],
+    ["an unknown layer media type", () => oci(w, "l-mt", { manifest: (m) => ({ ...m, layers: [{ ...m.layers[0], mediaType: "application/x-evil" }] }) }).dir, /unknown layer media type "application\/x-evil"/],
+    ["more diff_ids than layers", () => oci(w, "l-count", { config: (c) => ({ ...c, rootfs: { type: "layers", diff_ids: [...c.rootfs.diff_ids, ...c.rootfs.diff_ids] } }) }).dir, /disagree on the number of layers/],
+    ["a diff_id that is not sha256", () => oci(w, "l-md5", { config: (c) => ({ ...c, rootfs: { type: "layers", diff_ids: ["md5:0123"] } }) }).dir, /has no valid rootfs\.diff_ids/],
+    ["indexes that list more than 10000 descriptors", () => oci(w, "d-many", { index: (i) => ({ ...i, manifests: Array(10_001).fill(i.manifests[0]) }) }).dir, /list more than 10000 descriptors/],
+    ["an index of only unknown media types", () => oci(w, "i-unknown", { index: (i) => ({ ...i, manifests: [{ ...i.manifests[0], mediaType: "application/x-evil" }] }) }).dir, /lists no image manifests \(only "application\/x-evil"\)/],
+    ["a docker-archive whose config is not what its name says", () => docker(w, "dk-cfg.tar", (m) => m, [layerA], (cfg) => cfg.replace('"linux"', '"evil"')), /does not match its digest: the archive is corrupt/],
     ["a docker-archive layer that is a number", () => docker(w, "dk-num.tar", (m) => [{ ...m[0], Layers: [1] }]), /no Config or Layers/],
     ["a docker-archive entry that is null", () => docker(w, "dk-null.tar", () => [null]), /no Config or Layers/],
     ["a docker-archive tag with a NUL", () => docker(w, "dk-nul.tar", (m) => [{ ...m[0], RepoTags: ["evil\0x:1"] }]), /not an image reference/],
     ["a docker-archive tag that is a number", () => docker(w, "dk-tag.tar", (m) => [{ ...m[0], RepoTags: [1] }]), /not an image reference/],
   ];
   for (const [what, make, message] of cases) test(what, () => refused(make(), message));
+});
+
+describe("a multi-platform image: this host's, as docker load takes it", () => {
+  const w = workdir();
+  const arch = ({ x64: "amd64", ia32: "386" } as Record<string, string>)[process.arch] ?? process.arch;
+  const other = arch === "arm64" ? "amd64" : "arm64";
+  /** An index of the image for this host, one for another (whose blobs are not there, as in a partial export), and an attestation. */
+  function multi(name: string, platforms: ("host" | "other" | "attestation")[]) {
+    const a = oci(w, name, { config: (c) => ({ ...c, architecture: arch, config: { Cmd: ["/a"] } }) });
+    const absent = (n: number) => ({ mediaType: MT, digest: `sha256:${String(n).repeat(64)}`, size: 500 });
+    const entry = {
+      host: { mediaType: MT, ...a.manifest, platform: { os: "linux", architecture: arch } },
+      other: { ...absent(1), platform: { os: "linux", architecture: other, variant: "v8" } },
+      attestation: { ...absent(2), platform: { os: "unknown", architecture: "unknown" }, annotations: { "vnd.docker.reference.type": "attestation-manifest" } },
+    };
+    const inner = a.put(JSON.stringify({ schemaVersion: 2, mediaType: IT, manifests: platforms.map((p) => entry[p]) }));
+    // a descriptor of a type this bunker does not know, which the spec says to ignore
+    const unknown = { mediaType: "application/vnd.example.thing+json", ...a.put("{}") };
+    writeFileSync(join(a.dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: IT, ...inner, annotations: { "io.containerd.image.name": "multi/app:1" } }, unknown] }));
+    sh(`chmod -R a+rX ${a.dir}`);
+    return a.dir;
+  }
+  test("the host's image is imported and named; the other platforms' and attestations are passed over, their blobs never read", () => {
+    const { env } = freshStore();
+    const r = inStore(env, ["import", multi("m-all", ["other", "host", "attestation"])]);
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    expect(r.stdout).toMatch(/^multi\/app:1 sha256:[0-9a-f]{64}\n$/);
+    const images = JSON.parse(inStore(env, ["images", "--json"]).stdout) as { names: string[] }[];
+    expect(images.map((i) => i.names)).toEqual([["multi/app:1"]]);
+    const [image] = JSON.parse(inStore(env, ["inspect", "--json", "multi/app:1"]).stdout);
+    expect([image.Architecture, image.Config.Cmd]).toEqual([arch, ["/a"]]);
+  });
+  test("none for this host: refused, naming the platforms it has", () => {
+    refused(multi("m-other", ["other", "attestation"]), new RegExp(`no image for this host's platform, linux/${arch}: only for linux/${other}/v8`));
+  });
 });
 
 describe("a refused import leaves no layer and no image behind", () => {

@@ -486,7 +486,7 @@ describe("image archives", () => {
     const archive = await dockerArchive(w, [rootfsDir(w), same, other, same], "dup:1", { Cmd: ["/bin/sh", "-c", "cat /same /other"] });
     const { env } = freshStore();
     expect(inStore(env, ["import", archive]).code).toBe(0);
-    for (const storage of [{}, { BUNKER_STORAGE: "copy" }]) {
+    for (const storage of [{}, { BUNKER_STORAGE: "copy" }] as Record<string, string>[]) {
       const r = inStore(env, ["run", "--rm", "--network", "none", "dup:1"], { env: storage });
       expect([r.code, r.stdout]).toEqual([0, "s\no\n"]);
     }
