@@ -243,7 +243,11 @@ class Planner {
       const hidden = base.slice(4);
       if (hidden === "" || hidden === "." || hidden === "..") throw new ArchiveError(`refusing whiteout "${h.path}": it names no file`);
       path = parent ? `${parent}/${hidden}` : hidden;
-      this.remove(path);
+      // the image spec: a whiteout hides what the layers below have there, never what this layer has, whatever
+      // the order: a directory of this layer's own stays, made opaque; a file of its own replaces what is below anyway
+      const own = tree.get(path);
+      if (own === "dir") this.steps.push({ type: U.OPAQUE, flags: 0, path });
+      if (own !== undefined) return;
       this.steps.push({ type: U.WHITEOUT, flags: 0, path });
       this.set(path, "char");
       return;
@@ -255,6 +259,8 @@ class Planner {
       return;
     }
     const existing = tree.get(path);
+    // a directory where this layer whited out what is below: opaque, so that what was hidden stays so (the image spec)
+    const hides = opts.layer && existing === "char" && h.type === "dir";
     if (existing !== undefined && !(existing === "dir" && h.type === "dir")) this.remove(path);
 
     const keep = this.owned(h);
@@ -267,6 +273,7 @@ class Planner {
     switch (h.type) {
       case "dir":
         this.steps.push({ type: U.DIR, ...common });
+        if (hides) this.steps.push({ type: U.OPAQUE, flags: 0, path });
         this.dirTimes.set(path, h.mtime);
         break;
       case "file":
@@ -340,8 +347,12 @@ class Planner {
       const kind = this.tree.get(dir);
       if (kind === "dir") continue;
       if (kind === "symlink") throw new ArchiveError(`refusing "${path}": it would be written through the symbolic link "${dir}"`);
-      if (kind !== undefined) throw new ArchiveError(`refusing "${path}": "${dir}" is not a directory`);
+      // in a layer, "char" is a whiteout: an entry below it makes the directory again, opaque (as entry() does)
+      const hides = this.opts.layer && kind === "char";
+      if (kind !== undefined && !hides) throw new ArchiveError(`refusing "${path}": "${dir}" is not a directory`);
+      if (hides) this.remove(dir);
       this.steps.push({ type: U.DIR, flags: 0, path: dir, mode: 0o755, mtime });
+      if (hides) this.steps.push({ type: U.OPAQUE, flags: 0, path: dir });
       this.set(dir, "dir");
       this.dirTimes.set(dir, mtime);
     }

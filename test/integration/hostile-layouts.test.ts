@@ -169,6 +169,24 @@ describe("a multi-platform image: this host's, as docker load takes it", () => {
   });
 });
 
+describe("whiteouts, as the image spec has them", () => {
+  test("a directory whited out and made again in one layer shows only what that layer puts in it, on an overlay and on a copy", () => {
+    const w = workdir();
+    const busybox = new Uint8Array(readFileSync(join(h.main.rootfs, "bin/busybox")));
+    const f = (path: string, text: string) => [header({ path, size: text.length }), enc.encode(text)] as [ReturnType<typeof header>, Uint8Array];
+    const lower = archive([[header({ path: "bin/busybox", mode: 0o755, size: busybox.length }), busybox], f("d/a", "a"), f("d/b", "b"), f("e/sub/k", "k")]);
+    // .wh.d before the layer's own d; e/sub made again only by an entry below it
+    const upper = archive([f(".wh.d", ""), [header({ type: "dir", path: "d" })], f("d/new", "n"), f("e/.wh.sub", ""), f("e/sub/z", "z")]);
+    const a = oci(w, "wh-remade", { layers: [lower, upper], config: (c) => ({ ...c, config: { Cmd: ["/bin/busybox", "ls", "/d", "/e/sub"] } }) });
+    const { env } = freshStore();
+    expect(inStore(env, ["import", a.dir, "--name", "wh:1"]).code).toBe(0);
+    for (const storage of [{}, { BUNKER_STORAGE: "copy" }] as Record<string, string>[]) {
+      const r = inStore(env, ["run", "--rm", "--network", "none", "wh:1"], { env: storage });
+      expect([r.code, r.stdout]).toEqual([0, "/d:\nnew\n\n/e/sub:\nz\n"]);
+    }
+  });
+});
+
 describe("a refused import leaves no layer and no image behind", () => {
   const w = workdir();
   test("a layout whose second layer is corrupt (the first was good), as a directory and as a tar", () => {

@@ -87,6 +87,19 @@ test("whiteouts only in layers; traversing whiteout names are refused", async ()
   await expect(plan([[{ path: "../.wh.x" }, ""]], { layer: true })).rejects.toThrow("climbs out of the root");
 });
 
+test("a whiteout hides only the layers below: what this layer has at its path stays, a directory opaque, in either order", async () => {
+  const kinds = async (entries: [Partial<TarHeader>, string?][]) =>
+    (await plan(entries, { layer: true })).records.filter((r) => r.type !== U.TIMES && r.type !== U.END).map((r) => `${r.type === U.DIR ? "dir" : r.type === U.OPAQUE ? "opaque" : r.type === U.WHITEOUT ? "whiteout" : r.type === U.UNLINK ? "unlink" : r.type === U.FILE ? "file" : r.type} ${r.path}`);
+  // whited out, then made again: the whiteout device goes, the directory is opaque (an entry below it makes it as well)
+  expect(await kinds([[{ path: ".wh.d" }, ""], [{ type: "dir", path: "d" }], [{ path: "d/new" }, "n"]])).toEqual(["whiteout d", "unlink d", "dir d", "opaque d", "file d/new"]);
+  expect(await kinds([[{ path: "e/.wh.sub" }, ""], [{ path: "e/sub/z" }, "z"]])).toEqual(["dir e", "whiteout e/sub", "unlink e/sub", "dir e/sub", "opaque e/sub", "file e/sub/z"]);
+  // the layer's own, then the whiteout: it stays (opaque, for a directory)
+  expect(await kinds([[{ type: "dir", path: "d" }], [{ path: "d/new" }, "n"], [{ path: ".wh.d" }, ""]])).toEqual(["dir d", "file d/new", "opaque d"]);
+  expect(await kinds([[{ path: "f" }, "mine"], [{ path: ".wh.f" }, ""]])).toEqual(["file f"]);
+  // a file of its own where it whited out: it replaces the whiteout
+  expect(await kinds([[{ path: ".wh.f" }, ""], [{ path: "f" }, "mine"]])).toEqual(["whiteout f", "unlink f", "file f"]);
+});
+
 test("device nodes are left out and counted; FIFOs are made", async () => {
   const { records, result } = await plan([[{ type: "char", path: "dev/console", devmajor: 5, devminor: 1 }], [{ type: "fifo", path: "p" }]]);
   expect(result.devices).toEqual(["dev/console"]);
