@@ -20,6 +20,8 @@ export type Compression = "none" | "gzip" | "zstd";
 export function sniff(head: Uint8Array): Compression | "xz" | "bzip2" {
   if (head[0] === 0x1f && head[1] === 0x8b) return "gzip";
   if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return "zstd";
+  // a skippable frame first, as pzstd writes one before each frame (0x184D2A50-5F, little-endian)
+  if ((head[0]! & 0xf0) === 0x50 && head[1] === 0x2a && head[2] === 0x4d && head[3] === 0x18) return "zstd";
   if (head[0] === 0xfd && head[1] === 0x37 && head[2] === 0x7a && head[3] === 0x58 && head[4] === 0x5a) return "xz";
   if (head[0] === 0x42 && head[1] === 0x5a && head[2] === 0x68) return "bzip2";
   return "none";

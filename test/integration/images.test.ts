@@ -24,11 +24,12 @@ function layerDir(w: string, name: string, files: Record<string, string>): strin
 }
 
 describe("a root filesystem tar", () => {
-  test.each(["plain", "gzip", "zstd"])("imports (%s) and runs; changes stay in the container until rm", (how) => {
+  test.each(["plain", "gzip", "zstd", "pzstd"])("imports (%s) and runs; changes stay in the container until rm", (how) => {
     const w = workdir();
     let tar = tarOf(rootfsDir(w), join(w, "rootfs.tar"));
     if (how === "gzip") sh(`gzip ${tar}`), (tar += ".gz");
     if (how === "zstd") sh(`zstd -q --rm ${tar}`), (tar += ".zst");
+    if (how === "pzstd") sh(`pzstd -q -p 2 --rm ${tar}`), (tar += ".zst"); // a skippable frame before each frame
     chmodSync(tar, 0o644);
     const { env, dir } = freshStore();
     const imp = inStore(env, ["import", tar, "--name", "test/rootfs:1"]);

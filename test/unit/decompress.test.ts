@@ -59,6 +59,7 @@ const streamed = await streamedFrame(raw);
 const cases = [
   ["zstd", "one sized frame", Bun.zstdCompressSync(raw)],
   ["zstd", "sized frames and a skippable one", sizedFrames(raw)],
+  ["zstd", "a skippable frame first, as pzstd writes one", Buffer.concat([new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]), sizedFrames(raw)])],
   ["zstd", "a frame of unknown size", streamed],
   ["zstd", "sized frames, then one of unknown size", Buffer.concat([sizedFrames(raw.subarray(0, 3 << 20)), await streamedFrame(raw.subarray(3 << 20))])],
   ["gzip", "one member", new Uint8Array(gzipSync(raw))],
