@@ -139,6 +139,10 @@ const MAX_META = 1 << 20; // PAX and GNU long-name records larger than this are 
  */
 function entryHeader(h: Uint8Array, type: EntryType, size: number, ext: Map<string, Uint8Array>, longName?: string, longLink?: string): TarHeader {
   const text = ext.size ? (k: string, decode = (v: Uint8Array) => dec.decode(v)) => (ext.has(k) ? decode(ext.get(k)!) : undefined) : () => undefined;
+  // GNU tar's PAX sparse files (--sparse --format=posix): their data is a map, then the pieces; as its 'S' entries, refused
+  if (ext.size && (ext.has("GNU.sparse.major") || ext.has("GNU.sparse.map") || ext.has("GNU.sparse.size"))) {
+    throw new TarError(`"${text("GNU.sparse.name", decodeName) ?? text("path", decodeName) ?? str(h, 0, 100, decodeName)}" is a sparse file, which is not supported: archive it again without --sparse`);
+  }
   const number = (k: string, fallback: number) => {
     const t = text(k);
     if (t === undefined) return fallback;

@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ByteReader, collect } from "../../src/image/bytes.ts";
 import { encodeHeader, readTar, TarError, type TarHeader } from "../../src/image/tar.ts";
@@ -122,6 +123,17 @@ test("sparse and multi-volume entries are refused by name", async () => {
   for (let i = 0; i < 512; i++) sum += b[i]!;
   b.set(enc.encode(`${sum.toString(8).padStart(6, "0")}\0 `), 148);
   await expect(entries(b)).rejects.toThrow("unsupported tar entry type 'S'");
+  // GNU tar's PAX sparse files (its names GNUSparseFile.N/...), as GNU tar writes them: refused by their own name
+  const dir = mkdtempSync(join(tmpdir(), "sparse-"));
+  try {
+    writeFileSync(join(dir, "holes"), "");
+    Bun.spawnSync(["sh", "-c", `cd ${dir} && truncate -s 10M holes && echo x >> holes && tar --sparse --format=posix -cf s.tar holes`]);
+    const tar = new Uint8Array(await Bun.file(join(dir, "s.tar")).arrayBuffer());
+    expect(new TextDecoder().decode(tar)).toContain("GNU.sparse.");
+    await expect(entries(tar)).rejects.toThrow(`"holes" is a sparse file, which is not supported: archive it again without --sparse`);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
 });
 
 test("number fields: octal with spaces or NUL, empty as 0, base-256; anything else refused by name", async () => {
