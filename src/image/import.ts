@@ -143,9 +143,15 @@ const TOP_FILES = new Set(["manifest.json", "index.json", "oci-layout", "reposit
 async function indexTar(path: string): Promise<{ members: Map<string, Member>; json: Map<string, Uint8Array> }> {
   const members = new Map<string, Member>();
   const json = new Map<string, Uint8Array>();
+  /** Links among the members, to the member each names: docker save writes a layer it has already as a symlink to it. */
+  const links = new Map<string, string>();
   const reader = new ByteReader(fileStream(path));
   for await (const e of readTar(reader)) {
     const name = e.header.path.replace(/^(\.\/)+/, "").replace(/^\/+/, "");
+    if (e.header.type === "symlink" || e.header.type === "hardlink") {
+      const target = e.header.type === "hardlink" ? e.header.linkname.replace(/^(\.\/)+/, "") : memberPath(name, e.header.linkname);
+      if (target !== undefined) links.set(name, target);
+    }
     if (e.header.type !== "file") continue;
     members.set(name, { offset: reader.position, size: e.header.size });
     // only the layout's own small files are kept: blobs and configs are read from the file when asked for,
@@ -155,7 +161,26 @@ async function indexTar(path: string): Promise<{ members: Map<string, Member>; j
       json.set(name, await collect(e.data()));
     }
   }
+  // a link is the bytes of the member it leads to (through at most 8 links): no file is ever opened by its name
+  for (const [name, target] of links) {
+    let at: string | undefined = target;
+    for (let hops = 0; at !== undefined && !members.has(at) && hops < 8; hops++) at = links.get(at);
+    const m = at === undefined ? undefined : members.get(at);
+    if (m && !members.has(name)) members.set(name, m);
+  }
   return { members, json };
+}
+
+/** The member a symlink's target names, from the symlink's own directory; undefined if absolute or out of the archive. */
+function memberPath(link: string, target: string): string | undefined {
+  if (target.startsWith("/")) return undefined;
+  const parts = link.split("/").slice(0, -1);
+  for (const p of target.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p !== "..") parts.push(p);
+    else if (parts.pop() === undefined) return undefined;
+  }
+  return parts.join("/");
 }
 
 function parseJson<T>(bytes: Uint8Array | undefined, what: string): T {

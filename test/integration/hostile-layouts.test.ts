@@ -169,6 +169,30 @@ describe("a multi-platform image: this host's, as docker load takes it", () => {
   });
 });
 
+describe("docker save's own ways", () => {
+  test("a layer the archive has already, written as a symlink (or a hard link) to it, is read from there; one that leads out is missing", () => {
+    const w = workdir();
+    const cfg = JSON.stringify({ os: "linux", rootfs: { type: "layers", diff_ids: [`sha256:${hex(layerA)}`, `sha256:${hex(layerB)}`, `sha256:${hex(layerA)}`] } });
+    const f = (path: string, b: Uint8Array | string): [ReturnType<typeof header>, Uint8Array] => {
+      const data = typeof b === "string" ? enc.encode(b) : b;
+      return [header({ path, size: data.length }), data];
+    };
+    const make = (name: string, dup: [ReturnType<typeof header>]) => {
+      const man = JSON.stringify([{ Config: `${hex(cfg)}.json`, RepoTags: ["d/dup:1"], Layers: [`${hex(layerA)}/layer.tar`, `${hex(layerB)}/layer.tar`, `${"c".repeat(64)}/layer.tar`] }]);
+      writeFileSync(join(w, name), archive([f(`${hex(layerA)}/layer.tar`, layerA), f(`${hex(layerB)}/layer.tar`, layerB), dup, f(`${hex(cfg)}.json`, cfg), f("manifest.json", man)]));
+      chmodSync(join(w, name), 0o644);
+      return join(w, name);
+    };
+    for (const dup of [header({ type: "symlink", path: `${"c".repeat(64)}/layer.tar`, linkname: `../${hex(layerA)}/layer.tar` }), header({ type: "hardlink", path: `${"c".repeat(64)}/layer.tar`, linkname: `${hex(layerA)}/layer.tar` })]) {
+      const { env } = freshStore();
+      const r = inStore(env, ["import", make(`dup-${dup.type}.tar`, [dup])]);
+      expect([r.code, r.stderr]).toEqual([0, ""]);
+      expect((JSON.parse(inStore(env, ["images", "--json"]).stdout) as { layers: string[] }[])[0]!.layers).toHaveLength(3);
+    }
+    refused(make("dup-out.tar", [header({ type: "symlink", path: `${"c".repeat(64)}/layer.tar`, linkname: `../../${hex(layerA)}/layer.tar` })]), /layer c{64}\/layer\.tar is missing from the archive/);
+  });
+});
+
 describe("whiteouts, as the image spec has them", () => {
   test("a directory whited out and made again in one layer shows only what that layer puts in it, on an overlay and on a copy", () => {
     const w = workdir();
