@@ -549,7 +549,7 @@ function archiveKind(first: string | undefined): "bundle" | "image" | "rootfs" {
 }
 
 /** Bytes passing by, counted on a progress bar. */
-async function* counted(source: AsyncIterable<Uint8Array>, progress?: Progress): AsyncGenerator<Uint8Array> {
+async function* counted(source: AsyncIterable<Uint8Array>, progress?: Pick<Progress, "advance">): AsyncGenerator<Uint8Array> {
   for await (const chunk of source) {
     progress?.advance(chunk.length);
     yield chunk;
@@ -578,11 +578,13 @@ export async function importPath(input: string, name?: string, showProgress = tr
     if (how === "xz" || how === "bzip2") throw new BunkerError(`${input} is ${how}-compressed, which bunker does not read: recompress it with gzip or zstd`);
     // peek at the first entry to tell an image archive from a root filesystem
     let first: string | undefined;
-    for await (const e of readTar(decompress(fileStream(input), how, true))) {
+    let read = 0;
+    for await (const e of readTar(counted(decompress(fileStream(input), how, true), { advance: (n) => (read += n) }))) {
       if (e.header.path.replace(/^(\.\/)+/, "").replace(/^\.?\/?$/, "") === "") continue; // "./" itself
       first = e.header.path;
       break;
     }
+    if (read === 0) throw new BunkerError(`${input} is ${how}-compressed nothing: not an archive`);
     const kind = archiveKind(first);
     if (digest && kind !== "bundle") throw new BunkerError(`--digest checks a bunker bundle, and ${input} is not one`);
     // the pass that reads the whole file shows a progress bar on a terminal

@@ -234,7 +234,7 @@ class Planner {
     const parent = parentOf(path);
 
     if (opts.layer && base.startsWith(".wh.")) {
-      if (parent) this.ensureParents(`${parent}/x`, h.mtime);
+      if (parent) this.ensureParents(`${parent}/${base}`, h.mtime);
       if (base === ".wh..wh..opq") {
         if (parent) this.steps.push({ type: U.OPAQUE, flags: 0, path: parent }); // an opaque root hides nothing below it in a first layer
         return;
@@ -289,6 +289,7 @@ class Planner {
       case "hardlink": {
         const target = cleanPath(h.linkname, `hard link "${h.path}" to`);
         const kind = tree.get(target);
+        if (kind === undefined && result.devices.includes(target)) return void result.devices.push(path); // left out with it
         if (kind === undefined || kind === "dir") {
           throw new ArchiveError(`refusing hard link "${h.path}": its target "${h.linkname}" is not a file earlier in the archive`);
         }
@@ -408,7 +409,8 @@ export async function unpack(
   let said = ""; // read from stdout where digests were expected: the stage's result
   try {
     planned = await planUnpack(entries, opts, {
-      record: (r, bytes) => (paths.push(r.path), out.write(bytes)),
+      // an xattr's record names it: a file system out of room for xattrs says ENOSPC, as if the disk were full
+      record: (r, bytes) => (paths.push(r.type === U.XATTR ? `${r.path} (its xattr ${r.link})` : r.path), out.write(bytes)),
       data: (bytes) => out.write(bytes),
       digests: (count) => {
         out.flush();

@@ -51,6 +51,7 @@ describe("bunker import refuses hostile and broken input", () => {
   const gz = Bun.gzipSync(tarOf([[{ path: "f" }, "z".repeat(20000)]]) as Uint8Array<ArrayBuffer>);
   gz[Math.floor(gz.length / 2)] ^= 0xff;
   cases.push(["a corrupt gzip stream", file(w, "corrupt.tar.gz", gz), /corrupt|truncated|checksum|invalid/i]);
+  cases.push(["an empty gzip stream", file(w, "empty.tar.gz", Bun.gzipSync(new Uint8Array(0))), /is gzip-compressed nothing: not an archive/]);
   cases.push(["an xz file", file(w, "x.tar.xz", new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3])), /xz-compressed, which bunker does not read/]);
 
   for (const [what, path, message] of cases) {
