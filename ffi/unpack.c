@@ -199,7 +199,7 @@ static int uapply(uint8_t type, uint8_t flags, char *path, char *link, uint32_t 
     return mknodat(dir, name, S_IFCHR, 0);
   case U_FIFO:
     if (mknodat(dir, name, S_IFIFO | 0600, 0) < 0) return -1;
-    return uowner(dir, name, flags, uid, gid) < 0 || fchmodat(dir, name, mode) < 0 ? -1 : 0;
+    return uowner(dir, name, flags, uid, gid) < 0 || fchmodat(dir, name, mode) < 0 || utimensat(dir, name, t, AT_SYMLINK_NOFOLLOW) < 0 ? -1 : 0;
   case U_OPAQUE:
   case U_XATTR: {
     if ((fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0)) < 0) return -1;
