@@ -110,6 +110,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     image: img?.record.runtime ? undefined : img?.record.config.config,
     entrypoint: img?.record.runtime ? img.record.config.config?.Entrypoint : undefined,
     fromImage: img?.record.runtime !== undefined,
+    volumes: img?.record.runtime ? img.record.config.config?.Volumes : undefined,
     readRoot: img?.readRoot,
     hostEnv: process.env,
     readFile: (f) => {

@@ -57,6 +57,8 @@ export interface BuildInput {
   entrypoint?: string[] | null;
   /** The bundle is an image's (imported from a bunker bundle): where it names no hostname, the container's id is one, as for any image. */
   fromImage?: boolean;
+  /** Such an image's declared volumes (the volumes of the container it was exported from among them): its config.json mounts none. */
+  volumes?: Record<string, object> | null;
   /** Reads a file of the container's file system (its /etc/passwd and /etc/group);
    * by default from the rootfs directory. */
   readRoot?: (path: string) => string | undefined;
@@ -175,7 +177,7 @@ export function buildSpec(input: BuildInput): Built {
   // the image's VOLUMEs: Docker mounts an anonymous volume on each; here each is a directory of the
   // container's own layer (Podman's --image-volume=ignore), which must exist all the same
   const covered = new Set(spec.mounts.map((m) => join(m.destination)));
-  const volumes = Object.keys(input.image?.Volumes ?? {})
+  const volumes = Object.keys(input.image?.Volumes ?? input.volumes ?? {})
     .filter((v) => v.startsWith("/"))
     .map((v) => join(v))
     .filter((v) => v !== "/" && !covered.has(v));

@@ -158,6 +158,22 @@ describe("export and import", () => {
     return out;
   }
 
+  test("a read-only root and a volume's declaration travel: the imported image runs read-only, with the volume's mount point", () => {
+    const a = freshStore();
+    const w = workdir();
+    expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    expect(inStore(a.env, ["run", "--name", "ro", "--read-only", "-v", `${w}:/data:ro`, "base", "true"]).code).toBe(0);
+    const out = mkdtempSync(join(h.dir, "bundle-"));
+    chmodSync(out, 0o777);
+    expect(inStore(a.env, ["export", "ro", "-o", join(out, "ro.bundle")]).code).toBe(0);
+    const b = freshStore();
+    expect(inStore(b.env, ["import", join(out, "ro.bundle"), "--name", "ro"]).code).toBe(0);
+    // the host's directory stays behind (a host path means nothing elsewhere); the volume is declared
+    expect(JSON.parse(inStore(b.env, ["inspect", "--json", "ro"]).stdout)[0].Config.Volumes).toEqual({ "/data": {} });
+    const r = inStore(b.env, ["run", "--rm", "ro", "/bin/sh", "-c", "touch /etc/x 2>/dev/null || echo read-only; touch /data/y && echo volume writable"]);
+    expect([r.code, r.stdout]).toEqual([0, "read-only\nvolume writable\n"]);
+  });
+
   test("GNU tar reads a bundle: an OCI runtime bundle that crun and runc run", () => {
     const a = hostA();
     const list = Bun.spawnSync(["tar", "-tf", a.bundle]).stdout.toString().split("\n");

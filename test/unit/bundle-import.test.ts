@@ -172,6 +172,11 @@ test("a bunker.sha256 whose listed rows or count differ from what its digest cov
   expect((await importInto(trailer((rows) => rows), 4096, false)).result.layer.diffId).toStartWith("sha256:");
 });
 
+test("a bundle without bunker.sha256 (cut at an entry's end) is refused as truncated", async () => {
+  const tar = bundleTar(rootfs(), undefined, (signed) => signed);
+  for (const unpackerHashes of [false, true]) await expect(importInto(tar, 4096, unpackerHashes)).rejects.toThrow(`${DIGESTS} is missing: the bundle is truncated`);
+});
+
 test("an entry after bunker.sha256 is refused, even one it lists", async () => {
   const tar = bundleTar(rootfs(), undefined, (signed, trailer) => [...signed.slice(0, -1), trailer, signed.at(-1)!]);
   await expect(importInto(tar, 4096, false)).rejects.toThrow(`an entry follows ${DIGESTS}: the bundle is corrupt`);
