@@ -233,6 +233,10 @@ describe("the C unpacker on its own never leaves its directory", () => {
     expect(await unpackRaw(dir, [{ type: U.TIMES, flags: 0, path: ".." }])).toBe("fail 0 22");
     expect(await unpackRaw(dir, [{ type: U.HARDLINK, flags: 0, path: "h2", link: ".." }])).toBe("fail 0 22");
     expect(statSync(base).mode).toBe(before);
+    // a NUL anywhere in a name or a link's target, though what comes before it would be harmless
+    expect(await unpackRaw(dir, [{ type: U.FILE, flags: 0, path: "nul\0.x", mode: 0o644, data: "x" }])).toBe("fail 0 22");
+    expect(await unpackRaw(dir, [{ type: U.SYMLINK, flags: 0, path: "nul-link", link: "t\0x" }])).toBe("fail 0 22");
+    expect(existsSync(join(dir, "nul")) || existsSync(join(dir, "nul-link"))).toBe(false);
     // and good records work
     expect(await unpackRaw(dir, [{ type: U.DIR, flags: 0, path: "d", mode: 0o755 }, { type: U.FILE, flags: 0, path: "d/f", mode: 0o600, data: "ok" }])).toBe("ok 2");
     expect(Bun.file(join(dir, "d/f")).size).toBe(2);

@@ -104,6 +104,13 @@ test("a corrupt or truncated stream is an error that says so", async () => {
   await expect(entries(new Uint8Array(0))).resolves.toEqual([]);
 });
 
+test("an extended header followed by the end of the archive is refused; one cut short is truncated", async () => {
+  const pax = encodeHeader({ ...h({ path: `${"p".repeat(120)}/f` }), size: 0 }); // a long name: a PAX header, then the entry's
+  const paxOnly = pax.subarray(0, pax.length - 512); // the extended header and its record, without the entry
+  await expect(entries(new Uint8Array([...paxOnly, ...new Uint8Array(1024)]))).rejects.toThrow("an extended header is followed by the end of the archive");
+  await expect(entries(paxOnly)).rejects.toThrow("the stream ends after an extended header");
+});
+
 test("a checksum of signed bytes, as some old tars wrote, is accepted too", async () => {
   const a = archive([[h({ path: "é/ü", size: 1 }), enc.encode("1")]]);
   let signed = 0;

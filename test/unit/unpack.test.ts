@@ -130,6 +130,12 @@ test("xattrs: user.* and file capabilities kept, overlay's own and the rest left
   expect(unowned.result.xattrsSkipped).toBe(3);
 });
 
+test("a symlink with no target, or one longer than a path may be, is refused", async () => {
+  await expect(plan([[{ type: "symlink", path: "l", linkname: "" }]])).rejects.toThrow('refusing symbolic link "l": a bad target');
+  await expect(plan([[{ type: "symlink", path: "l", linkname: "x".repeat(4096) }]])).rejects.toThrow('refusing symbolic link "l": a bad target');
+  expect((await plan([[{ type: "symlink", path: "l", linkname: "x".repeat(4095) }]])).records[0]).toMatchObject({ type: U.SYMLINK });
+});
+
 test("later entries replace earlier ones; a directory replaced by a file loses its contents first", async () => {
   const { records } = await plan([[{ type: "dir", path: "d" }], [{ path: "d/x" }, "1"], [{ path: "d" }, "now a file"]]);
   expect(records.filter((r) => r.type === U.UNLINK).map((r) => [r.path, r.flags])).toEqual([
