@@ -91,6 +91,15 @@ export interface ContainerRecord {
   run?: StartedAs;
 }
 
+/** What a container is made of: its image, name, config, storage, and how it was started. */
+interface NewContainer {
+  image: ImageRecord;
+  name?: string;
+  spec: Spec;
+  storage?: ContainerRecord["storage"];
+  run: StartedAs;
+}
+
 export interface StartedAs {
   target: string;
   command: string[];
@@ -199,12 +208,19 @@ export class Store {
 
   /** Run fn with the index locked, writing back what it returns. */
   update<T>(fn: (index: Index) => T): T {
-    const fd = sys.lockFile(`${this.root}/lock`, true)!;
-    try {
+    return this.locked(() => {
       const index = this.index();
       const out = fn(index);
       sys.writeAtomic(`${this.root}/images.json`, JSON.stringify(index, null, 1));
       return out;
+    });
+  }
+
+  /** Run fn with the index locked: no image comes or goes meanwhile. */
+  locked<T>(fn: () => T): T {
+    const fd = sys.lockFile(`${this.root}/lock`, true)!;
+    try {
+      return fn();
     } finally {
       sys.close(fd);
     }
@@ -260,7 +276,17 @@ export class Store {
   }
 
   /** The container's directory: its upper layer, overlay work dir, mount point and record. */
-  createContainer(id: string, c: { image: ImageRecord; name?: string; spec: Spec; storage?: ContainerRecord["storage"]; run: StartedAs }): void {
+  createContainer(id: string, c: NewContainer): void {
+    // under the index's lock: an rmi either removed the image first (and this says so), or sees this container
+    this.locked(() => {
+      if (!this.index().images.some((i) => i.id === c.image.id)) {
+        throw new BunkerError(`image ${c.run.target} was removed (by 'bunker rmi') while the container was made: import it again`);
+      }
+      this.writeContainer(id, c);
+    });
+  }
+
+  private writeContainer(id: string, c: NewContainer): void {
     const dir = this.containerDir(id);
     sys.mkdir(dir, 0o700);
     try {
@@ -334,9 +360,9 @@ export class Store {
     if (!found) throw new BunkerError(`no such image: ${ref}`);
     const name = normalizeName(ref);
     const byName = found.names.includes(name);
-    const user = this.containers().find((c) => c.image === found.id);
     let done: string[] = [];
-    // decided under the index's lock, on the names the image has then: another rmi or an import may have changed them
+    // decided under the index's lock, on the names the image has then and the containers made of it by then:
+    // another rmi, an import or a run may have changed them (a run makes its container under this lock)
     await this.removeUnused(found.layers, (index) => {
       const image = index.images.find((i) => i.id === found.id);
       if (!image) throw new BunkerError(`no such image: ${ref}`);
@@ -348,6 +374,7 @@ export class Store {
       if (!byName && image.names.length > 1 && !force) {
         throw new BunkerError(`image ${image.id.slice(7, 19)} has ${image.names.length} names (${image.names.join(", ")}): remove them by name, or the image with all of them: 'bunker rmi -f ${ref}'`);
       }
+      const user = this.containers().find((c) => c.image === found.id);
       if (user) {
         const by = `container ${user.name ?? user.id.slice(0, 12)}`;
         if (!force || !image.names.length) throw new BunkerError(`image ${ref} is used by ${by}: remove that first ('bunker rm')${image.names.length ? ", or only untag it: 'bunker rmi -f'" : ""}`);

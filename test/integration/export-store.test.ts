@@ -194,4 +194,40 @@ describe("store", () => {
       expect(readdirSync(join(a.dir, "bunker", "layers"))).toEqual([]);
     }
   });
+
+  test("an rmi while a run makes a container of the image: the run says the image went, or the rmi that the container uses it", async () => {
+    const w = workdir();
+    const tar = tarOf(rootfsDir(w), join(w, "base.tar"));
+    const a = freshStore();
+    const spawn = (args: string[]) => Bun.spawn(asUser([h.bin, ...args], { env: a.env }), { stdout: "pipe", stderr: "pipe" });
+    const waitsForLock = async (pid: number) => {
+      for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
+    };
+    for (const rmiFirst of [true, false]) {
+      expect(inStore(a.env, ["import", tar, "--name", "a"]).code).toBe(0);
+      // the run has found the image and waits to record its container; the rmi waits to decide: the first to wait goes first
+      const held = Bun.spawn(["flock", "-o", join(a.dir, "bunker/lock"), "sleep", "30"]);
+      await Bun.sleep(50);
+      const run = ["run", "--name", "user", "--network", "none", "a", "true"];
+      const [first, second] = rmiFirst ? [["rmi", "a"], run] : [run, ["rmi", "a"]];
+      const one = spawn(first!);
+      await waitsForLock(one.pid);
+      const two = spawn(second!);
+      await waitsForLock(two.pid);
+      held.kill();
+      const [r, m] = rmiFirst ? [two, one] : [one, two];
+      const [rc, mc] = await Promise.all([r.exited, m.exited]);
+      const [rerr, merr] = await Promise.all([new Response(r.stderr).text(), new Response(m.stderr).text()]);
+      if (rmiFirst) {
+        expect([mc, rc, rerr]).toEqual([0, 125, "bunker: image a was removed (by 'bunker rmi') while the container was made: import it again\n"]);
+        expect(JSON.parse(inStore(a.env, ["ps", "-a", "--json"]).stdout)).toEqual([]);
+        expect(readdirSync(join(a.dir, "bunker", "layers"))).toEqual([]);
+      } else {
+        expect([rc, mc, merr]).toEqual([0, 125, "bunker: image a is used by container user: remove that first ('bunker rm'), or only untag it: 'bunker rmi -f'\n"]);
+        expect(inStore(a.env, ["restart", "user"]).code).toBe(0); // its image and layers are there
+        expect(inStore(a.env, ["rm", "-f", "user"]).code).toBe(0);
+        expect(inStore(a.env, ["rmi", "a"]).code).toBe(0);
+      }
+    }
+  });
 });
