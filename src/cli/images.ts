@@ -25,7 +25,10 @@ export default {
   async run(rawArgs) {
     const { values } = parseCli(imagesArgs, rawArgs, { verb: "images" });
     const { Store } = await import("../image/store.ts");
-    const images = (await Store.open()).index().images;
+    // an empty list where there is no store yet: listing makes none
+    const store = Store.existing();
+    await store?.sweep();
+    const images = store?.index().images ?? [];
     if (values.json) {
       console.log(JSON.stringify(images.map((i) => ({ id: i.id, names: i.names, layers: i.layers, size: i.size, created: created(i), imported: i.created }))));
       return;

@@ -623,7 +623,7 @@ export async function importPath(input: string, name?: string, showProgress = tr
     }
   } catch (e) {
     // the layers a refused import put in place go with it, unless an image uses them meanwhile (its own error is the one to tell)
-    if (store.created.length) await store.removeUnused(store.created).catch(() => {});
+    if (store.created.length) await store.removeUnused(() => store.created).catch(() => {});
     if (e instanceof TarError || e instanceof TruncatedError || e instanceof TooLargeError || e instanceof ArchiveError) throw new BunkerError(`${input}: ${e.message}`);
     throw e;
   } finally {

@@ -232,14 +232,7 @@ export class Store {
 
   /** An image by name (with ":latest" implied), full or short id. */
   find(ref: string): ImageRecord | undefined {
-    const images = this.index().images;
-    const named = images.find((i) => i.names.includes(normalizeName(ref)));
-    if (named) return named;
-    // an id, or at least 4 hex digits of one ("sha256:" counts for none); one image only, as Docker's prefixes
-    if (!/^(sha256:)?[0-9a-f]{4,64}$/.test(ref)) return undefined;
-    const hits = images.filter((i) => hex(i.id).startsWith(hex(ref)));
-    if (hits.length > 1) throw new BunkerError(`${ref} begins the ids of ${hits.length} images: give more of it`);
-    return hits[0];
+    return findImage(this.index().images, ref);
   }
 
   containerDir(id: string): string {
@@ -356,35 +349,33 @@ export class Store {
    * Returns what was done, one line each ("Untagged: NAME", "Deleted: ID").
    */
   async removeRef(ref: string, force: boolean): Promise<string[]> {
-    const found = this.find(ref);
-    if (!found) throw new BunkerError(`no such image: ${ref}`);
-    const name = normalizeName(ref);
-    const byName = found.names.includes(name);
     let done: string[] = [];
-    // decided under the index's lock, on the names the image has then and the containers made of it by then:
-    // another rmi, an import or a run may have changed them (a run makes its container under this lock)
-    await this.removeUnused(found.layers, (index) => {
-      const image = index.images.find((i) => i.id === found.id);
+    // all decided under the index's lock, on the images, names and containers there are then: another rmi, a tag,
+    // an import or a run may have changed them since (a run makes its container under this lock)
+    await this.removeUnused((index) => {
+      const image = findImage(index.images, ref);
       if (!image) throw new BunkerError(`no such image: ${ref}`);
-      if (byName && image.names.length > 1) {
+      const name = normalizeName(ref);
+      if (image.names.includes(name) && image.names.length > 1) {
         image.names = image.names.filter((n) => n !== name);
         done = [`Untagged: ${name}`];
-        return;
+        return [];
       }
-      if (!byName && image.names.length > 1 && !force) {
+      if (!image.names.includes(name) && image.names.length > 1 && !force) {
         throw new BunkerError(`image ${image.id.slice(7, 19)} has ${image.names.length} names (${image.names.join(", ")}): remove them by name, or the image with all of them: 'bunker rmi -f ${ref}'`);
       }
-      const user = this.containers().find((c) => c.image === found.id);
+      const user = this.containers().find((c) => c.image === image.id);
       if (user) {
         const by = `container ${user.name ?? user.id.slice(0, 12)}`;
         if (!force || !image.names.length) throw new BunkerError(`image ${ref} is used by ${by}: remove that first ('bunker rm')${image.names.length ? ", or only untag it: 'bunker rmi -f'" : ""}`);
         // Docker's -f: the names go, and the image stays, nameless, while containers made from it do
         done = image.names.map((n) => `Untagged: ${n}`);
         image.names = [];
-        return;
+        return [];
       }
       index.images = index.images.filter((i) => i !== image);
       done = [...image.names.map((n) => `Untagged: ${n}`), `Deleted: ${image.id}`];
+      return image.layers;
     });
     return done;
   }
@@ -403,13 +394,17 @@ export class Store {
   }
 
   /**
-   * Remove those of `layers` no image uses, once `change` (if any) is made to
-   * the index. They leave layers/ under the index's lock, so an import that
-   * registers an image meanwhile either sees them gone or keeps them in use.
+   * Change the index (`change` returns the layers it may have left unused),
+   * then remove those no image uses. All under the index's lock, so an import
+   * that registers an image meanwhile either sees them gone or keeps them in
+   * use; the index is written first, so a kill or a full disk leaves either
+   * the image whole, or at worst a layer no image uses.
    */
-  async removeUnused(layers: string[], change?: (index: Index) => void): Promise<void> {
-    const aside = this.update((index) => {
-      change?.(index);
+  async removeUnused(change: (index: Index) => string[]): Promise<void> {
+    const aside = this.locked(() => {
+      const index = this.index();
+      const layers = change(index);
+      sys.writeAtomic(`${this.root}/images.json`, JSON.stringify(index, null, 1));
       const inUse = new Set(index.images.flatMap((i) => i.layers));
       return this.moveAside([...new Set(layers)].filter((l) => !inUse.has(l)).map((l) => this.layerDir(l)));
     });
@@ -438,12 +433,22 @@ export class Store {
    * here); else in the user namespace.
    */
   async discard(s: Staging, own: string[] = []): Promise<void> {
-    s.release();
     try {
-      for (const f of [...own, `${s.dir}/lock`]) sys.unlink(f);
-      sys.rmdir(s.dir);
+      for (const f of own) sys.unlink(f);
+      if (sys.readdir(s.dir).every((n) => n === "lock")) {
+        sys.unlink(`${s.dir}/lock`);
+        sys.rmdir(s.dir);
+        return s.release();
+      }
     } catch {
-      await this.remove([s.dir]); // files of the user namespace's own, or a sweep's lock: the stage's rmtree takes them all
+      // gone meanwhile, or not ours to remove by hand: the stage's rmtree takes what is left
+    }
+    // files of the user namespace's own: the stage's rmtree takes them, while the lock is held (a sweep meanwhile
+    // leaves the directory alone; one after a kill midway finds it unlocked, and takes it)
+    try {
+      await this.remove([s.dir]);
+    } finally {
+      s.release();
     }
   }
 
@@ -529,6 +534,17 @@ export class Store {
 export interface Staging {
   dir: string;
   release(): void;
+}
+
+/** An image of a list by name (with ":latest" implied), full or short id. */
+function findImage(images: ImageRecord[], ref: string): ImageRecord | undefined {
+  const named = images.find((i) => i.names.includes(normalizeName(ref)));
+  if (named) return named;
+  // an id, or at least 4 hex digits of one ("sha256:" counts for none); one image only, as Docker's prefixes
+  if (!/^(sha256:)?[0-9a-f]{4,64}$/.test(ref)) return undefined;
+  const hits = images.filter((i) => hex(i.id).startsWith(hex(ref)));
+  if (hits.length > 1) throw new BunkerError(`${ref} begins the ids of ${hits.length} images: give more of it`);
+  return hits[0];
 }
 
 /** A name the user gives an image (import --name, tag): Docker's lower-case repository, and an optional tag. */

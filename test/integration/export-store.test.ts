@@ -134,7 +134,7 @@ describe("store", () => {
     const tar = tarOf(rootfsDir(w), join(w, "base.tar"));
     const a = freshStore();
     const hex = new Bun.CryptoHasher("sha256").update(readFileSync(tar)).digest("hex");
-    expect(inStore(a.env, ["images"]).code).toBe(0); // the store exists
+    expect(inStore(a.env, ["rmi", "nothing"]).code).toBe(125); // the store exists (listing makes none)
     const layer = join(a.dir, "bunker", "layers", hex);
     sh(`mkdir -p ${layer}/diff/bin && touch ${layer}/diff/bin/left && chown -R ${h.main.uid}:${h.main.gid} ${layer}`);
     const r = inStore(a.env, ["import", tar, "--name", "base"]);
@@ -193,6 +193,31 @@ describe("store", () => {
       }
       expect(readdirSync(join(a.dir, "bunker", "layers"))).toEqual([]);
     }
+  });
+
+  test("rmi NAME while a tag moves that name to another image takes the name from where it is then, never the image it left", async () => {
+    const w = workdir();
+    const a = freshStore();
+    const base = rootfsDir(w);
+    expect(inStore(a.env, ["import", tarOf(base, join(w, "x.tar")), "--name", "x"]).code).toBe(0);
+    expect(inStore(a.env, ["tag", "x", "y"]).code).toBe(0);
+    sh(`echo other > ${base}/other`);
+    expect(inStore(a.env, ["import", tarOf(base, join(w, "o.tar")), "--name", "other"]).code).toBe(0);
+    const spawn = (args: string[]) => Bun.spawn(asUser([h.bin, ...args], { env: a.env }), { stdout: "pipe", stderr: "pipe" });
+    const waitsForLock = async (pid: number) => {
+      for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
+    };
+    // the tag waits for the index first, then the rmi: the name has moved when the rmi decides
+    const held = Bun.spawn(["flock", "-o", join(a.dir, "bunker/lock"), "sleep", "30"]);
+    await Bun.sleep(50);
+    const tag = spawn(["tag", "other", "x"]);
+    await waitsForLock(tag.pid);
+    const rmi = spawn(["rmi", "x"]);
+    await waitsForLock(rmi.pid);
+    held.kill();
+    expect([await tag.exited, await rmi.exited, await new Response(rmi.stdout).text()]).toEqual([0, 0, "Untagged: x:latest\n"]);
+    const images = JSON.parse(inStore(a.env, ["images", "--json"]).stdout) as { names: string[] }[];
+    expect(images.map((i) => i.names).sort()).toEqual([["other:latest"], ["y:latest"]]);
   });
 
   test("an rmi while a run makes a container of the image: the run says the image went, or the rmi that the container uses it", async () => {

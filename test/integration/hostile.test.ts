@@ -127,7 +127,7 @@ describe("bunker import refuses hostile and broken input", () => {
 
   test("commands that start together after a killed one all succeed, and one of them clears its debris", async () => {
     const { env, dir } = freshStore();
-    expect(inStore(env, ["images"]).code).toBe(0);
+    expect(inStore(env, ["rmi", "nothing"]).code).toBe(125); // the store exists (listing makes none)
     // what a killed import leaves: a staging directory whose lock no one holds, with a few thousand files in it
     const debris = join(dir, "bunker/tmp/00000000deadbeef");
     const made = Bun.spawnSync(asUser(["sh", "-c", `mkdir -p ${debris}/layer/diff && cd ${debris} && : > lock && cd layer/diff && for d in $(seq 30); do mkdir $d && (cd $d && seq 100 | xargs touch); done`]));
@@ -154,6 +154,25 @@ describe.skipIf(!asRoot)("a full disk", () => {
     expect(r.stderr.toString().trim()).toMatch(/^bunker: unpack f\d+: no space left on device$/);
     // the listings of tmp/ and layers/ are empty, and there is no index
     expect(r.stdout.toString().trim().split("\n").filter((l) => l && !l.endsWith(":"))).toEqual([]);
+  });
+});
+
+describe.skipIf(!asRoot)("a full disk when an image is removed", () => {
+  test("rmi that cannot write the index fails in one line, and leaves the image whole", () => {
+    const w = workdir();
+    const tar = tarOfDir(rootfsDir(w), join(w, "base.tar"));
+    const { env, dir } = freshStore();
+    const user = (args: string[]) => asUser([h.bin, ...args], { env }).map((a) => `'${a}'`).join(" ");
+    // a 4 MB store, filled (blocks, not inodes) once the image is in: a layer can still be renamed, the index not written
+    const script = [
+      `mount -t tmpfs -o size=4m,mode=700,uid=${h.main.uid},gid=${h.main.gid} none ${dir}`,
+      `${user(["import", tar, "--name", "base"])} >/dev/null`,
+      `dd if=/dev/zero of=${dir}/filler bs=4k 2>/dev/null; ${user(["rmi", "base"])}; echo "rc=$?"`,
+      `rm ${dir}/filler; ${user(["run", "--rm", "--network", "none", "base", "echo", "whole"])}`,
+    ].join(" && ");
+    const r = Bun.spawnSync(["unshare", "-m", "sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
+    expect(r.stderr.toString()).toMatch(/^bunker: [^\n]*images\.json[^\n]*: no space left on device\n$/);
+    expect(r.stdout.toString()).toBe("rc=125\nwhole\n");
   });
 });
 

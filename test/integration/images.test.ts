@@ -109,6 +109,15 @@ describe("a root filesystem tar", () => {
     expect(missing.stderr.trim()).toBe("bunker: img: no such image in the store, and no such directory (see 'bunker images'; 'bunker import' adds one)");
   });
 
+  test("images, ps -a and inspect make no store where there is none", () => {
+    const { env, dir } = freshStore();
+    expect(inStore(env, ["images"]).stdout).toBe("REPOSITORY   TAG   IMAGE ID   CREATED   SIZE\n");
+    expect(inStore(env, ["images", "--json"]).stdout).toBe("[]\n");
+    expect(inStore(env, ["ps", "-a", "--json"]).stdout).toBe("[]\n");
+    expect(inStore(env, ["inspect", "x"]).code).toBe(125);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   test("tag gives an image a name, which leaves the image that had it, as Docker's; a bad name or image is refused", async () => {
     const w = workdir();
     const { env } = freshStore();

@@ -103,7 +103,7 @@ describe.skipIf(!asRoot)("a host that lacks something else", () => {
   test("an image store it cannot write: what failed and what to set", () => {
     const dir = mkdtempSync(join(h.dir, "nodata-"));
     chmodSync(dir, 0o555);
-    const r = Bun.spawnSync(asUser([h.bin, "images"], { env: { XDG_DATA_HOME: dir } }), { stderr: "pipe", stdout: "pipe" });
+    const r = Bun.spawnSync(asUser([h.bin, "rmi", "x"], { env: { XDG_DATA_HOME: dir } }), { stderr: "pipe", stdout: "pipe" });
     expect(r.exitCode).toBe(125);
     expect(r.stderr.toString()).toBe(`bunker: cannot use the image store ${dir}/bunker: permission denied; set XDG_DATA_HOME to a writable directory\n`);
   });
