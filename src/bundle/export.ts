@@ -184,7 +184,17 @@ function lastStart(id: string): string {
 export async function exportBundle(ref: string, opts: ExportOptions): Promise<ExportSummary> {
   const start = performance.now();
   const store = await Store.open();
-  const { kind, image, container } = source(store, ref);
+  const from = source(store, ref);
+  // a container is held while it is read: `rm` refuses it meanwhile (and another export waits)
+  const held = from.container && store.holdContainer(from.container, ref);
+  try {
+    return await writeBundle(store, ref, from, opts, start);
+  } finally {
+    if (held !== undefined) sys.close(held);
+  }
+}
+
+async function writeBundle(store: Store, ref: string, { kind, image, container }: ReturnType<typeof source>, opts: ExportOptions, start: number): Promise<ExportSummary> {
   if (sys.stat(opts.output, false)) throw new BunkerError(`${opts.output} exists: remove it first, or choose another -o`);
   // a container is its upper layer over the image's, or (no overlayfs where it was made) one whole copy
   const copied = container?.storage === "copy";

@@ -338,8 +338,27 @@ export class Store {
   }
 
   async removeContainer(c: ContainerRecord): Promise<void> {
-    await this.retire([this.containerDir(c.id)]);
+    const record = `${this.containerDir(c.id)}/container.json`;
+    const fd = sys.lockExisting(record);
+    if (fd === undefined && sys.stat(record, false)) {
+      throw new BunkerError(`container ${c.name ?? c.id.slice(0, 12)} is being exported: remove it once that is done`);
+    }
+    try {
+      await this.retire([this.containerDir(c.id)]);
+    } finally {
+      if (fd !== undefined) sys.close(fd);
+    }
     if (c.name) this.releaseName(c.name, c.id);
+  }
+
+  /** A container held while an export reads it (its record's lock, which rm tries first); an error once it is gone. */
+  holdContainer(c: ContainerRecord, ref: string): number {
+    try {
+      return sys.lockFile(`${this.containerDir(c.id)}/container.json`, true)!;
+    } catch (e) {
+      if (e instanceof sys.SysError && e.code === "ENOENT") throw new BunkerError(`no such container or image: ${ref} (it was removed meanwhile)`);
+      throw e;
+    }
   }
 
   /**

@@ -195,6 +195,27 @@ describe("store", () => {
     }
   });
 
+  test("rm of a container an export is reading is refused, and the export waits for another of the same container", async () => {
+    const w = workdir();
+    const a = freshStore();
+    expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    expect(inStore(a.env, ["run", "--name", "c", "--network", "none", "base", "true"]).code).toBe(0);
+    const [id] = readdirSync(join(a.dir, "bunker/containers"));
+    // what an export holds while it reads the container
+    const held = Bun.spawn(["flock", "-o", join(a.dir, "bunker/containers", id!, "container.json"), "sleep", "30"]);
+    await Bun.sleep(50);
+    const out = outDir();
+    const exp = Bun.spawn(asUser([h.bin, "export", "c", "-o", join(out, "c.bundle")], { env: a.env }), { stdout: "pipe", stderr: "pipe" });
+    for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${exp.pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
+    const rm = inStore(a.env, ["rm", "c"]);
+    expect([rm.code, rm.stderr]).toEqual([125, "bunker: container c is being exported: remove it once that is done\n"]);
+    held.kill();
+    expect(await exp.exited).toBe(0);
+    expect(inStore(a.env, ["rm", "c"]).code).toBe(0);
+    expect(readdirSync(join(a.dir, "bunker/containers"))).toEqual([]);
+    expect(readdirSync(join(a.dir, "bunker/names"))).toEqual([]); // its name goes with it
+  });
+
   test("rmi NAME while a tag moves that name to another image takes the name from where it is then, never the image it left", async () => {
     const w = workdir();
     const a = freshStore();
