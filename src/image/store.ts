@@ -338,17 +338,26 @@ export class Store {
   }
 
   async removeContainer(c: ContainerRecord): Promise<void> {
+    await this.takeContainer(c)();
+  }
+
+  /** removeContainer's quick half: its files moved aside (atomic) and its name freed; the rest, to await, removes them. */
+  takeContainer(c: ContainerRecord): () => Promise<void> {
     const record = `${this.containerDir(c.id)}/container.json`;
     const fd = sys.lockExisting(record);
     if (fd === undefined && sys.stat(record, false)) {
       throw new BunkerError(`container ${c.name ?? c.id.slice(0, 12)} is being exported: remove it once that is done`);
     }
+    let aside: Staging | undefined;
     try {
-      await this.retire([this.containerDir(c.id)]);
+      aside = this.moveAside([this.containerDir(c.id)]);
     } finally {
       if (fd !== undefined) sys.close(fd);
     }
     if (c.name) this.releaseName(c.name, c.id);
+    return async () => {
+      if (aside) await this.discard(aside);
+    };
   }
 
   /** A container held while an export reads it (its record's lock, which rm tries first); an error once it is gone. */

@@ -184,7 +184,14 @@ export async function remove(v: View, force: boolean): Promise<void> {
     });
     if (now) return remove({ ...v, status: now.status, runtime: now }, force);
   }
-  if (v.stored) await (await Store.open()).removeContainer(v.stored);
+  if (v.stored) {
+    const store = await Store.open();
+    const root = stateRoot();
+    // under the runtime's lock, as a restart makes its runtime state: it started meanwhile, or finds its files gone
+    const taken = locked(root, () => readContainer(root, v.id) ?? store.takeContainer(v.stored!));
+    if (typeof taken !== "function") return remove({ ...v, status: taken.status, runtime: taken }, force);
+    await taken();
+  }
 }
 
 /** A container as `inspect` shows it, in Docker's shape. */

@@ -139,6 +139,8 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   const state = claim(() => locked(root, () => {
     // a container is started again only once it has stopped (two restarts at once: one wins)
     if (again && readContainer(root, id)?.status === "running") throw new BunkerError(`container ${id.slice(0, 12)} is running already`);
+    // and only while it is there: an rm meanwhile takes its files under this lock
+    if (again && img && !sys.stat(`${img.dir}/container.json`, false)) throw new BunkerError(`container ${id.slice(0, 12)} was removed meanwhile`);
     const dir = new ContainerDir(root, id, again !== undefined);
     try {
       opts.name ??= generateName(root);
@@ -209,6 +211,8 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     if (process.env.BUNKER_PLAN) say(plan.describe());
     if (!detach) return await execStage(plan, state.root);
     const started = await detachStage(plan, state.root);
+    // an rm while it was not running yet takes its files, and its stage fails on what is gone
+    if (!started.ok && !flags.rm && !sys.stat(state.dir, false)) throw new BunkerError(`container ${opts.name ?? id.slice(0, 12)} was removed (by 'bunker rm') while it started`);
     if (!started.ok) throw new BunkerError(started.message, started.code);
     return id;
   } catch (e) {

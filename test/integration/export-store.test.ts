@@ -216,6 +216,46 @@ describe("store", () => {
     expect(readdirSync(join(a.dir, "bunker/names"))).toEqual([]); // its name goes with it
   });
 
+  test("rm and restart of a stopped container at once: one wins, the other says so, and nothing is left half", async () => {
+    const w = workdir();
+    const a = freshStore();
+    expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    const spawn = (args: string[]) => Bun.spawn(asUser([h.bin, ...args], { env: a.env }), { stdout: "pipe", stderr: "pipe" });
+    const waitsForLock = async (pid: number) => {
+      for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
+    };
+    for (const rmFirst of [true, false]) {
+      // foreground, so that its runtime state goes when it exits: restart starts it from the store's record (and it stays up)
+      expect(inStore(a.env, ["run", "--name", "c", "--network", "none", "base", "sh", "-c", "[ -e /again ] && exec sleep 30; touch /again"]).code).toBe(0);
+      const held = Bun.spawn(["flock", "-o", join(a.env.XDG_RUNTIME_DIR!, "bunker/lock"), "sleep", "30"]);
+      await Bun.sleep(50);
+      const [first, second] = rmFirst ? [["rm", "c"], ["restart", "c"]] : [["restart", "c"], ["rm", "c"]];
+      const one = spawn(first!);
+      await waitsForLock(one.pid);
+      const two = spawn(second!);
+      await waitsForLock(two.pid);
+      held.kill();
+      const [rm, restart] = rmFirst ? [one, two] : [two, one];
+      const [rc, sc] = await Promise.all([rm.exited, restart.exited]);
+      const [rerr, serr] = await Promise.all([new Response(rm.stderr).text(), new Response(restart.stderr).text()]);
+      const listed = JSON.parse(inStore(a.env, ["ps", "-a", "--json"]).stdout) as { name: string; state: string }[];
+      if (rmFirst) {
+        expect([rc, sc, serr]).toEqual([0, 125, expect.stringMatching(/^bunker: container [0-9a-f]{12} was removed meanwhile\n$/)]);
+        expect(listed).toEqual([]);
+      } else {
+        // the restart made it first: rm finds it running (refused), or not yet running, as Docker's created (removed)
+        if (rc === 0) expect([sc, serr]).toEqual([sc, sc === 0 ? "" : "bunker: container c was removed (by 'bunker rm') while it started\n"]);
+        if (rc === 0) expect(listed).toEqual([]);
+        else {
+          expect([rc, rerr]).toEqual([125, "bunker: container c is running: stop it first, or use 'rm -f'\n"]);
+          expect(listed.map((c) => [c.name, c.state])).toEqual([["c", "running"]]);
+          expect(inStore(a.env, ["rm", "-f", "c"]).code).toBe(0);
+        }
+      }
+      expect(readdirSync(join(a.dir, "bunker/containers"))).toEqual([]);
+    }
+  });
+
   test("rmi NAME while a tag moves that name to another image takes the name from where it is then, never the image it left", async () => {
     const w = workdir();
     const a = freshStore();
