@@ -554,6 +554,9 @@ export class Store {
     } finally {
       for (const fd of held) sys.close(fd);
     }
+    // a container's directory without its record: what a run killed while it made one left (made under the index's lock)
+    const unmade = this.locked(() => sys.readdir(`${this.root}/containers`).filter((id) => !sys.stat(`${this.containerDir(id)}/container.json`, false)));
+    await this.retire(unmade.map((id) => this.containerDir(id)));
     // a layer comes into place whole (its layer.json inside): one without it is what a removal killed midway left
     await this.retire(sys.readdir(`${this.root}/layers`).filter((h) => !sys.stat(`${this.root}/layers/${h}/layer.json`, false)).map((h) => `${this.root}/layers/${h}`));
   }

@@ -195,6 +195,18 @@ describe("store", () => {
     }
   });
 
+  test("a running container is not exported (its files change as they are read): stop it first", () => {
+    const w = workdir();
+    const a = freshStore();
+    expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    expect(inStore(a.env, ["run", "-d", "--name", "up", "--network", "none", "base", "sleep", "30"]).code).toBe(0);
+    const out = outDir();
+    const r = inStore(a.env, ["export", "up", "-o", join(out, "up.bundle")]);
+    expect([r.code, r.stderr]).toEqual([125, "bunker: container up is running: stop it before exporting it\n"]);
+    expect(readdirSync(out)).toEqual([]);
+    expect(inStore(a.env, ["rm", "-f", "up"]).code).toBe(0);
+  });
+
   test("rm of a container an export is reading is refused, and the export waits for another of the same container", async () => {
     const w = workdir();
     const a = freshStore();

@@ -125,6 +125,20 @@ describe("bunker import refuses hostile and broken input", () => {
     }
   });
 
+  test("a container's directory a killed run left without its record is cleared; a name it left is taken again", () => {
+    const { env, dir } = freshStore();
+    expect(inStore(env, ["import", tarOfDir(rootfsDir(w), join(w, "two.tar")), "--name", "two"]).code).toBe(0);
+    // what a run killed while it made its container leaves: the directory, part made, and the name it claimed first
+    const id = "ab".repeat(32);
+    const made = Bun.spawnSync(asUser(["sh", "-c", `mkdir -p ${dir}/bunker/containers/${id}/upper ${dir}/bunker/containers/${id}/work && ln -s ${id} ${dir}/bunker/names/k`]));
+    expect(made.exitCode).toBe(0);
+    expect(JSON.parse(inStore(env, ["ps", "-a", "--json"]).stdout)).toEqual([]);
+    expect(inStore(env, ["images"]).code).toBe(0);
+    expect(readdirSync(join(dir, "bunker/containers"))).toEqual([]);
+    expect(inStore(env, ["run", "--name", "k", "--network", "none", "two", "true"]).code).toBe(0);
+    expect((JSON.parse(inStore(env, ["ps", "-a", "--json"]).stdout) as { name: string }[]).map((c) => c.name)).toEqual(["k"]);
+  });
+
   test("commands that start together after a killed one all succeed, and one of them clears its debris", async () => {
     const { env, dir } = freshStore();
     expect(inStore(env, ["rmi", "nothing"]).code).toBe(125); // the store exists (listing makes none)
