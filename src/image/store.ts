@@ -211,9 +211,13 @@ export class Store {
     return this.locked(() => {
       const index = this.index();
       const out = fn(index);
-      sys.writeAtomic(`${this.root}/images.json`, JSON.stringify(index, null, 1));
+      this.save(index);
       return out;
     });
+  }
+
+  private save(index: Index): void {
+    sys.writeAtomic(`${this.root}/images.json`, JSON.stringify(index, null, 1));
   }
 
   /** Run fn with the index locked: no image comes or goes meanwhile. */
@@ -410,12 +414,10 @@ export class Store {
 
   /** `tag SOURCE TARGET`: the image gets the name, which leaves any other image that had it (as Docker's). */
   tag(ref: string, name: string): void {
-    const found = this.find(ref);
-    if (!found) throw new BunkerError(`no such image: ${ref} (see 'bunker images')`);
     const target = normalizeName(checkImageName(name));
     this.update((index) => {
-      const image = index.images.find((i) => i.id === found.id);
-      if (!image) throw new BunkerError(`no such image: ${ref} (it was removed meanwhile)`);
+      const image = findImage(index.images, ref); // as the names are now, under the lock
+      if (!image) throw new BunkerError(`no such image: ${ref} (see 'bunker images')`);
       for (const other of index.images) other.names = other.names.filter((n) => n !== target);
       image.names.push(target);
     });
@@ -432,7 +434,7 @@ export class Store {
     const aside = this.locked(() => {
       const index = this.index();
       const layers = change(index);
-      sys.writeAtomic(`${this.root}/images.json`, JSON.stringify(index, null, 1));
+      this.save(index);
       const inUse = new Set(index.images.flatMap((i) => i.layers));
       return this.moveAside([...new Set(layers)].filter((l) => !inUse.has(l)).map((l) => this.layerDir(l)));
     });
