@@ -127,6 +127,28 @@ for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'
   });
 });
 
+/** bunker started in a store, not waited for. */
+function spawnIn(env: Record<string, string>, args: string[]) {
+  return Bun.spawn(asUser([h.bin, ...args], { env }), { stdout: "pipe", stderr: "pipe" });
+}
+
+/** Until the process waits for a lock (one the test holds with flock -o), or 5 s. */
+async function waitsForLock(pid: number): Promise<void> {
+  for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
+}
+
+/** Two commands that wait in turn for a lock the test holds (-o: only flock itself), then are let go together. */
+async function queued(env: Record<string, string>, lock: string, first: string[], second: string[]) {
+  const held = Bun.spawn(["flock", "-o", lock, "sleep", "30"]);
+  await Bun.sleep(50);
+  const one = spawnIn(env, first);
+  await waitsForLock(one.pid);
+  const two = spawnIn(env, second);
+  await waitsForLock(two.pid);
+  held.kill();
+  return [one, two] as const;
+}
+
 describe("store", () => {
   test("a layer half removed (a removal killed midway) does not block importing it again", () => {
     if (!asRoot) return; // makes the debris by hand, as the store's owner
@@ -161,24 +183,11 @@ describe("store", () => {
     const w = workdir();
     const tar = tarOf(rootfsDir(w), join(w, "base.tar"));
     const a = freshStore();
-    const spawn = (args: string[]) => Bun.spawn(asUser([h.bin, ...args], { env: a.env }), { stdout: "pipe", stderr: "pipe" });
-    /** Until the process waits for a lock (the index's, held by the test). */
-    const waitsForLock = async (pid: number) => {
-      for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
-    };
     for (const rmiFirst of [false, true, false, true]) {
       expect(inStore(a.env, ["import", tar, "--name", "a"]).code).toBe(0);
       // "b" has the same layer as "a": its import finds the layer in place, then waits to register while the test
-      // holds the index's lock, and so does the rmi of "a"; the first to wait gets the lock first when it is let go
-      const held = Bun.spawn(["flock", "-o", join(a.dir, "bunker/lock"), "sleep", "30"]); // -o: only flock itself holds it
-      await Bun.sleep(50);
-      const [first, second] = rmiFirst ? [["rmi", "a"], ["import", tar, "--name", "b"]] : [["import", tar, "--name", "b"], ["rmi", "a"]];
-      const one = spawn(first!);
-      await waitsForLock(one.pid);
-      const two = spawn(second!);
-      await waitsForLock(two.pid);
-      held.kill();
-      const [imp, rmi] = rmiFirst ? [two, one] : [one, two];
+      // holds the index's lock, and so does the rmi of "a"
+      const [rmi, imp] = rmiFirst ? await queued(a.env, join(a.dir, "bunker/lock"), ["rmi", "a"], ["import", tar, "--name", "b"]) : (await queued(a.env, join(a.dir, "bunker/lock"), ["import", tar, "--name", "b"], ["rmi", "a"])).toReversed();
       const [ic, rc] = await Promise.all([imp.exited, rmi.exited]);
       const err = await new Response(imp.stderr).text();
       expect(rc).toBe(0);
@@ -232,22 +241,11 @@ describe("store", () => {
     const w = workdir();
     const a = freshStore();
     expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
-    const spawn = (args: string[]) => Bun.spawn(asUser([h.bin, ...args], { env: a.env }), { stdout: "pipe", stderr: "pipe" });
-    const waitsForLock = async (pid: number) => {
-      for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
-    };
+    const lock = join(a.env.XDG_RUNTIME_DIR!, "bunker/lock"); // the runtime's
     for (const rmFirst of [true, false]) {
       // foreground, so that its runtime state goes when it exits: restart starts it from the store's record (and it stays up)
       expect(inStore(a.env, ["run", "--name", "c", "--network", "none", "base", "sh", "-c", "[ -e /again ] && exec sleep 30; touch /again"]).code).toBe(0);
-      const held = Bun.spawn(["flock", "-o", join(a.env.XDG_RUNTIME_DIR!, "bunker/lock"), "sleep", "30"]);
-      await Bun.sleep(50);
-      const [first, second] = rmFirst ? [["rm", "c"], ["restart", "c"]] : [["restart", "c"], ["rm", "c"]];
-      const one = spawn(first!);
-      await waitsForLock(one.pid);
-      const two = spawn(second!);
-      await waitsForLock(two.pid);
-      held.kill();
-      const [rm, restart] = rmFirst ? [one, two] : [two, one];
+      const [rm, restart] = rmFirst ? await queued(a.env, lock, ["rm", "c"], ["restart", "c"]) : (await queued(a.env, lock, ["restart", "c"], ["rm", "c"])).toReversed();
       const [rc, sc] = await Promise.all([rm.exited, restart.exited]);
       const [rerr, serr] = await Promise.all([new Response(rm.stderr).text(), new Response(restart.stderr).text()]);
       const listed = JSON.parse(inStore(a.env, ["ps", "-a", "--json"]).stdout) as { name: string; state: string }[];
@@ -277,18 +275,8 @@ describe("store", () => {
     expect(inStore(a.env, ["tag", "x", "y"]).code).toBe(0);
     sh(`echo other > ${base}/other`);
     expect(inStore(a.env, ["import", tarOf(base, join(w, "o.tar")), "--name", "other"]).code).toBe(0);
-    const spawn = (args: string[]) => Bun.spawn(asUser([h.bin, ...args], { env: a.env }), { stdout: "pipe", stderr: "pipe" });
-    const waitsForLock = async (pid: number) => {
-      for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
-    };
-    // the tag waits for the index first, then the rmi: the name has moved when the rmi decides
-    const held = Bun.spawn(["flock", "-o", join(a.dir, "bunker/lock"), "sleep", "30"]);
-    await Bun.sleep(50);
-    const tag = spawn(["tag", "other", "x"]);
-    await waitsForLock(tag.pid);
-    const rmi = spawn(["rmi", "x"]);
-    await waitsForLock(rmi.pid);
-    held.kill();
+    // the tag waits for the index first, then the rmi
+    const [tag, rmi] = await queued(a.env, join(a.dir, "bunker/lock"), ["tag", "other", "x"], ["rmi", "x"]);
     // whichever decides first (both pass a sweep first): the name x goes, from where it is then, and no image is deleted
     expect([await tag.exited, await rmi.exited, await new Response(rmi.stdout).text()]).toEqual([0, 0, "Untagged: x:latest\n"]);
     const images = JSON.parse(inStore(a.env, ["images", "--json"]).stdout) as { names: string[] }[];
@@ -299,23 +287,11 @@ describe("store", () => {
     const w = workdir();
     const tar = tarOf(rootfsDir(w), join(w, "base.tar"));
     const a = freshStore();
-    const spawn = (args: string[]) => Bun.spawn(asUser([h.bin, ...args], { env: a.env }), { stdout: "pipe", stderr: "pipe" });
-    const waitsForLock = async (pid: number) => {
-      for (let i = 0; i < 500 && !/lock/.test(readFileSync(`/proc/${pid}/wchan`, "utf8")); i++) await Bun.sleep(10);
-    };
+    const lock = join(a.dir, "bunker/lock");
     for (const rmiFirst of [true, false]) {
       expect(inStore(a.env, ["import", tar, "--name", "a"]).code).toBe(0);
-      // the run has found the image and waits to record its container; the rmi waits to decide: the first to wait goes first
-      const held = Bun.spawn(["flock", "-o", join(a.dir, "bunker/lock"), "sleep", "30"]);
-      await Bun.sleep(50);
       const run = ["run", "--name", "user", "--network", "none", "a", "true"];
-      const [first, second] = rmiFirst ? [["rmi", "a"], run] : [run, ["rmi", "a"]];
-      const one = spawn(first!);
-      await waitsForLock(one.pid);
-      const two = spawn(second!);
-      await waitsForLock(two.pid);
-      held.kill();
-      const [r, m] = rmiFirst ? [two, one] : [one, two];
+      const [m, r] = rmiFirst ? await queued(a.env, lock, ["rmi", "a"], run) : (await queued(a.env, lock, run, ["rmi", "a"])).toReversed();
       const [rc, mc] = await Promise.all([r.exited, m.exited]);
       const [rerr, merr] = await Promise.all([new Response(r.stderr).text(), new Response(m.stderr).text()]);
       // whichever decides first under the index's lock wins (waiting first does not make it so: both pass a sweep first)
