@@ -350,7 +350,7 @@ const HOST_PLATFORM = `linux/${({ x64: "amd64", ia32: "386", ppc64: "ppc64le" } 
 function platformOf(d: Descriptor): string | undefined {
   const p = d.platform;
   if (!isObject(p)) return undefined;
-  return [p.os, p.architecture, p.variant].filter((v) => typeof v === "string" && v !== "").join("/");
+  return [p.os, p.architecture, p.variant].filter((v) => typeof v === "string" && v !== "").join("/") || undefined;
 }
 
 const MANIFEST_TYPES = ["application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"];
