@@ -108,9 +108,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     maps: img ? () => img.maps : (mode) => chooseMaps(mode, who, () => subIds(who), findHelper),
     bundle: bundle ?? img?.record.runtime,
     image: img?.record.runtime ? undefined : img?.record.config.config,
-    entrypoint: img?.record.runtime ? img.record.config.config?.Entrypoint : undefined,
-    fromImage: img?.record.runtime !== undefined,
-    volumes: img?.record.runtime ? img.record.config.config?.Volumes : undefined,
+    bundleImage: img?.record.runtime ? (img.record.config.config ?? {}) : undefined,
     readRoot: img?.readRoot,
     hostEnv: process.env,
     readFile: (f) => {

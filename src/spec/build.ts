@@ -53,12 +53,13 @@ export interface BuildInput {
   bundle?: Spec;
   /** The image's config ("config" of the OCI image config), when running an image. */
   image?: ImageProcess;
-  /** A bundle made from an image: that image's Entrypoint, which a command given keeps, as Docker keeps it. */
-  entrypoint?: string[] | null;
-  /** The bundle is an image's (imported from a bunker bundle): where it names no hostname, the container's id is one, as for any image. */
-  fromImage?: boolean;
-  /** Such an image's declared volumes (the volumes of the container it was exported from among them): its config.json mounts none. */
-  volumes?: Record<string, object> | null;
+  /**
+   * The bundle is an image's (imported from a bunker bundle): that image's config. Its Entrypoint a
+   * command given keeps, as Docker keeps it; its declared volumes (the exported container's among them)
+   * get mount points, as config.json mounts none; and where the bundle names no hostname, the
+   * container's id is one, as for any image.
+   */
+  bundleImage?: ImageProcess;
   /** Reads a file of the container's file system (its /etc/passwd and /etc/group);
    * by default from the rootfs directory. */
   readRoot?: (path: string) => string | undefined;
@@ -136,7 +137,7 @@ export function buildSpec(input: BuildInput): Built {
     proc.args = [ep, ...input.command];
   } else if (input.command.length > 0) {
     // the command replaces the bundle's, but not the image's Entrypoint it begins with
-    const kept = ep === undefined ? (input.entrypoint ?? []) : []; // --entrypoint "": none
+    const kept = ep === undefined ? (input.bundleImage?.Entrypoint ?? []) : []; // --entrypoint "": none
     const keep = kept.length > 0 && kept.every((a, i) => proc.args?.[i] === a);
     proc.args = [...(keep ? kept : []), ...input.command];
   }
@@ -159,7 +160,7 @@ export function buildSpec(input: BuildInput): Built {
 
   if (flags.hostname !== undefined) spec.hostname = flags.hostname;
   else if (!bundle && !ns.has("network")) spec.hostname = input.hostHostname?.(); // Docker's --network host
-  if (!spec.hostname && ns.has("uts") && (!bundle || input.fromImage)) spec.hostname = input.id.slice(0, 12);
+  if (!spec.hostname && ns.has("uts") && (!bundle || input.bundleImage !== undefined)) spec.hostname = input.id.slice(0, 12);
   if (flags.readOnly) spec.root.readonly = true;
 
   spec.mounts = [...(spec.mounts ?? []), ...userMounts(flags)];
@@ -177,7 +178,7 @@ export function buildSpec(input: BuildInput): Built {
   // the image's VOLUMEs: Docker mounts an anonymous volume on each; here each is a directory of the
   // container's own layer (Podman's --image-volume=ignore), which must exist all the same
   const covered = new Set(spec.mounts.map((m) => join(m.destination)));
-  const volumes = Object.keys(input.image?.Volumes ?? input.volumes ?? {})
+  const volumes = Object.keys((input.image ?? input.bundleImage)?.Volumes ?? {})
     .filter((v) => v.startsWith("/"))
     .map((v) => join(v))
     .filter((v) => v !== "/" && !covered.has(v));

@@ -201,12 +201,12 @@ test("a bundle made from an image keeps that image's Entrypoint when a command i
     process: { user: { uid: 0, gid: 0 }, args: ["/bin/echo", "ep", "cmd"], cwd: "/" },
     root: { path: "rootfs" },
   };
-  const args = (command: string[], entrypoint?: string[]) => buildSpec(input({}, { bundle, command, entrypoint })).spec.process!.args;
+  const args = (command: string[], entrypoint?: string[]) => buildSpec(input({}, { bundle, command, bundleImage: entrypoint && { Entrypoint: entrypoint } })).spec.process!.args;
   expect(args([], ["/bin/echo", "ep"])).toEqual(["/bin/echo", "ep", "cmd"]);
   expect(args(["x", "y"], ["/bin/echo", "ep"])).toEqual(["/bin/echo", "ep", "x", "y"]);
   // a container started with --entrypoint (its args do not begin with the image's), or a plain bundle: replaced whole
   expect(args(["x"], ["/bin/other"])).toEqual(["x"]);
   expect(args(["x"])).toEqual(["x"]);
   // --entrypoint "" drops the image's Entrypoint here too
-  expect(buildSpec(input({ entrypoint: "" }, { bundle, command: ["x"], entrypoint: ["/bin/echo", "ep"] })).spec.process!.args).toEqual(["x"]);
+  expect(buildSpec(input({ entrypoint: "" }, { bundle, command: ["x"], bundleImage: { Entrypoint: ["/bin/echo", "ep"] } })).spec.process!.args).toEqual(["x"]);
 });
