@@ -152,17 +152,17 @@ function runtimeSpec(store: Store, image: ImageRecord, container?: ContainerReco
  * container left the entry's owner and mode as the image has them on disk:
  * not where it chowned or chmodded it, or made a new one; a directory (or
  * file) merely copied up into its upper layer, or present in its whole copy,
- * keeps its owner. `changed`: its upper layer, or its copy of the image;
- * `origin`: the xattr an overlay marks a copied-up file with (so that one
- * removed and made again, without it, is the container's own).
+ * keeps its owner. `layers`: the image's, top first; `changed`: its upper
+ * layer, or its copy of the image; `origin`: the xattr an overlay marks a
+ * copied-up file with (so that one removed and made again, without it, is
+ * the container's own).
  */
-function keptOwners(store: Store, image: ImageRecord, changed?: string, origin?: string): Map<string, [number, number, number]> {
+function keptOwners(store: Store, image: ImageRecord, layers: string[], changed?: string, origin?: string): Map<string, [number, number, number]> {
   const owners = new Map<string, [number, number, number]>();
   for (const layer of image.layers) {
     for (const [path, o] of Object.entries(store.layerInfo(layer).altered)) owners.set(path, o);
   }
   if (!changed) return owners;
-  const layers = store.diffDirs(image);
   for (const path of owners.keys()) {
     const now = sys.stat(`${changed}/${path}`, false);
     if (!now) continue; // unchanged (an overlay's upper layer), or gone (a copy)
@@ -208,7 +208,7 @@ async function writeBundle(store: Store, ref: string, { kind, image, container }
     if ("why" in found) throw new BunkerError(`reading ${ref} needs fuse-overlayfs, but ${found.why}`);
     fuse = found.tool;
   }
-  const owners = keptOwners(store, image, copied ? dirs[0] : upper, copied ? undefined : fuse ? "user.fuseoverlayfs.origin" : "user.overlay.origin");
+  const owners = keptOwners(store, image, layers, copied ? dirs[0] : upper, copied ? undefined : fuse ? "user.fuseoverlayfs.origin" : "user.overlay.origin");
   const started = container && lastStart(container.id);
   /** The container started again meanwhile (`bunker restart`): what was read may be torn. */
   const restarted = () =>
