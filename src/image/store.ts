@@ -272,21 +272,16 @@ export class Store {
     if (Store.nameOwner(name) === id) sys.unlink(this.nameLink(name));
   }
 
-  /** The container's directory: its upper layer, overlay work dir, mount point and record. */
+  /** The container's directory: its upper layer, overlay work dir, mount point and record (dropContainer undoes it,
+   * as run does when this or what follows fails). */
   createContainer(id: string, c: NewContainer): void {
     // under the index's lock: an rmi either removed the image first (and this says so), or sees this container
     this.locked(() => {
       if (!this.index().images.some((i) => i.id === c.image.id)) {
         throw new BunkerError(`image ${c.run.target} was removed (by 'bunker rmi') while the container was made: import it again`);
       }
-      this.writeContainer(id, c);
-    });
-  }
-
-  private writeContainer(id: string, c: NewContainer): void {
-    const dir = this.containerDir(id);
-    sys.mkdir(dir, 0o700);
-    try {
+      const dir = this.containerDir(id);
+      sys.mkdir(dir, 0o700);
       for (const d of ["upper", "work", "rootfs"]) sys.mkdir(`${dir}/${d}`, 0o755);
       const record: ContainerRecord = {
         id,
@@ -300,10 +295,7 @@ export class Store {
       };
       sys.writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries
       sys.writeAtomic(`${dir}/container.json`, JSON.stringify(record)); // last: with it, the container is listed
-    } catch (e) {
-      this.dropContainer(id);
-      throw e;
-    }
+    });
   }
 
   /** Undo createContainer before anything ran: what it made is the user's own files and empty directories. */
@@ -388,12 +380,13 @@ export class Store {
       const image = findImage(index.images, ref);
       if (!image) throw new BunkerError(`no such image: ${ref}`);
       const name = normalizeName(ref);
-      if (image.names.includes(name) && image.names.length > 1) {
+      const byName = image.names.includes(name);
+      if (byName && image.names.length > 1) {
         image.names = image.names.filter((n) => n !== name);
         done = [`Untagged: ${name}`];
         return [];
       }
-      if (!image.names.includes(name) && image.names.length > 1 && !force) {
+      if (!byName && image.names.length > 1 && !force) {
         throw new BunkerError(`image ${image.id.slice(7, 19)} has ${image.names.length} names (${image.names.join(", ")}): remove them by name, or the image with all of them: 'bunker rmi -f ${ref}'`);
       }
       const user = this.containers().find((c) => c.image === image.id);

@@ -164,7 +164,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     } catch (e) {
       if (!again) {
         dir.remove();
-        img?.dropRecord(); // the store's record, when the runtime's failed after it
+        img?.dropRecord(); // the store's record, whole or part made
         if (opts.name) img?.releaseName(opts.name); // and its claim of the name
       }
       throw e;
