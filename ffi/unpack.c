@@ -496,22 +496,31 @@ static int pwalk(int dirfd, const char *dir) {
     puts_(&pb, name);
     if (overflowed(&pb)) { errno = ENAMETOOLONG; return pfail(dir); }
     struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return pfail(path);
+    /* an entry gone since it was listed (a running container removed it) is passed over, as Docker's export does */
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) { if (errno == ENOENT) continue; return pfail(path); }
     if (S_ISDIR(st.st_mode)) {
       int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+      if (fd < 0 && errno == ENOENT) continue;
       if (fd < 0) return pfail(path);
       if (pxattrs(fd, path) < 0) return keep_errno(pfail(path), fd); /* before the entry: a tar writer puts them in its header */
       precord(U_DIR, path, NULL, &st, 0);
       if (pwalk(fd, path) < 0) return keep_errno(pfail(path), fd);
       close(fd);
     } else if (S_ISREG(st.st_mode)) {
+      /* opened before it is taken as the first path of its inode, which later links then name */
+      /* O_NONBLOCK: a FIFO put in its place meanwhile must not hang the walk (it fails as a changed file) */
+      int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0);
+      if (fd < 0 && errno == ENOENT) continue;
+      if (fd < 0) return pfail(path);
+      struct stat opened;
+      if (fstat(fd, &opened) < 0) return keep_errno(pfail(path), fd);
+      if (opened.st_ino != st.st_ino || opened.st_dev != st.st_dev) { errno = ESTALE; return keep_errno(pfail(path), fd); }
       const char *first = st.st_nlink > 1 ? plink(&st, path) : NULL;
       if (first) {
+        close(fd);
         precord(U_HARDLINK, path, first, &st, 0);
         continue;
       }
-      int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
-      if (fd < 0) return pfail(path);
       if (pxattrs(fd, path) < 0) return keep_errno(pfail(path), fd);
       precord(U_FILE, path, NULL, &st, (uint64_t)st.st_size);
       if (pdata(fd, &st) < 0) return keep_errno(pfail(path), fd);
@@ -519,6 +528,7 @@ static int pwalk(int dirfd, const char *dir) {
     } else if (S_ISLNK(st.st_mode)) {
       char target[PATH_MAX];
       ssize_t len = readlinkat(dirfd, name, target, sizeof target - 1);
+      if (len < 0 && errno == ENOENT) continue;
       if (len < 0) return pfail(path);
       target[len] = 0;
       precord(U_SYMLINK, path, target, &st, 0);

@@ -32,6 +32,8 @@ class PackReader {
     private readonly fd: number,
     /** What is read, for messages. */
     private readonly ref: string,
+    /** It is a running container's. */
+    private readonly live = false,
   ) {}
 
   /** Exactly n bytes (at most the buffer's size), valid until the next call. */
@@ -74,7 +76,7 @@ class PackReader {
   private failed(path: string, errno: number): BunkerError {
     const shown = `/${path.length > 120 ? `${path.slice(0, 50)}...${path.slice(-50)}` : path}`;
     const err = new sys.SysError("read", errno);
-    if (err.code === "ESTALE") return new BunkerError(`${shown} in ${this.ref} changed while it was read: export it again`);
+    if (err.code === "ESTALE") return new BunkerError(`${shown} in ${this.ref} changed while it was read${this.live ? " (it is running): export it again, or stop it first" : ": export it again"}`);
     const why = err.code === "ENAMETOOLONG" ? " (a path in a bundle is at most 4095 bytes)" : "";
     return new BunkerError(`cannot export ${this.ref}: reading ${shown}: ${err.reason}${why}`);
   }
@@ -105,13 +107,13 @@ export interface ExportSummary {
 }
 
 /** What is exported: a stored container (image + its changes) or an image. */
-function source(store: Store, ref: string): { kind: "container" | "image"; image: ImageRecord; container?: ContainerRecord } {
+function source(store: Store, ref: string): { kind: "container" | "image"; image: ImageRecord; container?: ContainerRecord; running?: boolean } {
   const container = store.findContainer(ref);
   if (container) {
-    if (readContainer(statePath(), container.id)?.status === "running") throw new BunkerError(`container ${ref} is running: stop it before exporting it`);
     const image = store.index().images.find((i) => i.id === container.image);
     if (!image) throw new BunkerError(`the image of container ${ref} is gone from the store`);
-    return { kind: "container", image, container };
+    // a running one too, as Docker exports it: its files as they are while they are read
+    return { kind: "container", image, container, running: readContainer(statePath(), container.id)?.status === "running" };
   }
   const image = store.find(ref);
   if (!image) throw new BunkerError(`no such container or image: ${ref}`);
@@ -194,7 +196,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
   }
 }
 
-async function writeBundle(store: Store, ref: string, { kind, image, container }: ReturnType<typeof source>, opts: ExportOptions, start: number): Promise<ExportSummary> {
+async function writeBundle(store: Store, ref: string, { kind, image, container, running }: ReturnType<typeof source>, opts: ExportOptions, start: number): Promise<ExportSummary> {
   if (sys.stat(opts.output, false)) throw new BunkerError(`${opts.output} exists: remove it first, or choose another -o`);
   // a container is its upper layer over the image's, or (no overlayfs where it was made) one whole copy
   const copied = container?.storage === "copy";
@@ -210,9 +212,13 @@ async function writeBundle(store: Store, ref: string, { kind, image, container }
   }
   const owners = keptOwners(store, image, layers, copied ? dirs[0] : upper, copied ? undefined : fuse ? "user.fuseoverlayfs.origin" : "user.overlay.origin");
   const started = container && lastStart(container.id);
-  /** The container started again meanwhile (`bunker restart`): what was read may be torn. */
-  const restarted = () =>
-    container && lastStart(container.id) !== started ? new BunkerError(`container ${ref} was started while it was being exported: export it again once it has stopped`) : undefined;
+  /** The container was removed meanwhile (a running `--rm` one that exited), or, stopped at first, started again: what was read may be torn. */
+  const torn = () => {
+    if (!container) return undefined;
+    if (!sys.stat(`${store.containerDir(container.id)}/container.json`, false)) return new BunkerError(`container ${ref} was removed while it was being exported`);
+    if (!running && lastStart(container.id) !== started) return new BunkerError(`container ${ref} was started while it was being exported: export it again once it has stopped`);
+    return undefined;
+  };
   const spec = runtimeSpec(store, image, container);
   const manifest: BundleManifest = {
     format: FORMAT,
@@ -276,7 +282,7 @@ async function writeBundle(store: Store, ref: string, { kind, image, container }
     try {
       const stage = await spawnStage(compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse));
       sys.close(stage.stdin);
-      const records = new PackReader(stage.stdout, ref);
+      const records = new PackReader(stage.stdout, ref, running);
       try {
         for (let h = records.next(); h; h = records.next()) {
           const kept = owners.get(h.path);
@@ -292,8 +298,8 @@ async function writeBundle(store: Store, ref: string, { kind, image, container }
     } finally {
       await store.discard(at);
     }
-    const torn = restarted();
-    if (torn) throw torn;
+    const cut = torn();
+    if (cut) throw cut;
     if (code !== 0) throw new BunkerError(`reading the file system of ${ref} failed`);
     const digest = digests.digest();
     if (!digests.complete) throw new BunkerError(`${ref} has more than 500000 files: too many for one bundle`);
@@ -312,7 +318,7 @@ async function writeBundle(store: Store, ref: string, { kind, image, container }
   } catch (e) {
     out.abort();
     progress?.done();
-    throw restarted() ?? e;
+    throw torn() ?? e;
   }
 }
 

@@ -243,6 +243,16 @@ export class Store {
     return `${this.root}/containers/${id}`;
   }
 
+  /**
+   * What a container's removal at its exit (`run --rm`) takes, in order: its
+   * record first, so that an export reading it meanwhile sees it gone (and
+   * refuses what it read), and a removal cut short leaves a directory
+   * without a record, which the next sweep clears.
+   */
+  containerFiles(id: string): string[] {
+    return [`${this.containerDir(id)}/container.json`, this.containerDir(id)];
+  }
+
   nameLink(name: string): string {
     return `${this.root}/names/${name}`;
   }

@@ -195,7 +195,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
       hint,
       kind,
       overlay: img?.overlay,
-      after: { status, remove: img && flags.rm ? [img.dir] : undefined },
+      after: { status, remove: img && flags.rm ? img.files : undefined },
       record,
       detach,
       cgroup,
@@ -312,6 +312,7 @@ function openImage(store: Store, record: ImageRecord, id: string, flags: RunFlag
   return {
     rootfs: `${dir}/rootfs`,
     dir,
+    files: store.containerFiles(id),
     maps,
     record,
     overlay: copy ? undefined : { lower: top, upper: `${dir}/upper`, work: `${dir}/work`, fuse },

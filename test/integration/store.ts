@@ -57,10 +57,15 @@ export function noDebris(dir: string): void {
 
 /** Whether pid has a file open in dir (an unnamed O_TMPFILE one too): an export is writing there. */
 export function writingIn(pid: number, dir: string): boolean {
+  return hasOpen(pid, (path) => path.startsWith(`${dir}/`));
+}
+
+/** Whether process pid has a file open whose path matches. */
+export function hasOpen(pid: number | string, match: (path: string) => boolean): boolean {
   try {
     return readdirSync(`/proc/${pid}/fd`).some((fd) => {
       try {
-        return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(`${dir}/`);
+        return match(readlinkSync(`/proc/${pid}/fd/${fd}`));
       } catch {
         return false;
       }
