@@ -346,6 +346,37 @@ interface Descriptor {
 /** This host's platform, as an image index names it (GOOS/GOARCH). */
 const HOST_PLATFORM = `linux/${({ x64: "amd64", ia32: "386", ppc64: "ppc64le" } as Record<string, string>)[process.arch] ?? process.arch}`;
 
+/**
+ * The x86-64 micro-architecture level (1 to 4) a CPU with these flags (as
+ * /proc/cpuinfo lists them) runs: the psABI's x86-64-v2, -v3 and -v4, which
+ * image indexes name as amd64's variants v2, v3 and v4.
+ */
+export function amd64Level(flags: string): number {
+  const has = new Set(flags.split(/\s+/));
+  const all = (names: string) => names.split(" ").every((f) => has.has(f));
+  if (!all("cx16 popcnt sse4_1 sse4_2 ssse3 lahf_lm")) return 1;
+  if (!all("avx avx2 bmi1 bmi2 f16c fma abm movbe xsave")) return 2;
+  if (!all("avx512f avx512bw avx512cd avx512dq avx512vl")) return 3;
+  return 4;
+}
+
+let hostLevel: number | undefined;
+
+/**
+ * How well a platform of this host's architecture suits it: 0 where its
+ * CPU cannot run it (an amd64 variant above its level), else higher for a
+ * later variant (no variant is amd64's v1); variants of other
+ * architectures rank alike, and the first listed wins.
+ */
+function variantRank(platform: string): number {
+  const variant = platform.slice(HOST_PLATFORM.length + 1);
+  if (HOST_PLATFORM !== "linux/amd64" || variant === "") return 1;
+  const level = /^v([1-9])$/.exec(variant)?.[1];
+  if (!level) return 0; // not a variant amd64 has
+  hostLevel ??= amd64Level(/^flags\s*:(.*)$/m.exec(sys.tryRead("/proc/cpuinfo") ?? "")?.[1] ?? "");
+  return Number(level) <= hostLevel ? Number(level) : 0;
+}
+
 /** A descriptor's platform (os/architecture[/variant]), if it names one. */
 function platformOf(d: Descriptor): string | undefined {
   const p = d.platform;
@@ -422,11 +453,25 @@ async function importOciLayout(store: Store, src: BlobSource, name: string | und
   const walk = async (list: unknown, where: string, depth: number, ref?: string) => {
     const ds = descriptors(list, where);
     if ((listed += ds.length) > MAX_DESCRIPTORS) throw new ArchiveError(`the layout's indexes list more than ${MAX_DESCRIPTORS} descriptors`);
-    for (const d of ds) {
-      const r = d.annotations?.["io.containerd.image.name"] ?? d.annotations?.["org.opencontainers.image.ref.name"] ?? ref;
-      // of a multi-platform image, this host's only, as docker load and podman load take it
+    const refOf = (d: Descriptor) => d.annotations?.["io.containerd.image.name"] ?? d.annotations?.["org.opencontainers.image.ref.name"] ?? ref;
+    // of a multi-platform image, this host's only, as docker load and podman load take it; of several
+    // variants of it (amd64's v2, v3, v4), the latest this CPU runs: one per name (siblings unnamed share one)
+    const best = new Map<string | undefined, { d: Descriptor; rank: number }>();
+    const rank = (d: Descriptor) => {
       const platform = platformOf(d);
-      if (platform !== undefined && platform !== HOST_PLATFORM && !platform.startsWith(`${HOST_PLATFORM}/`)) {
+      if (platform === undefined) return 1;
+      return platform === HOST_PLATFORM || platform.startsWith(`${HOST_PLATFORM}/`) ? variantRank(platform) : 0;
+    };
+    for (const d of ds) {
+      if (!MANIFEST_TYPES.includes(d.mediaType) || platformOf(d) === undefined) continue;
+      const r = rank(d);
+      const was = best.get(refOf(d));
+      if (r > 0 && (!was || r > was.rank)) best.set(refOf(d), { d, rank: r });
+    }
+    for (const d of ds) {
+      const r = refOf(d);
+      const platform = platformOf(d);
+      if (platform !== undefined && (rank(d) === 0 || (MANIFEST_TYPES.includes(d.mediaType) && best.get(r)?.d !== d))) {
         platforms.add(platform);
         continue;
       }

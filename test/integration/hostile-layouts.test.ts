@@ -164,6 +164,26 @@ describe("a multi-platform image: this host's, as docker load takes it", () => {
     const [image] = JSON.parse(inStore(env, ["inspect", "--json", "multi/app:1"]).stdout);
     expect([image.Architecture, image.Config.Cmd]).toEqual([arch, ["/a"]]);
   });
+  test.skipIf(arch !== "amd64")("of several variants for this host, the latest its CPU runs: amd64's v2 over none, and not v9", () => {
+    const a = oci(w, "m-variants", { config: (c) => ({ ...c, architecture: arch, config: { Cmd: ["/a"] } }) });
+    // the same layers under a config of its own, as a build for x86-64-v2 has
+    const config = a.put(JSON.stringify({ os: "linux", architecture: arch, variant: "v2", config: { Cmd: ["/b"] }, rootfs: { type: "layers", diff_ids: [`sha256:${hex(layerA)}`] } }));
+    const v2 = a.put(JSON.stringify({ schemaVersion: 2, mediaType: MT, config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config }, layers: a.layers }));
+    const manifests = [
+      { mediaType: MT, ...a.manifest, platform: { os: "linux", architecture: arch } },
+      { mediaType: MT, ...v2, platform: { os: "linux", architecture: arch, variant: "v2" } },
+      { mediaType: MT, digest: `sha256:${"9".repeat(64)}`, size: 500, platform: { os: "linux", architecture: arch, variant: "v9" } }, // never read
+    ];
+    const inner = a.put(JSON.stringify({ schemaVersion: 2, mediaType: IT, manifests }));
+    writeFileSync(join(a.dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: IT, ...inner, annotations: { "io.containerd.image.name": "multi/v:1" } }] }));
+    sh(`chmod -R a+rX ${a.dir}`);
+    const { env } = freshStore();
+    const r = inStore(env, ["import", a.dir]);
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    const images = JSON.parse(inStore(env, ["images", "--json"]).stdout) as { names: string[] }[];
+    expect(images.map((i) => i.names)).toEqual([["multi/v:1"]]);
+    expect(JSON.parse(inStore(env, ["inspect", "--json", "multi/v:1"]).stdout)[0].Config.Cmd).toEqual(["/b"]);
+  });
   test("none for this host: refused, naming the platforms it has", () => {
     refused(multi("m-other", ["other", "attestation"]), new RegExp(`no image for this host's platform, linux/${arch}: only for linux/${other}/v8`));
   });
