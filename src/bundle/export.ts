@@ -1,4 +1,4 @@
-// bunker export CONTAINER|IMAGE -o FILE: one file that carries the app.
+// bunker export CONTAINER|IMAGE [-o FILE]: one file (or stream) that carries the app.
 import { BunkerError } from "../errors.ts";
 import { type ContainerRecord, type ImageRecord, Store } from "../image/store.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../image/tar.ts";
@@ -12,7 +12,7 @@ import { readContainer, statePath } from "../runtime/state.ts";
 import { buildSpec, type RunFlags } from "../spec/build.ts";
 import type { Spec } from "../spec/types.ts";
 import { type BundleManifest, DIGESTS, Digests, FORMAT, MANIFEST, portableSpec, ROOTFS, row, VERSION } from "./format.ts";
-import { type Codec, FrameWriter } from "./frames.ts";
+import { type Codec, FrameWriter, STDOUT } from "./frames.ts";
 import { Progress } from "./progress.ts";
 
 const TYPES: Record<number, TarHeader["type"]> = { [U.DIR]: "dir", [U.FILE]: "file", [U.SYMLINK]: "symlink", [U.HARDLINK]: "hardlink", [U.FIFO]: "fifo" };
@@ -197,7 +197,7 @@ export async function exportBundle(ref: string, opts: ExportOptions): Promise<Ex
 }
 
 async function writeBundle(store: Store, ref: string, { kind, image, container, running }: ReturnType<typeof source>, opts: ExportOptions, start: number): Promise<ExportSummary> {
-  if (sys.stat(opts.output, false)) throw new BunkerError(`${opts.output} exists: remove it first, or choose another -o`);
+  if (opts.output !== STDOUT && sys.stat(opts.output, false)) throw new BunkerError(`${opts.output} exists: remove it first, or choose another -o`);
   // a container is its upper layer over the image's, or (no overlayfs where it was made) one whole copy
   const copied = container?.storage === "copy";
   const upper = container && !copied ? `${store.containerDir(container.id)}/upper` : undefined;

@@ -1,12 +1,15 @@
 // Writing a byte stream as independent compressed frames (zstd frames or
 // gzip members), several at a time on the thread pool, in order, to a file
-// that appears whole or not at all.
+// that appears whole or not at all, or to standard output ("-").
 import { dirname } from "node:path";
 import { BunkerError } from "../errors.ts";
 import * as sys from "../linux/sys.ts";
 import type { FromWorker, ToWorker } from "./zstd-worker.ts";
 
 export type Codec = "zstd" | "gzip";
+
+/** The output that is the standard output. */
+export const STDOUT = "-";
 
 /**
  * 8 MiB of tar per frame: measured on a Debian minbase tar at zstd level 3,
@@ -46,6 +49,10 @@ export class FrameWriter {
     this.cur = this.free.pop()!;
     if (codec === "zstd" && options.hostZstd !== false) this.workers = new ZstdWorkers(this.slots, parallel);
     this.partial = `${output}.${process.pid}.partial`;
+    if (output === STDOUT) {
+      this.fd = 1; // a stream: what is written is out, and a reader sees a cut one as truncated (no bunker.sha256)
+      return;
+    }
     // before the partial file exists: a signal between the two would leave it behind
     for (const s of Object.keys(SIGNALS)) process.on(s, this.interrupted);
     try {
@@ -74,8 +81,8 @@ export class FrameWriter {
       return f();
     } catch (e) {
       if (!(e instanceof sys.SysError)) throw e;
-      const hint = HINTS[e.code];
-      throw new BunkerError(`cannot write ${this.output}: ${e.reason}${hint ? ` (${hint})` : ""}`);
+      const hint = this.output === STDOUT ? undefined : HINTS[e.code];
+      throw new BunkerError(`cannot write ${this.output === STDOUT ? "the standard output" : this.output}: ${e.reason}${hint ? ` (${hint})` : ""}`);
     }
   }
 
@@ -120,7 +127,7 @@ export class FrameWriter {
     const bytes = await job.bytes;
     this.io(() => sys.writeAll(this.fd, bytes));
     // its writeback starts now, while later frames compress, not all of it at the closing fsync
-    sys.startWriteback(this.fd, this.compressed, bytes.length);
+    if (this.output !== STDOUT) sys.startWriteback(this.fd, this.compressed, bytes.length);
     this.compressed += bytes.length;
     this.free.push(job.slot);
   }
@@ -129,6 +136,7 @@ export class FrameWriter {
   async close(): Promise<void> {
     if (this.len) await this.frame();
     while (this.inflight.length) await this.out(this.inflight.shift()!);
+    if (this.output === STDOUT) return this.done();
     this.io(() => {
       sys.fsync(this.fd);
       // whole, under its name at once; a link, unlike rename, never replaces a file that appeared meanwhile
@@ -142,6 +150,7 @@ export class FrameWriter {
 
   /** Give up: close without flushing what is left, and remove the partial file. */
   abort(): void {
+    if (this.output === STDOUT) return this.done();
     if (this.fd >= 0) sys.close(this.fd);
     this.fd = -1;
     if (this.named)

@@ -3,7 +3,7 @@ import { parseCli } from "./args.ts";
 import type { Command } from "./command.ts";
 
 const importArgs = {
-  source: { type: "positional", description: "A bunker bundle, a root filesystem tar, a docker-archive, an OCI layout (tar or directory); plain, gzip or zstd", valueHint: "FILE|DIR" },
+  source: { type: "positional", description: "A bunker bundle, a root filesystem tar, a docker-archive, an OCI layout (tar or directory); plain, gzip or zstd; - for the standard input", valueHint: "FILE|DIR|-" },
   name: { type: "string", description: "Name the image", valueHint: "NAME[:TAG]" },
   json: { type: "boolean", description: "Print the result as JSON" },
   digest: { type: "string", description: "Refuse a bundle unless its digest (as `export --json` prints it) is this one", valueHint: "sha256:HEX" },
@@ -13,7 +13,7 @@ export default {
   def: { meta: { name: "import", description: "Import an image into the store" }, args: importArgs },
   async run(rawArgs) {
     const { values, positionals } = parseCli(importArgs, rawArgs, { verb: "import" });
-    if (positionals.length !== 1) throw new BunkerError("import takes one FILE or DIR: bunker import FILE|DIR [--name NAME[:TAG]]");
+    if (positionals.length !== 1) throw new BunkerError("import takes one FILE or DIR: bunker import FILE|DIR|- [--name NAME[:TAG]]");
     const name = values.name as string | undefined;
     if (name !== undefined) (await import("../image/store.ts")).checkImageName(name);
     const digest = values.digest as string | undefined;

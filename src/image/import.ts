@@ -602,21 +602,63 @@ async function* counted(source: AsyncIterable<Uint8Array>, progress?: Pick<Progr
 }
 
 /** Import a file or directory; `digest`: a bundle's expected digest (a bundle's own digests show corruption, this one a substitute). */
+/** The standard input, as `import -` names it. */
+const STDIN = "the standard input";
+
 export async function importPath(input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
+  if (input !== "-") return importFile(input, input, name, showProgress, digest);
+  // as docker load and docker import read it: a file as it is, a pipe spooled into the store first (an import reads its input more than once)
+  if (sys.isatty(0)) throw new BunkerError("refusing to read an archive from a terminal: name a FILE, or redirect the input");
+  const own = "/proc/self/fd/0"; // a file opened again: its own offsets, from the start
+  if (sys.stat(own)?.kind === "file" && readable(own)) return importFile(own, STDIN, name, showProgress, digest);
+  const store = await Store.open();
+  const spool = store.staging();
+  const file = `${spool.dir}/stdin`;
+  try {
+    const fd = sys.openWrite(file, 0o600);
+    try {
+      let n = 0;
+      for await (const chunk of sys.readChunks(0)) {
+        if ((n += chunk.length) > MAX_BYTES) throw new BunkerError(`${STDIN} is more than ${MAX_BYTES} bytes`);
+        sys.writeAll(fd, chunk, `write ${file}`);
+      }
+    } catch (e) {
+      if (e instanceof sys.SysError) throw new BunkerError(`cannot keep ${STDIN} in the store to import it: ${e.reason}`);
+      throw e;
+    } finally {
+      sys.close(fd);
+    }
+    return await importFile(file, STDIN, name, showProgress, digest);
+  } finally {
+    await store.discard(spool, [file]);
+  }
+}
+
+function readable(path: string): boolean {
+  try {
+    sys.close(sys.openRead(path));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Import path, named input in messages. */
+async function importFile(path: string, input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
   let progress: Progress | undefined;
   const store = await Store.open();
-  const st = sys.stat(input);
+  const st = sys.stat(path);
   if (!st) throw new BunkerError(`${input}: no such file or directory`);
   try {
     if (st.kind === "dir") {
       if (digest) throw new BunkerError(`--digest checks a bunker bundle, and ${input} is a directory`);
-      if (!sys.stat(`${input}/oci-layout`)) throw new BunkerError(`${input} is a directory but not an OCI image layout (no oci-layout file)`);
-      return await importOciLayout(store, dirBlobs(input), name, input);
+      if (!sys.stat(`${path}/oci-layout`)) throw new BunkerError(`${input} is a directory but not an OCI image layout (no oci-layout file)`);
+      return await importOciLayout(store, dirBlobs(path), name, input);
     }
     if (st.size === 0) throw new BunkerError(`${input} is empty: not an archive`);
     let how: ReturnType<typeof sniff>;
     try {
-      how = sniff(await head(fileStream(input), 6));
+      how = sniff(await head(fileStream(path), 6));
     } catch (e) {
       throw e instanceof sys.SysError ? new BunkerError(`cannot read ${input}: ${e.reason}`) : e;
     }
@@ -624,7 +666,7 @@ export async function importPath(input: string, name?: string, showProgress = tr
     // peek at the first entry to tell an image archive from a root filesystem
     let first: string | undefined;
     let read = 0;
-    for await (const e of readTar(counted(decompress(fileStream(input), how, true), { advance: (n) => (read += n) }))) {
+    for await (const e of readTar(counted(decompress(fileStream(path), how, true), { advance: (n) => (read += n) }))) {
       if (e.header.path.replace(/^(\.\/)+/, "").replace(/^\.?\/?$/, "") === "") continue; // "./" itself
       first = e.header.path;
       break;
@@ -634,7 +676,7 @@ export async function importPath(input: string, name?: string, showProgress = tr
     if (digest && kind !== "bundle") throw new BunkerError(`--digest checks a bunker bundle, and ${input} is not one`);
     // the pass that reads the whole file shows a progress bar on a terminal
     progress = showProgress ? Progress.forTerminal("import", st.size) : undefined;
-    const whole = () => counted(fileStream(input), progress);
+    const whole = () => counted(fileStream(path), progress);
     if (kind === "rootfs") return [await importRootfs(store, whole(), name, input)];
     if (kind === "bundle") {
       const b = await importBundle(decompress(whole(), how), name, (entries, check) => stageLayer(store, entries, { layer: false, digests: true }, check), digest);
@@ -643,7 +685,7 @@ export async function importPath(input: string, name?: string, showProgress = tr
     }
     // image archives need random access: a compressed one is unpacked to a staging file first
     const spool = how !== "none" ? store.staging() : undefined;
-    const tarFile = spool ? `${spool.dir}/archive.tar` : input;
+    const tarFile = spool ? `${spool.dir}/archive.tar` : path;
     try {
       if (spool) {
         const fd = sys.openWrite(tarFile, 0o600);

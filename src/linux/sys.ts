@@ -68,7 +68,7 @@ const MESSAGES: Record<string, string> = {
   EPERM: "operation not permitted", ENOENT: "no such file or directory", EACCES: "permission denied",
   EEXIST: "file exists", ENOTDIR: "not a directory", EISDIR: "is a directory", EROFS: "read-only file system",
   ENOSPC: "no space left on device", EDQUOT: "disk quota exceeded", ELOOP: "too many levels of symbolic links",
-  ENAMETOOLONG: "file name too long",
+  ENAMETOOLONG: "file name too long", EPIPE: "broken pipe (its reader has gone)",
 };
 
 /** A failed system call: `code` is the errno name ("ENOENT"), as node:fs names it. */

@@ -325,13 +325,42 @@ describe("export and import", () => {
     expect(Buffer.from(listed).includes(Buffer.concat([Buffer.from(`${long}/`), Buffer.from([0xe9, 0x74, 0xe9, 0x0a])]))).toBe(true); // a PAX name
   });
 
-  test("export refuses to overwrite, and needs -o", () => {
+  test("export refuses to overwrite", () => {
     const a = hostA();
     const again = inStore(a.store.env, ["export", "app", "-o", a.bundle]);
     expect(again.code).toBe(125);
     expect(again.stderr).toContain("exists: remove it first");
-    expect(inStore(a.store.env, ["export", "app"]).stderr.trim()).toBe("bunker: export needs -o FILE: where to write the bundle");
     expect(inStore(a.store.env, ["export", "nothing", "-o", `${a.bundle}2`]).stderr.trim()).toBe("bunker: no such container or image: nothing");
+  });
+
+  test("as docker export and docker load: export writes to the standard output without -o (or with -o -), and import - reads a pipe or a file", () => {
+    const a = hostA();
+    const [b, c] = [freshStore(), freshStore()];
+    const into = (s: typeof b) => `XDG_DATA_HOME=${s.env.XDG_DATA_HOME} XDG_RUNTIME_DIR=${s.env.XDG_RUNTIME_DIR}`;
+    const shell = (script: string) => {
+      const r = Bun.spawnSync(asUser(["sh", "-c", script, h.bin], { env: a.store.env }), { stdout: "pipe", stderr: "pipe" });
+      return [r.exitCode, r.stderr.toString()];
+    };
+    const file = join(mkdtempSync(join(h.dir, "stdout-")), "app.bundle");
+    chmodSync(join(file, ".."), 0o777);
+    expect(shell(`"$0" export app | ${into(b)} "$0" import - --name piped`)).toEqual([0, ""]); // a pipe: kept in the store, then imported
+    expect(shell(`"$0" export app -o - > ${file} && ${into(b)} "$0" import - --name redirected < ${file}`)).toEqual([0, ""]);
+    for (const name of ["piped", "redirected"]) {
+      const r = inStore(b.env, ["run", "--rm", name, "/bin/sh", "-c", `hostname; ${LISTING}`]);
+      expect(r.stderr).toBe("");
+      expect(sameTimes(r.stdout.trim().split("\n").slice(1), a.listing)).toEqual(a.listing);
+    }
+    expect(readdirSync(join(b.dir, "bunker/tmp"))).toEqual([]); // the spooled input is gone
+    // a stream cut short, and an empty one: refused, and nothing left
+    expect(shell(`"$0" export app 2>/dev/null | head -c 100000 | ${into(c)} "$0" import -`)).toEqual([125, "bunker: the standard input: the zstd stream is truncated\n"]);
+    expect(shell(`${into(c)} "$0" import - < /dev/null`)).toEqual([125, "bunker: the standard input is empty: not an archive\n"]);
+    noDebris(c.dir);
+    // never to or from a terminal (script gives the command one), and --json would mix with the bundle
+    const tty = (args: string) => Bun.spawnSync(["script", "-qec", asUser([h.bin, ...args.split(" ")], { env: a.store.env }).map((w) => `'${w}'`).join(" "), "/dev/null"], { stdout: "pipe" }).stdout.toString();
+    expect(tty("export app")).toContain("bunker: refusing to write a bundle to a terminal: use -o FILE, or redirect the output");
+    expect(tty("import -")).toContain("bunker: refusing to read an archive from a terminal: name a FILE, or redirect the input");
+    expect(shell(`"$0" export app --json > /dev/null`)).toEqual([125, "bunker: --json prints to the standard output, where the bundle goes: use -o FILE with it\n"]);
+    expect(shell(`"$0" export app -o ""`)).toEqual([125, "bunker: export -o needs a FILE: where to write the bundle\n"]);
   });
 
   test("an output it cannot write is one line naming it and what to do, and leaves nothing", () => {
