@@ -19,7 +19,9 @@
 // unless all rows and the bundle's digest agree.
 import type { ImageConfig } from "../image/store.ts";
 import type { TarHeader } from "../image/tar.ts";
-import type { Spec } from "../spec/types.ts";
+import { DEFAULT_CAPS } from "../linux/caps.ts";
+import { defaultMounts, defaultNamespaces, MASKED_PATHS, READONLY_PATHS } from "../spec/defaults.ts";
+import type { Capabilities, Mount, Process, Spec } from "../spec/types.ts";
 
 export const FORMAT = "bunker-bundle";
 /** 2: a row covers its entry's xattrs (1 had none in its rows, so xattrs went unchecked). */
@@ -88,4 +90,68 @@ export function portableSpec(spec: Spec): Spec {
   // host paths of volumes mean nothing elsewhere: they go as declarations (bunker.json)
   out.mounts = (spec.mounts ?? []).filter((m) => m.type !== "bind" && !(m.options ?? []).includes("rbind") && !(m.options ?? []).includes("bind"));
   return out;
+}
+
+/** Kernel file systems a bundle may mount: none shows anything of the host's files. */
+const OWN_FILE_SYSTEMS = new Set(["proc", "tmpfs", "devpts", "mqueue", "sysfs", "cgroup", "cgroup2"]);
+
+function ownMount(m: Mount): boolean {
+  const o = m.options ?? [];
+  return OWN_FILE_SYSTEMS.has(m.type ?? "") && !o.includes("bind") && !o.includes("rbind") && !(m.source ?? "").startsWith("/");
+}
+
+/**
+ * An imported bundle's runtime config, as far as an image may decide it:
+ * what runs, how, and within which limits, never what it reaches of the
+ * host, as `docker load` gives an image no say over its container's
+ * privileges. It gets every namespace of its own (a network one too:
+ * `--network host` is the user's choice, at run), mounts nothing of the
+ * host's files, keeps the default masked and read-only paths, holds no
+ * capability beyond Docker's default set, and gains no privileges through
+ * setuid programs; what a bundle asked for beyond that is named in
+ * `dropped`, for a notice. The result is its own fixed point: run applies
+ * it again to what older imports stored.
+ */
+export function appSpec(spec: Spec): { spec: Spec; dropped: string[] } {
+  const dropped: string[] = [];
+  const out: Spec = { ociVersion: spec.ociVersion, root: { path: ROOTFS, readonly: spec.root?.readonly } };
+  if (spec.hostname !== undefined) out.hostname = spec.hostname;
+  if (spec.domainname !== undefined) out.domainname = spec.domainname;
+  if (spec.annotations !== undefined) out.annotations = spec.annotations;
+  const p = spec.process;
+  if (p) {
+    const { terminal, consoleSize, args, env, rlimits } = p;
+    out.process = JSON.parse(JSON.stringify({ terminal, consoleSize, user: p.user, args, env, cwd: p.cwd, rlimits, noNewPrivileges: true })) as Process; // without what is undefined
+    if (p.noNewPrivileges === false) dropped.push("noNewPrivileges false");
+    if (p.capabilities) {
+      const caps: Capabilities = {};
+      const beyond = new Set<string>();
+      for (const [set, names] of Object.entries(p.capabilities) as [keyof Capabilities, string[]][]) {
+        caps[set] = names.filter((c) => DEFAULT_CAPS.includes(c) || void beyond.add(c));
+      }
+      out.process.capabilities = caps;
+      for (const c of beyond) dropped.push(`capability ${c}`);
+    }
+  }
+  const own = (spec.mounts ?? []).filter((m) => ownMount(m) || void dropped.push(`mount of ${m.source ?? m.type ?? "?"} on ${m.destination}`));
+  // the standard ones first, in their order, its own where it has one (not a host network's bind of /sys), then the rest of its own
+  const defaults = defaultMounts({ network: true, gid5: true });
+  out.mounts = [
+    ...defaults.map((d) => own.find((m) => m.destination === d.destination) ?? d),
+    ...own.filter((m) => !defaults.some((d) => d.destination === m.destination)),
+  ];
+  const l = spec.linux ?? {};
+  const types = new Set((l.namespaces ?? []).map((n) => n.type));
+  for (const n of l.namespaces ?? []) if (n.path !== undefined) dropped.push(`joining the ${n.type} namespace at ${n.path}`);
+  // network and cgroup ones may be missing for good reasons (--network host, an old kernel); user and mount ones are always made
+  const shared = defaultNamespaces(true).filter((n) => !types.has(n.type) && ["pid", "ipc", "uts"].includes(n.type));
+  for (const n of shared) dropped.push(`the host's ${n.type} namespace`);
+  out.linux = {
+    namespaces: defaultNamespaces(true),
+    maskedPaths: [...new Set([...MASKED_PATHS, ...(l.maskedPaths ?? [])])],
+    readonlyPaths: [...new Set([...READONLY_PATHS, ...(l.readonlyPaths ?? [])])],
+  };
+  if (l.resources !== undefined) out.linux.resources = l.resources;
+  if (l.sysctl !== undefined) out.linux.sysctl = l.sysctl;
+  return { spec: out, dropped };
 }

@@ -6,22 +6,14 @@ import { collect } from "../image/bytes.ts";
 import { ArchiveError } from "../image/unpack.ts";
 import type { LayerInfo } from "../image/store.ts";
 import { type EntrySource, type FileDigest, readTar, type TarEntry, type TarHeader } from "../image/tar.ts";
+import { checkShape } from "../spec/shape.ts";
 import type { Spec } from "../spec/types.ts";
-import { type BundleManifest, DIGESTS, Digests, FORMAT, MANIFEST, ROOTFS, type Row, row, VERSION } from "./format.ts";
+import { appSpec, type BundleManifest, DIGESTS, Digests, FORMAT, MANIFEST, ROOTFS, type Row, row, VERSION } from "./format.ts";
 
 const dec = new TextDecoder();
 /** The largest bunker.json, config.json or bunker.sha256 read. */
 const OWN_MAX = 64 << 20;
 
-/** The runtime config kept with the image: what runs, not this or that host's ids. */
-function hostless(spec: Spec): Spec {
-  const out = structuredClone(spec);
-  if (out.linux) {
-    delete out.linux.uidMappings;
-    delete out.linux.gidMappings;
-  }
-  return out;
-}
 
 /**
  * Read a bundle's tar stream; `stage` unpacks the root filesystem entries it
@@ -33,7 +25,7 @@ export async function importBundle(
   stage: (entries: EntrySource, check: () => Promise<string>) => Promise<LayerInfo>,
   /** The digest the bundle must have (`import --digest`). */
   expected?: string,
-): Promise<{ manifest: BundleManifest; runtime: Spec; configBytes: Uint8Array; layer: LayerInfo; names: string[] }> {
+): Promise<{ manifest: BundleManifest; runtime: Spec; dropped: string[]; configBytes: Uint8Array; layer: LayerInfo; names: string[] }> {
   let manifest: BundleManifest | undefined;
   let runtime: Spec | undefined;
   let trailer: string | undefined;
@@ -73,7 +65,11 @@ export async function importBundle(
     seen(h);
     const parsed = parse(bytes, h.path);
     if (h.path === MANIFEST) manifest = checkManifest(parsed);
-    else runtime = parsed as Spec;
+    else {
+      const wrong = checkShape(parsed);
+      if (wrong.length) throw new ArchiveError(`${wrong[0]} in the bundle: the bundle is corrupt`);
+      runtime = parsed as Spec;
+    }
   };
 
   /** What the unpacker gets for a tar entry: an entry, null at the end, or undefined to read on. */
@@ -184,7 +180,9 @@ export async function importBundle(
   manifest!.image = image;
   const configBytes = new TextEncoder().encode(JSON.stringify(image));
   const names = name ? [name] : manifest!.source.name ? [manifest!.source.name] : [];
-  return { manifest: manifest!, runtime: hostless(runtime!), configBytes, layer, names };
+  // what runs, not this or that host's ids, nor anything of the host an image may not have
+  const app = appSpec(runtime!);
+  return { manifest: manifest!, runtime: app.spec, dropped: app.dropped, configBytes, layer, names };
 }
 
 /** A file handed to the unpacker, as read from the tar. */

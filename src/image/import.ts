@@ -681,6 +681,7 @@ async function importFile(path: string, input: string, name?: string, showProgre
     if (kind === "bundle") {
       const b = await importBundle(decompress(whole(), how), name, (entries, check) => stageLayer(store, entries, { layer: false, digests: true }, check), digest);
       noteOwners(store, [b.layer]);
+      if (b.dropped.length) log().info(`the bundle's config asks for what an imported image may not have, left out: ${b.dropped.join(", ")} (give what you trust to bunker run: -v, --cap-add)`);
       return [register(store, b.manifest.image, b.configBytes, b.names, [b.layer], input, b.runtime)];
     }
     // image archives need random access: a compressed one is unpacked to a staging file first

@@ -6,6 +6,7 @@ import { compile } from "../linux/compile.ts";
 import { detachStage, execStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import { resolve } from "../paths.ts";
+import { appSpec } from "../bundle/format.ts";
 import { buildSpec, type RunFlags } from "../spec/build.ts";
 import { checkShape, unsupported } from "../spec/shape.ts";
 import type { Spec } from "../spec/types.ts";
@@ -106,7 +107,8 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     id,
     hostHostname: () => sys.tryRead("/proc/sys/kernel/hostname")?.trim(),
     maps: img ? () => img.maps : (mode) => chooseMaps(mode, who, () => subIds(who), findHelper),
-    bundle: bundle ?? img?.record.runtime,
+    // an imported bundle's config, as import left it (again for what older imports stored)
+    bundle: bundle ?? (img?.record.runtime && appSpec(img.record.runtime).spec),
     image: img?.record.runtime ? undefined : img?.record.config.config,
     bundleImage: img?.record.runtime ? (img.record.config.config ?? {}) : undefined,
     readRoot: img?.readRoot,

@@ -5,6 +5,9 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as sys from "../../src/linux/sys.ts";
+import { Digests, DIGESTS, row } from "../../src/bundle/format.ts";
+import { collect } from "../../src/image/bytes.ts";
+import { readTar, type TarHeader } from "../../src/image/tar.ts";
 import { archive, header } from "../helpers/tar.ts";
 import { asRoot, asUser, bunker, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir, writingIn } from "./store.ts";
@@ -67,6 +70,30 @@ function hostA(codec = "zstd") {
   expect(summary.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
   expect(summary.compressed).toBeLessThan(summary.bytes);
   return { store: a, bundle, digest: summary.digest as string, listing: made.stdout.trim().split("\n"), w };
+}
+
+/** The bundle with its config.json changed as a hostile one could be, every digest made again to match. */
+async function rewriteConfig(bundle: string, change: (config: any) => void): Promise<string> {
+  const tar = Bun.zstdDecompressSync(readFileSync(bundle));
+  const entries: [TarHeader, Uint8Array?][] = [];
+  for await (const e of readTar((async function* () { yield tar; })())) {
+    if (e.header.path === DIGESTS) continue;
+    const data = e.header.type === "file" ? await collect(e.data(), 1 << 30) : undefined;
+    entries.push([e.header, data]);
+  }
+  const config = entries.find(([hd]) => hd.path === "config.json")!;
+  const changed = JSON.parse(new TextDecoder().decode(config[1]));
+  change(changed);
+  config[1] = new TextEncoder().encode(JSON.stringify(changed));
+  config[0] = { ...config[0], size: config[1].length };
+  const digests = new Digests();
+  for (const [hd, data] of entries) digests.add(row(hd, data ? new Bun.CryptoHasher("sha256").update(data).digest("hex") : ""));
+  const text = new TextEncoder().encode(digests.file());
+  entries.push([{ ...config[0], path: DIGESTS, size: text.length }, text]);
+  const out = join(mkdtempSync(join(h.dir, "evil-")), "evil.bundle");
+  writeFileSync(out, Bun.zstdCompressSync(archive(entries)));
+  sh(`chmod 755 ${join(out, "..")} && chmod 644 ${out}`);
+  return out;
 }
 
 describe("export and import", () => {
@@ -323,6 +350,38 @@ describe("export and import", () => {
     const listed = gnu.stdout;
     expect(Buffer.from(listed).includes(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]))).toBe(true);
     expect(Buffer.from(listed).includes(Buffer.concat([Buffer.from(`${long}/`), Buffer.from([0xe9, 0x74, 0xe9, 0x0a])]))).toBe(true); // a PAX name
+  });
+
+  test("a bundle's config reaches nothing of the host: its host mounts, shared namespaces, extra capabilities and new privileges are left out, with a notice", async () => {
+    const a = hostA();
+    const secret = mkdtempSync(join(h.dir, "secret-"));
+    writeFileSync(join(secret, "key"), "TOPSECRET\n");
+    sh(`chmod 755 ${secret} && chmod 644 ${secret}/key`); // the user could read it: the bundle may not
+    const evil = await rewriteConfig(a.bundle, (c) => {
+      c.mounts.push({ destination: "/stolen", type: "bind", source: secret, options: ["rbind", "ro"] });
+      c.mounts.push({ destination: "/lower", type: "overlay", source: "overlay", options: [`lowerdir=${secret}:${secret}`] });
+      c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "pid");
+      c.linux.maskedPaths = [];
+      c.process.capabilities.bounding.push("CAP_SYS_ADMIN");
+      c.process.noNewPrivileges = false;
+    });
+    const b = freshStore();
+    const imp = inStore(b.env, ["import", evil, "--name", "evil"]);
+    expect(imp.code).toBe(0);
+    expect(imp.stderr).toBe(
+      `bunker: the bundle's config asks for what an imported image may not have, left out: noNewPrivileges false, capability CAP_SYS_ADMIN, mount of ${secret} on /stolen, mount of overlay on /lower, the host's pid namespace (give what you trust to bunker run: -v, --cap-add)\n`,
+    );
+    const inside = "echo $$; ls /stolen /lower 2>&1 | wc -l; grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; wc -c < /proc/keys";
+    const want = ["1", "2", "CapBnd:\t00000000a80425fb", "NoNewPrivs:\t1", "0"];
+    const r = inStore(b.env, ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "evil", "-c", inside]);
+    expect([r.stdout.trim().split("\n"), r.stderr]).toEqual([want, ""]);
+    // what an older bunker stored as it came is held to the same when it runs
+    const index = join(b.dir, "bunker/images.json");
+    const stored = JSON.parse(readFileSync(index, "utf8"));
+    stored.images[0].runtime.mounts.push({ destination: "/stolen", type: "bind", source: secret, options: ["rbind", "ro"] });
+    writeFileSync(index, JSON.stringify(stored));
+    const old = inStore(b.env, ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "evil", "-c", "cat /stolen/key 2>&1"]);
+    expect(old.stdout).not.toContain("TOPSECRET");
   });
 
   test("export refuses to overwrite", () => {

@@ -1,5 +1,8 @@
 import { expect, test } from "bun:test";
+import { appSpec, portableSpec } from "../../src/bundle/format.ts";
 import { chooseMaps } from "../../src/linux/idmap.ts";
+import { defaultNamespaces } from "../../src/spec/defaults.ts";
+import type { Spec } from "../../src/spec/types.ts";
 import { type BuildInput, buildEnv, buildSpec, parseEnvFile, parseTmpfs, parseVolume, resolveUser, type RunFlags } from "../../src/spec/build.ts";
 
 const flags = (f: Partial<RunFlags> = {}): RunFlags => ({
@@ -209,4 +212,46 @@ test("a bundle made from an image keeps that image's Entrypoint when a command i
   expect(args(["x"])).toEqual(["x"]);
   // --entrypoint "" drops the image's Entrypoint here too
   expect(buildSpec(input({ entrypoint: "" }, { bundle, command: ["x"], bundleImage: { Entrypoint: ["/bin/echo", "ep"] } })).spec.process!.args).toEqual(["x"]);
+});
+
+test("an imported bundle's config: what bunker exports passes whole and unchanged by a second pass; what reaches the host is named and left out", () => {
+  // a container's config as export writes it: -v gone (it travels as a declared volume), --tmpfs and -p's netns kept
+  const built = buildSpec(input({ tmpfs: ["/cache"], volume: ["/srv/data:/data"], env: ["APP=1"], hostname: "app" })).spec;
+  const exported = portableSpec(built);
+  delete exported.linux!.uidMappings;
+  delete exported.linux!.gidMappings;
+  const once = appSpec(exported);
+  expect(once.dropped).toEqual([]);
+  expect(once.spec.process).toEqual(exported.process);
+  expect(once.spec.mounts).toEqual(exported.mounts);
+  expect(once.spec.linux!.namespaces).toEqual(exported.linux!.namespaces);
+  expect(appSpec(once.spec).spec).toEqual(once.spec);
+  // a --network host container's: without the bind of the host's /sys (export left it out), sysfs in its place, as the network namespace it gets has one
+  const host = portableSpec(buildSpec(input({ network: "host" })).spec);
+  const app = appSpec(host);
+  expect(app.dropped).toEqual([]);
+  expect(app.spec.mounts!.map((m) => `${m.destination}:${m.type}`)).toEqual(["/proc:proc", "/dev:tmpfs", "/dev/pts:devpts", "/dev/shm:tmpfs", "/dev/mqueue:mqueue", "/sys:sysfs", "/sys/fs/cgroup:cgroup"]);
+  expect(app.spec.linux!.namespaces!.map((n) => n.type)).toContain("network");
+  // a hostile one
+  const evil = structuredClone(exported) as Spec & { hooks?: unknown };
+  evil.hooks = { prestart: [{ path: "/bin/sh" }] };
+  evil.mounts!.push({ destination: "/x", type: "tmpfs", source: "/home/me" }, { destination: "/y", type: "tmpfs", source: "tmpfs", options: ["bind"] });
+  evil.linux!.namespaces = [{ type: "network", path: "/proc/1/ns/net" }, { type: "mount" }];
+  evil.linux!.cgroupsPath = "/user.slice";
+  evil.process!.capabilities = { bounding: ["CAP_CHOWN", "CAP_SYS_ADMIN"], effective: ["CAP_SYS_PTRACE"] };
+  const out = appSpec(evil);
+  expect(out.dropped).toEqual([
+    "capability CAP_SYS_ADMIN",
+    "capability CAP_SYS_PTRACE",
+    "mount of /home/me on /x",
+    "mount of tmpfs on /y",
+    "joining the network namespace at /proc/1/ns/net",
+    "the host's pid namespace",
+    "the host's ipc namespace",
+    "the host's uts namespace",
+  ]);
+  expect(out.spec.process!.capabilities).toEqual({ bounding: ["CAP_CHOWN"], effective: [] });
+  expect(Object.keys(out.spec)).not.toContain("hooks");
+  expect(out.spec.linux!.cgroupsPath).toBeUndefined();
+  expect(out.spec.linux!.namespaces).toEqual(defaultNamespaces(true));
 });

@@ -46,7 +46,7 @@ function bundleTar(
     const data = enc.encode(text);
     return [h({ path, size: data.length }), data];
   };
-  const all = [own(MANIFEST, JSON.stringify(manifest)), own("config.json", JSON.stringify({ ociVersion: "1.0.2", process: { args: ["/bin/sh"] } })), ...files];
+  const all = [own(MANIFEST, JSON.stringify(manifest)), own("config.json", JSON.stringify({ ociVersion: "1.0.2", root: { path: "rootfs" }, process: { user: { uid: 0, gid: 0 }, cwd: "/", args: ["/bin/sh"] } })), ...files];
   const digests = new Digests();
   for (const [hd, data] of all) digests.add(row(hd, hd.type === "file" ? sha256(data ?? new Uint8Array(0)) : ""));
   return archive(
