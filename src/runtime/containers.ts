@@ -110,10 +110,13 @@ const SIGNALS: Record<string, number> = {
   URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
 };
 
-/** "TERM", "SIGTERM", "15" -> 15. */
+/** "TERM", "SIGTERM", "15" -> 15; real-time ones as Docker names them (glibc's SIGRTMIN is 34): "RTMIN+3" -> 37, "RTMAX-1" -> 63. */
 export function signalNumber(s: string): number {
-  const n = /^\d+$/.test(s) ? Number(s) : SIGNALS[s.toUpperCase().replace(/^SIG/, "")];
-  if (n === undefined || n < 1 || n > 64) throw new BunkerError(`invalid signal "${s}": use a name like TERM or KILL, or a number`);
+  const name = s.toUpperCase().replace(/^SIG/, "");
+  const rt = /^RT(MIN|MAX)(?:([+-])(\d{1,2}))?$/.exec(name);
+  const offset = rt?.[2] === undefined ? 0 : (rt[2] === "+") === (rt[1] === "MIN") ? Number(rt[3]) : Number.NaN; // MIN+n, MAX-n
+  const n = /^\d+$/.test(s) ? Number(s) : rt ? (rt[1] === "MIN" ? 34 + offset : 64 - offset) : SIGNALS[name];
+  if (n === undefined || !(n >= 1 && n <= 64) || (rt && n < 34)) throw new BunkerError(`invalid signal "${s}": use a name like TERM or KILL, or a number`);
   return n;
 }
 

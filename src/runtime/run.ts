@@ -15,6 +15,7 @@ import { type ImageRecord, type StartedAs, Store } from "../image/store.ts";
 import { checkKernel, checkUserNamespaces, findHelper, hasNamespace, identity, storageMode, subIds } from "./host.ts";
 import { checkContainerName, ContainerDir, locked, readContainer, slirpSocketName, stateRoot } from "./state.ts";
 import { cgroupFiles, createCgroup, removeCgroup, resourcesFromFlags } from "./cgroup.ts";
+import { signalNumber } from "./containers.ts";
 import { checkDns, checkPorts, chooseMode, hostGateway, hostsFile, type NetworkMode, parseAddHost, parsePublish, pastaArgs, resolvConf, SLIRP, slirpHelper } from "./network.ts";
 
 function kind(path: string): "dir" | "file" | undefined {
@@ -96,6 +97,15 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     );
   }
   const img = stored ? openImage(store!, stored, id, flags, again !== undefined) : undefined;
+  const stop = img?.record.config.config?.StopSignal;
+  // as Docker refuses to create it: a container that `stop` could not signal
+  if (stop !== undefined) {
+    try {
+      signalNumber(stop);
+    } catch {
+      throw new BunkerError(`the image's StopSignal "${stop}" is not a signal: bunker stop could not stop its container`);
+    }
+  }
   const { rootfs, bundle, bundleDir } = local ?? { rootfs: img!.rootfs };
   // a bundle run as it is keeps its own namespaces; otherwise pasta, slirp4netns or none
   const chosen = bundle && flags.network === undefined ? undefined : chooseMode(flags.network, findHelper);

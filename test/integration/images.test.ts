@@ -456,6 +456,21 @@ describe("image archives", () => {
     }
   });
 
+  test("an image's StopSignal is what stop sends, a real-time one too (systemd's SIGRTMIN+3); one that is no signal is refused at run", async () => {
+    const w = workdir();
+    const { env } = freshStore();
+    const loop = "trap 'exit 5' 37; while :; do sleep 0.1; done";
+    expect(inStore(env, ["import", await dockerArchive(w, [rootfsDir(w)], "rt:latest", { Cmd: ["/bin/sh", "-c", loop], StopSignal: "SIGRTMIN+3" })]).code).toBe(0);
+    expect(inStore(env, ["import", await dockerArchive(w, [rootfsDir(w)], "badsig:latest", { Cmd: ["true"], StopSignal: "SIGFOO" })]).code).toBe(0);
+    expect(inStore(env, ["run", "-d", "--name", "rt", "--network", "none", "rt"]).code).toBe(0);
+    await Bun.sleep(300); // its trap set
+    expect(inStore(env, ["stop", "-t", "20", "rt"])).toMatchObject({ code: 0, stderr: "" });
+    expect(inStore(env, ["wait", "rt"]).stdout).toBe("5\n"); // its trap's status, not SIGKILL's 137
+    const bad = inStore(env, ["run", "--name", "bad", "--network", "none", "badsig"]);
+    expect([bad.code, bad.stderr]).toEqual([125, 'bunker: the image\'s StopSignal "SIGFOO" is not a signal: bunker stop could not stop its container\n']);
+    expect(inStore(env, ["ps", "-a"]).stdout.split("\n").filter((l) => l.endsWith(" bad"))).toEqual([]); // nothing made
+  });
+
   test("inspect shows an image's config as docker image inspect does; a container of the same name comes first, and --type picks", async () => {
     const w = workdir();
     const config = { Entrypoint: ["/bin/echo", "ep"], Cmd: ["cmd"], Env: ["A=1"], Labels: { "org.example.x": "y" }, StopSignal: "SIGINT", WorkingDir: "/tmp" };

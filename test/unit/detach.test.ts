@@ -50,6 +50,9 @@ test("signals by name, with or without SIG, or by number", () => {
   expect(signalNumber("9")).toBe(9);
   expect(() => signalNumber("NOPE")).toThrow('invalid signal "NOPE"');
   expect(() => signalNumber("65")).toThrow();
+  // real-time ones, as Docker's ParseSignal names them (systemd images stop with SIGRTMIN+3)
+  expect(["SIGRTMIN+3", "RTMIN", "rtmin+30", "RTMAX", "SIGRTMAX-1", "RTMAX-30"].map(signalNumber)).toEqual([37, 34, 64, 64, 63, 34]);
+  for (const bad of ["RTMIN+31", "RTMAX-31", "RTMIN-1", "RTMAX+1", "RTMIN+", "RTMID"]) expect(() => signalNumber(bad)).toThrow(`invalid signal "${bad}"`);
 });
 
 test("the stage's pid and exit records", () => {
