@@ -123,7 +123,15 @@ function source(store: Store, ref: string): { kind: "container" | "image"; image
 /** The runtime config: the container's own, or what `bunker run IMAGE` would use. */
 function runtimeSpec(store: Store, image: ImageRecord, container?: ContainerRecord): Spec {
   const saved = container && store.readJson<Spec>(`${store.containerDir(container.id)}/config.json`);
-  if (saved) return saved;
+  if (saved) {
+    // a host name given with -h travels; the one it had by default (its id, or the host's with --network host) is no other container's
+    const defaulted = container.run ? container.run.flags.hostname === undefined : saved.hostname === container.id.slice(0, 12);
+    if (defaulted) {
+      delete saved.hostname;
+      if (saved.process) saved.process.env = saved.process.env?.filter((e) => !e.startsWith("HOSTNAME="));
+    }
+    return saved;
+  }
   const flags: RunFlags = { env: [], envFile: [], volume: [], tmpfs: [], readOnly: false, init: false, tty: false, interactive: false, capAdd: [], capDrop: [] };
   // an image without a command (`docker export`, then import) keeps having none
   const cmd = image.config.config ?? {};

@@ -91,6 +91,8 @@ export interface Built {
   notice?: string;
 }
 
+const NO_ENTRYPOINT = `--entrypoint "" runs neither the image's Entrypoint nor its Cmd: give a command after the image name`;
+
 export function buildSpec(input: BuildInput): Built {
   const { flags, bundle } = input;
   if (flags.network !== undefined && !(MODES as string[]).includes(flags.network)) {
@@ -128,13 +130,13 @@ export function buildSpec(input: BuildInput): Built {
     const img = input.image;
     const entrypoint = ep === undefined ? (img.Entrypoint ?? []) : ep === "" ? [] : [ep];
     proc.args = [...entrypoint, ...(input.command.length ? input.command : ep === undefined ? (img.Cmd ?? []) : [])];
-    if (proc.args.length === 0) {
-      throw new BunkerError(ep === "" ? `--entrypoint "" runs neither the image's Entrypoint nor its Cmd: give a command after the image name` : "the image has no command (no Entrypoint or Cmd): give one after the image name");
-    }
+    if (proc.args.length === 0) throw new BunkerError(ep === "" ? NO_ENTRYPOINT : "the image has no command (no Entrypoint or Cmd): give one after the image name");
     proc.env = img.Env ?? [];
     if (img.WorkingDir) proc.cwd = img.WorkingDir.startsWith("/") ? join(img.WorkingDir) : join("/", img.WorkingDir);
   } else if (ep) {
     proc.args = [ep, ...input.command];
+  } else if (ep === "" && input.bundleImage !== undefined && input.command.length === 0) {
+    throw new BunkerError(NO_ENTRYPOINT); // an image's, as above: its args are its Entrypoint and Cmd
   } else if (input.command.length > 0) {
     // the command replaces the bundle's, but not the image's Entrypoint it begins with
     const kept = ep === undefined ? (input.bundleImage?.Entrypoint ?? []) : []; // --entrypoint "": none
@@ -153,6 +155,8 @@ export function buildSpec(input: BuildInput): Built {
     const u = resolveUser(flags.user ?? (input.image?.User || "0"), input.readRoot ?? ((p) => readInRoot(input.rootfs, p)));
     proc.user = { ...proc.user, uid: u.uid, gid: u.gid, additionalGids: u.groups.filter(gidMapped) };
     home = u.home;
+    // a bundle's HOME was its user's: another user's is looked up again, as exec -u does
+    if (bundle && flags.user !== undefined) proc.env = proc.env?.filter((e) => !e.startsWith("HOME="));
   }
 
   if (!bundle) proc.capabilities = dockerCaps(DEFAULT_CAPS, flags, proc.user.uid === 0);

@@ -430,6 +430,29 @@ describe("image archives", () => {
     expect(r.stdout).toBe("seed\nroot read-only\n1\n");
   });
 
+  test("a container moved as a bundle: its default host name stays behind, --entrypoint \"\" needs a command, and -u looks HOME up again", async () => {
+    const w = workdir();
+    const passwd = "echo 'app:x:1234:2345::/home/app:/bin/sh' >> etc/passwd";
+    const archive = await dockerArchive(w, [rootfsDir(w, passwd)], "ep:2", { Entrypoint: ["/bin/echo", "ep"], Cmd: ["c1"], User: "app" });
+    const a = freshStore();
+    expect(inStore(a.env, ["import", archive]).code).toBe(0);
+    expect(inStore(a.env, ["run", "--name", "c", "--network", "none", "ep:2"]).stdout).toBe("ep c1\n");
+    const out = join(w, "out");
+    mkdirSync(out);
+    chmodSync(out, 0o777);
+    expect(inStore(a.env, ["export", "c", "-o", join(out, "c.bundle")]).code).toBe(0);
+    const b = freshStore();
+    expect(inStore(b.env, ["import", join(out, "c.bundle"), "--name", "moved"]).code).toBe(0);
+    expect(inStore(b.env, ["run", "--rm", "--network", "none", "moved"]).stdout).toBe("ep c1\n");
+    const none = inStore(b.env, ["run", "--rm", "--network", "none", "--entrypoint", "", "moved"]);
+    expect([none.code, none.stderr]).toEqual([125, `bunker: --entrypoint "" runs neither the image's Entrypoint nor its Cmd: give a command after the image name\n`]);
+    const home = (user: string[]) => inStore(b.env, ["run", "--rm", "--network", "none", ...user, "--entrypoint", "/bin/sh", "moved", "-c", 'echo "$(id -u) $HOME"']).stdout;
+    expect([home([]), home(["-u", "0"])]).toEqual(["1234 /home/app\n", "0 /root\n"]);
+    const r = inStore(b.env, ["run", "--name", "h", "--network", "none", "--entrypoint", "/bin/sh", "moved", "-c", 'hostname; echo "$HOSTNAME"']);
+    const id = (JSON.parse(inStore(b.env, ["ps", "-a", "--json"]).stdout) as { id: string; name: string }[]).find((c) => c.name === "h")!.id;
+    expect(r.stdout).toBe(`${id.slice(0, 12)}\n${id.slice(0, 12)}\n`);
+  });
+
   test("an image moved as a bundle keeps its Entrypoint when a command is given, as the image it was made from", async () => {
     const w = workdir();
     const archive = await dockerArchive(w, [rootfsDir(w)], "ep:1", { Entrypoint: ["/bin/echo", "ep"], Cmd: ["cmd"] });
