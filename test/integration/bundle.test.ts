@@ -129,6 +129,9 @@ describe("export and import", () => {
     const bundle = join(out, "own.bundle");
     expect(inStore(single.env, ["export", "own", "-o", bundle], { user: h.single }).code).toBe(0);
     chmodSync(bundle, 0o644); // handed to the other user (a bundle is made 0600)
+    // in the tar itself too, where GNU tar, crun and runc see them
+    const listed = Bun.spawnSync(["tar", "--numeric-owner", "-tvf", bundle], { stdout: "pipe" }).stdout.toString();
+    expect(listed).toMatch(/^-rwsr-x--- 33\/44 .* rootfs\/owned$/m);
     const ranges = freshStore();
     expect(inStore(ranges.env, ["import", bundle]).code).toBe(0);
     expect(inStore(ranges.env, ["run", "--rm", "own", "stat", "-c", "%u:%g %a", "/owned"]).stdout).toBe("33:44 4750\n");

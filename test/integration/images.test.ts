@@ -462,6 +462,9 @@ describe("image archives", () => {
     mkdirSync(out);
     chmodSync(out, 0o777);
     expect(inStore(a.env, ["export", "ep:1", "-o", join(out, "ep.bundle")]).code).toBe(0);
+    // an image has no host name, nor $HOSTNAME, of its own
+    const config = JSON.parse(Bun.spawnSync(["tar", "--zstd", "-xOf", join(out, "ep.bundle"), "config.json"], { stdout: "pipe" }).stdout.toString());
+    expect([config.hostname, config.process.env.filter((e: string) => e.startsWith("HOSTNAME="))]).toEqual([undefined, []]);
     const b = freshStore();
     expect(inStore(b.env, ["import", join(out, "ep.bundle"), "--name", "moved"]).code).toBe(0);
     for (const env of [a.env, b.env]) {
@@ -595,6 +598,7 @@ describe("image archives", () => {
     const cases: [string, Record<string, string>][] = [
       ["whiteout", { "etc/.wh.passwd": "" }],
       ["opaque", { "etc/.wh..wh..opq": "", "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "etc/group": "root:x:0:\n" }],
+      ["opaque-without", { "etc/.wh..wh..opq": "", "etc/group": "root:x:0:\n" }], // no passwd of its own: the lower one is hidden all the same
     ];
     for (const [name, files] of cases) {
       const archive = await dockerArchive(join(w, name), [base, layerDir(join(w, name), "top", files)], `hide-${name}:1`, { Cmd: ["id"] });

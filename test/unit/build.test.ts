@@ -131,6 +131,9 @@ test("environment: image env, defaults, then --env-file and -e; NAME alone passe
     hostname: "h", tty: false, overrides: ["OVER=flag", "FROM_HOST", "UNSET_ON_HOST", "EMPTY="], hostEnv: { FROM_HOST: "h" },
   });
   expect(env).toEqual(["PATH=/x", "KEEP=1", "OVER=flag", "HOSTNAME=h", "HOME=/", "FROM_HOST=h", "EMPTY="]);
+  // an image's own HOME wins over its user's; a value may hold "=", from the image and from -e alike
+  const eq = buildEnv(["HOME=/srv", "A=x=y"], { home: "/home/app", tty: false, overrides: ["B=1=2"], hostEnv: {} });
+  expect(eq).toEqual(["HOME=/srv", "A=x=y", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "B=1=2"]);
   expect(() => buildEnv([], { tty: false, overrides: ["=x"], hostEnv: {} })).toThrow("invalid environment variable");
   expect(parseEnvFile("\uFEFF# c\n\nA=1\r\nB\n  # indented comment\n  C=3\n")).toEqual(["A=1", "B", "C=3"]);
   expect(() => parseEnvFile("BAD NAME=1")).toThrow("invalid line in env file");

@@ -227,6 +227,10 @@ test("a bundle of format 1 imports, but not one with xattrs, which its rows did 
   const withXattr = rootfs().map(([hd, data]): Entry => [hd.path === "rootfs/etc/f3" ? { ...hd, xattrs: { "user.a": enc.encode("1") } } : hd, data]);
   await expect(importInto(v1(withXattr), 4096, false)).rejects.toThrow('this bundle is format version 1, whose digests do not cover xattrs ("rootfs/etc/f3" has some)');
   expect((await importInto(bundleTar(withXattr), 4096, false)).result.layer.diffId).toStartWith("sha256:");
+  // one of a later format than this bunker reads: refused, with the way out
+  await expect(importInto(bundleTar(rootfs(), undefined, undefined, { version: VERSION + 1 }), 4096, false)).rejects.toThrow(
+    `this bundle is format version ${VERSION + 1}; this bunker reads up to ${VERSION}: upgrade bunker`,
+  );
 });
 
 test("owners kept in bunker.json are looked up as its own keys only: a file named constructor has none", async () => {
