@@ -76,7 +76,7 @@ export const restart = {
       if (!cfg) throw new BunkerError(`container ${ref} cannot be restarted: its runtime state is gone, and nothing else says how it was started; run its image again`);
       if (v.runtime?.config.image && !v.stored) throw new BunkerError(`container ${ref} cannot be restarted: its files are gone from the store (a removal was cut short); remove it: 'bunker rm ${ref}'`);
       if (v.status === "running") await c.stop(v.runtime!, grace, c.stopSignal(v.runtime!));
-      await run(cfg.target, cfg.command, { ...cfg.flags, name: cfg.name, detach: true, rm: false }, { id: v.id, created: v.created });
+      await run(cfg.target, cfg.command, { ...cfg.flags, name: cfg.name, detach: true, rm: false }, { id: v.id, created: v.created, fromImage: v.stored !== undefined });
     });
   },
 } satisfies Command<typeof stopArgs>;

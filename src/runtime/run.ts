@@ -66,6 +66,8 @@ export const LOG_CAP = 16 << 20;
 export interface Again {
   id: string;
   created: string;
+  /** It was made from an image (its files are in the store). */
+  fromImage: boolean;
 }
 
 /** Run a container; detached, return its id once it runs. */
@@ -84,6 +86,8 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
   // started again: the image it was made from, by id, whatever its name names now (a later import may
   // have moved the name to another image, as docker load does); one made from a directory stays one
   const madeFrom = again ? Store.containerImage(id) : undefined;
+  // its record gone since restart found it: an rm took its files meanwhile
+  if (again?.fromImage && madeFrom === undefined) throw new BunkerError(`container ${flags.name ?? id.slice(0, 12)} was removed meanwhile`);
   const lookUp = again ? madeFrom !== undefined : imageFirst;
   const store = lookUp && sys.stat(`${Store.dataRoot()}/images.json`) ? await Store.open() : undefined;
   const stored = again ? (madeFrom ? store?.find(madeFrom) : undefined) : store?.find(target);
@@ -221,16 +225,18 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     if (process.env.BUNKER_PLAN) say(plan.describe());
     if (!detach) return await execStage(plan, state.root);
     const started = await detachStage(plan, state.root);
-    // an rm while it was not running yet takes its files, and its stage fails on what is gone
-    if (!started.ok && !flags.rm && !sys.stat(state.dir, false)) throw new BunkerError(`container ${opts.name ?? id.slice(0, 12)} was removed (by 'bunker rm') while it started`);
     if (!started.ok) throw new BunkerError(started.message, started.code);
     return id;
   } catch (e) {
+    // an rm while it was not running yet took its state (its stage, or a file written for it, failed on what is gone);
+    // a foreground stage removes the state itself when it fails
+    const removed = flags.detach && !flags.rm && !sys.stat(state.dir, false);
     if (!again) {
       state.remove();
       await img?.discard(opts.name);
     }
     removeCgroup(cgroup);
+    if (removed) throw new BunkerError(`container ${opts.name ?? id.slice(0, 12)} was removed (by 'bunker rm') while it started`);
     throw e;
   }
 }
