@@ -164,10 +164,11 @@ function runtimeSpec(store: Store, image: ImageRecord, container?: ContainerReco
  * file) merely copied up into its upper layer, or present in its whole copy,
  * keeps its owner. `layers`: the image's, top first; `changed`: its upper
  * layer, or its copy of the image; `origin`: the xattr an overlay marks a
- * copied-up file with (so that one removed and made again, without it, is
- * the container's own).
+ * copied-up file with, or, for a copy, the identities of what it copied (so
+ * that one removed and made again, without it or with another, is the
+ * container's own).
  */
-function keptOwners(store: Store, image: ImageRecord, layers: string[], changed?: string, origin?: string): Map<string, [number, number, number]> {
+function keptOwners(store: Store, image: ImageRecord, layers: string[], changed?: string, origin?: string | Record<string, string>): Map<string, [number, number, number]> {
   const owners = new Map<string, [number, number, number]>();
   for (const layer of image.layers) {
     for (const [path, o] of Object.entries(store.layerInfo(layer).altered)) owners.set(path, o);
@@ -179,7 +180,12 @@ function keptOwners(store: Store, image: ImageRecord, layers: string[], changed?
     let was: sys.Stat | undefined;
     for (const l of layers) if ((was = sys.stat(`${l}/${path}`, false))) break;
     const same = was && was.kind === now.kind && was.uid === now.uid && was.gid === now.gid && was.mode === now.mode;
-    const made = now.kind === "dir" ? sys.getxattr(`${changed}/${path}`, "user.overlay.opaque") === "y" : origin !== undefined && !sys.hasXattr(`${changed}/${path}`, origin);
+    const made =
+      typeof origin === "object" // a copy: the identity of what was copied (none where it could not be told)
+        ? origin[path] !== undefined && origin[path] !== sys.fileIdentity(`${changed}/${path}`)
+        : now.kind === "dir"
+          ? sys.getxattr(`${changed}/${path}`, "user.overlay.opaque") === "y"
+          : origin !== undefined && !sys.hasXattr(`${changed}/${path}`, origin);
     if (!same || made) owners.delete(path);
   }
   return owners;
@@ -218,7 +224,7 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
     if ("why" in found) throw new BunkerError(`reading ${ref} needs fuse-overlayfs, but ${found.why}`);
     fuse = found.tool;
   }
-  const owners = keptOwners(store, image, layers, copied ? dirs[0] : upper, copied ? undefined : fuse ? "user.fuseoverlayfs.origin" : "user.overlay.origin");
+  const owners = keptOwners(store, image, layers, copied ? dirs[0] : upper, copied ? store.keptIdentities(container!.id) : fuse ? "user.fuseoverlayfs.origin" : "user.overlay.origin");
   const started = container && lastStart(container.id);
   /** The container was removed meanwhile (a running `--rm` one that exited), or, stopped at first, started again: what was read may be torn. */
   const torn = () => {

@@ -453,10 +453,29 @@ export class Store {
     return { dir, release: () => sys.close(fd) };
   }
 
-  /** Copy an image's layers into a container's rootfs/, as their overlay would show them. */
+  /**
+   * Copy an image's layers into a container's rootfs/, as their overlay would
+   * show them; and, in kept.json, the identity of each copied file whose owner
+   * the store keeps in metadata, by which export tells it from one the
+   * container made again at its path (as overlayfs marks a copied-up file).
+   */
   async copyLayers(id: string, image: ImageRecord): Promise<void> {
     const layers = this.diffDirs(image).reverse(); // bottom first
-    await this.inUserNamespace((ctx) => compileMerge(`${this.containerDir(id)}/rootfs`, layers, this.maps(), ctx), `copy the image's layers for container ${id.slice(0, 12)}`);
+    const rootfs = `${this.containerDir(id)}/rootfs`;
+    await this.inUserNamespace((ctx) => compileMerge(rootfs, layers, this.maps(), ctx), `copy the image's layers for container ${id.slice(0, 12)}`);
+    const kept: Record<string, string> = {};
+    for (const l of image.layers) {
+      for (const path of Object.keys(this.layerInfo(l).altered)) {
+        const identity = sys.fileIdentity(`${rootfs}/${path}`);
+        if (identity) kept[path] = identity;
+      }
+    }
+    if (Object.keys(kept).length) sys.writeFile(`${this.containerDir(id)}/kept.json`, JSON.stringify(kept), 0o600, true);
+  }
+
+  /** What copyLayers noted of a container's copied files (empty for one from before it did). */
+  keptIdentities(id: string): Record<string, string> {
+    return this.readJson<Record<string, string>>(`${this.containerDir(id)}/kept.json`) ?? {};
   }
 
   /**

@@ -104,13 +104,21 @@ for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'
     sh(`tar --xattrs --xattrs-include='user.*' --numeric-owner -C ${src} -cf ${tar} . && chmod 644 ${tar}`);
     const single = freshStore(h.single);
     expect(inStore(single.env, ["import", tar, "--name", "own"], { user: h.single }).code).toBe(0);
-    const run = (name: string, script: string) => expect(inStore(single.env, ["run", "--name", name, "own", "/bin/sh", "-c", script], { user: h.single }).code).toBe(0);
-    run("wrote", "echo x > /srv/app/new");
-    run("chmodded", "chmod 700 /srv/app");
-    run("remade", "rm /srv/app/tagged && echo new > /srv/app/tagged"); // the same path and mode, but its own file now
+    // on an overlay (which marks what it copied up), and on a copy of the image (which notes what it copied)
+    const cases: string[][] = [];
+    for (const storage of ["overlay", "copy"]) {
+      const env = storage === "copy" ? { ...single.env, BUNKER_STORAGE: "copy" } : single.env;
+      const run = (name: string, script: string) => expect(inStore(env, ["run", "--name", `${name}-${storage}`, "own", "/bin/sh", "-c", script], { user: h.single }).code).toBe(0);
+      run("wrote", "echo x > /srv/app/new");
+      run("chmodded", "chmod 700 /srv/app");
+      run("remade", "rm /srv/app/tagged && echo new > /srv/app/tagged"); // the same path and mode, but its own file now
+      run("remadedir", "rm -r /srv/app && mkdir -m 750 /srv/app && echo new > /srv/app/tagged"); // and its own directory
+      const want = [["wrote", "33:44 750", "33:44"], ["chmodded", "0:0 700", "33:44"], ["remade", "33:44 750", "0:0"], ["remadedir", "0:0 750", "0:0"]];
+      cases.push(...want.map(([name, dir, tagged]) => [`${name}-${storage}`, dir!, tagged!]));
+    }
     const out = outDir();
     const ranges = freshStore();
-    for (const [name, want, tagged] of [["wrote", "33:44 750", "33:44"], ["chmodded", "0:0 700", "33:44"], ["remade", "33:44 750", "0:0"]]) {
+    for (const [name, want, tagged] of cases) {
       const bundle = join(out, `${name}.bundle`);
       expect(inStore(single.env, ["export", name!, "-o", bundle], { user: h.single }).code).toBe(0);
       chmodSync(bundle, 0o644); // handed to the other user (a bundle is made 0600)
@@ -121,7 +129,7 @@ for i in range(60): os.setxattr('${upper}/many', 'user.n%02d' % i + 'a' * 80, b'
       expect(inStore(ranges.env, ["run", "--rm", name!, "stat", "-c", "%u:%g", "/srv/app/tagged"]).stdout).toBe(`${tagged}\n`);
       const [layer] = readdirSync(join(ranges.dir, "bunker/layers"));
       const xattr = Bun.spawnSync(["python3", "-c", `import os; print(os.getxattr('${join(ranges.dir, "bunker/layers", layer!, "diff/srv/app/tagged")}', 'user.k'))`]);
-      expect(xattr.stdout.toString()).toBe(name === "remade" ? "" : "b'v'\n");
+      expect(xattr.stdout.toString()).toBe(name!.startsWith("remade") ? "" : "b'v'\n");
       expect(inStore(ranges.env, ["rmi", name!]).code).toBe(0);
     }
   });
