@@ -8,12 +8,24 @@ const psArgs = {
   json: { type: "boolean", description: "Print the containers as JSON" },
 } as const;
 
-export function ago(iso: string): string {
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 60) return `${Math.floor(s)} seconds ago`;
-  if (s < 3600) return `${Math.floor(s / 60)} minutes ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)} hours ago`;
-  return `${Math.floor(s / 86400)} days ago`;
+/** How long ago, in the words of Docker's `ps` (go-units HumanDuration): "1 second ago", "About a minute ago", "3 weeks ago". */
+export function ago(iso: string, now = Date.now()): string {
+  const s = Math.floor(Math.max(0, now - Date.parse(iso)) / 1000);
+  const minutes = Math.floor(s / 60);
+  const hours = Math.floor(s / 3600 + 0.5);
+  const span =
+    s < 1 ? "Less than a second"
+    : s === 1 ? "1 second"
+    : s < 60 ? `${s} seconds`
+    : minutes === 1 ? "About a minute"
+    : minutes < 60 ? `${minutes} minutes`
+    : hours === 1 ? "About an hour"
+    : hours < 48 ? `${hours} hours`
+    : hours < 24 * 7 * 2 ? `${Math.floor(hours / 24)} days`
+    : hours < 24 * 30 * 2 ? `${Math.floor(hours / 24 / 7)} weeks`
+    : hours < 24 * 365 * 2 ? `${Math.floor(hours / 24 / 30)} months`
+    : `${Math.floor(hours / 24 / 365)} years`;
+  return `${span} ago`;
 }
 
 export default {

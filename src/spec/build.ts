@@ -94,7 +94,9 @@ export interface Built {
 const NO_ENTRYPOINT = `--entrypoint "" runs neither the image's Entrypoint nor its Cmd: give a command after the image name`;
 
 export function buildSpec(input: BuildInput): Built {
-  const { flags, bundle } = input;
+  const { bundle } = input;
+  // -u "" and -w "" are not given, as Docker takes them: the image's
+  const flags = { ...input.flags, user: input.flags.user || undefined, workdir: input.flags.workdir || undefined };
   if (flags.network !== undefined && !(MODES as string[]).includes(flags.network)) {
     throw new BunkerError(`unknown network mode "${flags.network}": use none, host, pasta or slirp4netns`);
   }

@@ -52,6 +52,10 @@ test("--userns=single, -t, --read-only, -w, -h", () => {
   expect(spec.process!.cwd).toBe("/srv");
   expect(spec.hostname).toBe("web");
   expect(() => buildSpec(input({ workdir: "rel" }))).toThrow("--workdir must be an absolute path");
+  // empty, as Docker takes them: not given (the image's user and working directory)
+  const image = { User: "33:33", WorkingDir: "/app" };
+  const empty = buildSpec(input({ user: "", workdir: "" }, { image })).spec.process!;
+  expect([empty.user.uid, empty.user.gid, empty.cwd]).toEqual([33, 33, "/app"]);
   expect(() => buildSpec(input({ userns: "keep-id" }))).toThrow("--userns must be auto or single");
 });
 

@@ -1,5 +1,6 @@
 import { expect, test } from "bun:test";
 import { parseLog, sinceTime } from "../../src/cli/logs.ts";
+import { ago } from "../../src/cli/ps.ts";
 import { signalNumber } from "../../src/runtime/containers.ts";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -113,4 +114,13 @@ test("exec's process: the container's, with -u, -w, -e and -t applied", () => {
   expect(p.capabilities).toMatchObject({ bounding: ["CAP_CHOWN"], effective: [], permitted: [] });
   expect(spec.process!.args).toEqual(["sleep", "100"]); // the container's own is untouched
   expect(() => execProcess(spec, ["id"], { env: [], workdir: "rel", tty: false }, () => undefined, {})).toThrow("--workdir must be an absolute path");
+});
+
+test("ps says how long ago as Docker's does", () => {
+  const now = Date.parse("2026-11-27T12:00:00Z");
+  const at = (s: number) => ago(new Date(now - s * 1000).toISOString(), now);
+  expect([0, 1, 2, 59, 60, 119, 120, 3599, 3600, 5399, 5400, 47 * 3600, 48 * 3600, 14 * 86400, 60 * 86400, 800 * 86400].map(at)).toEqual([
+    "Less than a second ago", "1 second ago", "2 seconds ago", "59 seconds ago", "About a minute ago", "About a minute ago", "2 minutes ago",
+    "59 minutes ago", "About an hour ago", "About an hour ago", "2 hours ago", "47 hours ago", "2 days ago", "2 weeks ago", "2 months ago", "2 years ago",
+  ]);
 });
