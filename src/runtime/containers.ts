@@ -206,6 +206,8 @@ export function describe(v: View) {
   const proc = spec?.process;
   const finished = rt?.exit?.finished ?? (v.stored ? parseExit(sys.tryRead(`${Store.dataRoot()}/containers/${v.id}/exit`))?.finished : undefined);
   const running = v.status === "running";
+  // what Docker's container Config takes from the image: its labels and stop signal
+  const image = v.stored ? imageConfig(v.stored.image) : undefined;
   return {
     Id: v.id,
     Name: v.name,
@@ -235,6 +237,9 @@ export function describe(v: View) {
       WorkingDir: proc?.cwd ?? "",
       Tty: proc?.terminal === true,
       OpenStdin: rt?.config.flags.interactive === true,
+      Image: rt?.config.image?.name ?? v.stored?.imageName ?? rt?.config.target ?? "",
+      Labels: image?.Labels ?? {},
+      StopSignal: rt?.config.stopSignal ?? image?.StopSignal ?? "SIGTERM",
       Rootfs: rt?.config.rootfs,
     },
     Mounts: (spec?.mounts ?? [])
@@ -242,6 +247,15 @@ export function describe(v: View) {
       .filter((m) => m.type !== "tmpfs" || !["/dev", "/dev/shm"].includes(m.destination))
       .map((m) => ({ Type: m.type, Source: m.source ?? "", Destination: m.destination, RW: !(m.options ?? []).includes("ro") })),
   };
+}
+
+/** An image's config, as the store has it; none where the store is damaged (inspect shows what it can). */
+function imageConfig(id: string) {
+  try {
+    return Store.existing()?.index().images.find((i) => i.id === id)?.config.config;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The container's cgroup saw the OOM killer at work (memory.events: oom_kill). */

@@ -518,7 +518,7 @@ describe("image archives", () => {
     expect(both(["same"])).toEqual(["same"]);
     // stopped, its runtime state gone: the config it was made with
     const stopped = JSON.parse(inStore(env, ["inspect", "--json", "same"]).stdout)[0].Config;
-    expect(stopped).toMatchObject({ Hostname: "myhost", User: "33:33", Cmd: ["/bin/echo", "ep", "cmd"], WorkingDir: "/tmp" });
+    expect(stopped).toMatchObject({ Hostname: "myhost", User: "33:33", Cmd: ["/bin/echo", "ep", "cmd"], WorkingDir: "/tmp", Image: "same", Labels: { "org.example.x": "y" }, StopSignal: "SIGINT" });
     expect(stopped.Env).toEqual(expect.arrayContaining(["A=1", "FOO=bar", "HOSTNAME=myhost"]));
     expect(both(["--type", "image", "same"])).toEqual([id]);
     expect(both(["--type", "container", "same"])).toEqual(["same"]);
