@@ -14,7 +14,6 @@ const dec = new TextDecoder();
 /** The largest bunker.json, config.json or bunker.sha256 read. */
 const OWN_MAX = 64 << 20;
 
-
 /**
  * Read a bundle's tar stream; `stage` unpacks the root filesystem entries it
  * is given and calls `check` once they are all read, before committing.

@@ -601,10 +601,10 @@ async function* counted(source: AsyncIterable<Uint8Array>, progress?: Pick<Progr
   }
 }
 
-/** Import a file or directory; `digest`: a bundle's expected digest (a bundle's own digests show corruption, this one a substitute). */
 /** The standard input, as `import -` names it. */
 const STDIN = "the standard input";
 
+/** Import a file or directory, or ("-") the standard input; `digest`: a bundle's expected digest (a bundle's own digests show corruption, this one a substitute). */
 export async function importPath(input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
   if (input !== "-") return importFile(input, input, name, showProgress, digest);
   // as docker load and docker import read it: a file as it is, a pipe spooled into the store first (an import reads its input more than once)
