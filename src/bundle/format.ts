@@ -92,12 +92,10 @@ export function portableSpec(spec: Spec): Spec {
   return out;
 }
 
-/** Kernel file systems a bundle may mount: none shows anything of the host's files. */
-const OWN_FILE_SYSTEMS = new Set(["proc", "tmpfs", "devpts", "mqueue", "sysfs", "cgroup", "cgroup2"]);
-
-function ownMount(m: Mount): boolean {
+/** A tmpfs of the bundle's own, at a place of its choosing (not a bind, nor over a standard mount). */
+function ownTmpfs(m: Mount, standard: Mount[]): boolean {
   const o = m.options ?? [];
-  return OWN_FILE_SYSTEMS.has(m.type ?? "") && !o.includes("bind") && !o.includes("rbind") && !(m.source ?? "").startsWith("/");
+  return m.type === "tmpfs" && !o.includes("bind") && !o.includes("rbind") && !(m.source ?? "").startsWith("/") && !standard.some((d) => d.destination === m.destination);
 }
 
 /**
@@ -133,13 +131,16 @@ export function appSpec(spec: Spec): { spec: Spec; dropped: string[] } {
       for (const c of beyond) dropped.push(`capability ${c}`);
     }
   }
-  const own = (spec.mounts ?? []).filter((m) => ownMount(m) || void dropped.push(`mount of ${m.source ?? m.type ?? "?"} on ${m.destination}`));
-  // the standard ones first, in their order, its own where it has one (not a host network's bind of /sys), then the rest of its own
-  const defaults = defaultMounts({ network: true, gid5: true });
-  out.mounts = [
-    ...defaults.map((d) => own.find((m) => m.destination === d.destination) ?? d),
-    ...own.filter((m) => !defaults.some((d) => d.destination === m.destination)),
-  ];
+  // the standard mounts as bunker makes them (another proc, sysfs or cgroup elsewhere, or one with other
+  // options, would show what the defaults mask or make read-only), then its own tmpfs mounts
+  const standard = defaultMounts({ network: true, gid5: true });
+  const own = (spec.mounts ?? []).filter((m) => {
+    if (ownTmpfs(m, standard)) return true;
+    const same = standard.some((d) => d.destination === m.destination && (d.type === m.type || (m.type === "none" && d.destination === "/sys")));
+    if (!same) dropped.push(`mount of ${m.source ?? m.type ?? "?"} on ${m.destination}`); // a standard one is made as bunker makes it, whatever it said
+    return false;
+  });
+  out.mounts = [...standard, ...own];
   const l = spec.linux ?? {};
   const types = new Set((l.namespaces ?? []).map((n) => n.type));
   for (const n of l.namespaces ?? []) if (n.path !== undefined) dropped.push(`joining the ${n.type} namespace at ${n.path}`);

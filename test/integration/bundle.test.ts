@@ -363,8 +363,12 @@ describe("export and import", () => {
     const evil = await rewriteConfig(a.bundle, (c) => {
       c.mounts.push({ destination: "/stolen", type: "bind", source: secret, options: ["rbind", "ro"] });
       c.mounts.push({ destination: "/lower", type: "overlay", source: "overlay", options: [`lowerdir=${secret}:${secret}`] });
+      // the kernel's own file systems again, elsewhere or writable: what the defaults mask or make read-only would show
+      c.mounts.push({ destination: "/mnt/p", type: "proc", source: "proc" }, { destination: "/mnt/c", type: "cgroup2", source: "cgroup", options: ["rw"] });
+      c.mounts = c.mounts.map((m: { destination: string }) => (m.destination === "/proc" ? { ...m, options: ["rw"] } : m));
       c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== "pid");
       c.linux.maskedPaths = [];
+      c.linux.readonlyPaths = [];
       c.process.capabilities.bounding.push("CAP_SYS_ADMIN");
       c.process.noNewPrivileges = false;
     });
@@ -372,10 +376,10 @@ describe("export and import", () => {
     const imp = inStore(b.env, ["import", evil, "--name", "evil"]);
     expect(imp.code).toBe(0);
     expect(imp.stderr).toBe(
-      `bunker: the bundle's config asks for what an imported image may not have, left out: noNewPrivileges false, capability CAP_SYS_ADMIN, mount of ${secret} on /stolen, mount of overlay on /lower, the host's pid namespace (give what you trust to bunker run: -v, --cap-add)\n`,
+      `bunker: the bundle's config asks for what an imported image may not have, left out: noNewPrivileges false, capability CAP_SYS_ADMIN, mount of ${secret} on /stolen, mount of overlay on /lower, mount of proc on /mnt/p, mount of cgroup on /mnt/c, the host's pid namespace (give what you trust to bunker run: -v, --cap-add)\n`,
     );
-    const inside = "echo $$; ls /stolen /lower 2>&1 | wc -l; grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; wc -c < /proc/keys";
-    const want = ["1", "2", "CapBnd:\t00000000a80425fb", "NoNewPrivs:\t1", "0"];
+    const inside = "echo $$; ls /stolen /lower /mnt/p /mnt/c 2>&1 | wc -l; grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; wc -c < /proc/keys; echo 1 2>/dev/null > /proc/sys/kernel/msgmax || echo read-only";
+    const want = ["1", "4", "CapBnd:\t00000000a80425fb", "NoNewPrivs:\t1", "0", "read-only"];
     const r = inStore(b.env, ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", "evil", "-c", inside]);
     expect([r.stdout.trim().split("\n"), r.stderr]).toEqual([want, ""]);
     // what an older bunker stored as it came is held to the same when it runs

@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { appSpec, portableSpec } from "../../src/bundle/format.ts";
 import { chooseMaps } from "../../src/linux/idmap.ts";
-import { defaultNamespaces } from "../../src/spec/defaults.ts";
+import { defaultNamespaces, READONLY_PATHS } from "../../src/spec/defaults.ts";
 import type { Spec } from "../../src/spec/types.ts";
 import { type BuildInput, buildEnv, buildSpec, parseEnvFile, parseTmpfs, parseVolume, resolveUser, type RunFlags } from "../../src/spec/build.ts";
 
@@ -242,7 +242,9 @@ test("an imported bundle's config: what bunker exports passes whole and unchange
   // a hostile one
   const evil = structuredClone(exported) as Spec & { hooks?: unknown };
   evil.hooks = { prestart: [{ path: "/bin/sh" }] };
-  evil.mounts!.push({ destination: "/x", type: "tmpfs", source: "/home/me" }, { destination: "/y", type: "tmpfs", source: "tmpfs", options: ["bind"] });
+  evil.mounts!.push({ destination: "/x", type: "tmpfs", source: "/home/me" }, { destination: "/y", type: "tmpfs", source: "tmpfs", options: ["bind"] }, { destination: "/p", type: "proc", source: "proc" });
+  evil.mounts![0] = { ...evil.mounts![0]!, options: [] }; // its /proc without nosuid, noexec, nodev: made as bunker makes it
+  evil.linux!.readonlyPaths = [];
   evil.linux!.namespaces = [{ type: "network", path: "/proc/1/ns/net" }, { type: "mount" }];
   evil.linux!.cgroupsPath = "/user.slice";
   evil.process!.capabilities = { bounding: ["CAP_CHOWN", "CAP_SYS_ADMIN"], effective: ["CAP_SYS_PTRACE"] };
@@ -252,6 +254,7 @@ test("an imported bundle's config: what bunker exports passes whole and unchange
     "capability CAP_SYS_PTRACE",
     "mount of /home/me on /x",
     "mount of tmpfs on /y",
+    "mount of proc on /p",
     "joining the network namespace at /proc/1/ns/net",
     "the host's pid namespace",
     "the host's ipc namespace",
@@ -261,4 +264,6 @@ test("an imported bundle's config: what bunker exports passes whole and unchange
   expect(Object.keys(out.spec)).not.toContain("hooks");
   expect(out.spec.linux!.cgroupsPath).toBeUndefined();
   expect(out.spec.linux!.namespaces).toEqual(defaultNamespaces(true));
+  expect(out.spec.mounts!.filter((m) => m.type === "proc")).toEqual([{ destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] }]);
+  expect(out.spec.linux!.readonlyPaths).toEqual(READONLY_PATHS);
 });
