@@ -609,8 +609,9 @@ export async function importPath(input: string, name?: string, showProgress = tr
   if (input !== "-") return importFile(input, input, name, showProgress, digest);
   // as docker load and docker import read it: a file as it is, a pipe spooled into the store first (an import reads its input more than once)
   if (sys.isatty(0)) throw new BunkerError("refusing to read an archive from a terminal: name a FILE, or redirect the input");
-  const own = "/proc/self/fd/0"; // a file opened again: its own offsets, from the start
-  if (sys.stat(own)?.kind === "file" && readable(own)) return importFile(own, STDIN, name, showProgress, digest);
+  // a file opened again (its own offsets), where its reading starts at its start; else what is left of it, kept
+  const own = "/proc/self/fd/0";
+  if (sys.stat(own)?.kind === "file" && sys.offset(0) === 0 && readable(own)) return importFile(own, STDIN, name, showProgress, digest);
   const store = await Store.open();
   const spool = store.staging();
   const file = `${spool.dir}/stdin`;

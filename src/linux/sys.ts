@@ -41,6 +41,8 @@ function defs(T: Ffi["FFIType"]) {
     bind: { args: [T.i32, T.ptr, T.u32], returns: T.i32 },
     setsockopt: { args: [T.i32, T.i32, T.i32, T.ptr, T.u32], returns: T.i32 },
     madvise: { args: [T.ptr, T.u64, T.i32], returns: T.i32 },
+    poll: { args: [T.ptr, T.u64, T.i32], returns: T.i32 },
+    lseek: { args: [T.i32, T.i64, T.i32], returns: T.i64 },
     __errno_location: { args: [], returns: T.ptr },
   } as const;
 }
@@ -60,7 +62,7 @@ function libc() {
 export const ERRNO: Record<number, string> = {
   1: "EPERM", 2: "ENOENT", 4: "EINTR", 5: "EIO", 8: "ENOEXEC", 9: "EBADF", 12: "ENOMEM", 13: "EACCES",
   14: "EFAULT", 16: "EBUSY", 17: "EEXIST", 18: "EXDEV", 20: "ENOTDIR", 21: "EISDIR", 22: "EINVAL", 24: "EMFILE",
-  26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 32: "EPIPE", 36: "ENAMETOOLONG", 38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP",
+  11: "EAGAIN", 26: "ETXTBSY", 27: "EFBIG", 28: "ENOSPC", 30: "EROFS", 32: "EPIPE", 36: "ENAMETOOLONG", 38: "ENOSYS", 39: "ENOTEMPTY", 40: "ELOOP",
   34: "ERANGE", 61: "ENODATA", 75: "EOVERFLOW", 95: "EOPNOTSUPP", 98: "EADDRINUSE", 99: "EADDRNOTAVAIL", 116: "ESTALE", 122: "EDQUOT",
 };
 
@@ -68,7 +70,7 @@ const MESSAGES: Record<string, string> = {
   EPERM: "operation not permitted", ENOENT: "no such file or directory", EACCES: "permission denied",
   EEXIST: "file exists", ENOTDIR: "not a directory", EISDIR: "is a directory", EROFS: "read-only file system",
   ENOSPC: "no space left on device", EDQUOT: "disk quota exceeded", ELOOP: "too many levels of symbolic links",
-  ENAMETOOLONG: "file name too long", EPIPE: "broken pipe (its reader has gone)",
+  ENAMETOOLONG: "file name too long", EPIPE: "broken pipe (its reader has gone)", EAGAIN: "resource temporarily unavailable",
 };
 
 /** A failed system call: `code` is the errno name ("ENOENT"), as node:fs names it. */
@@ -209,11 +211,32 @@ export function writeAll(fd: number, data: Uint8Array, what = "write"): void {
   for (let off = 0; off < data.length; ) {
     const n = Number(c.write(fd, p(data.subarray(off)), data.length - off));
     if (n < 0) {
-      if (errno() === 4) continue;
-      throw new SysError(what, errno());
+      const e = errno();
+      if (e === 4) continue;
+      if (e === EAGAIN && waitFor(fd, POLLOUT)) continue;
+      throw new SysError(what, e);
     }
     off += n;
   }
+}
+
+const EAGAIN = 11, POLLIN = 1, POLLOUT = 4;
+
+/** Until fd (one another process left non-blocking: a pipe from Node, say) can be read or written. */
+function waitFor(fd: number, events: number): boolean {
+  const pfd = new Uint8Array(8);
+  new DataView(pfd.buffer).setInt32(0, fd, true);
+  new DataView(pfd.buffer).setInt16(4, events, true);
+  for (;;) {
+    if (libc().c.poll(p(pfd), 1, -1) >= 0) return true;
+    if (errno() !== 4) return false;
+  }
+}
+
+/** fd's offset, as lseek(2) says (undefined where it has none: a pipe). */
+export function offset(fd: number): number | undefined {
+  const at = Number(libc().c.lseek(fd, 0, 1 /* SEEK_CUR */));
+  return at < 0 ? undefined : at;
 }
 
 /** Create (or with replace, truncate) a file and write it; never follows a symlink. */
@@ -309,8 +332,9 @@ export async function* readChunks(fd: number, opts: { size?: number; start?: num
       if (want <= 0) return;
       const n = Number(at === undefined ? c.read(fd, p(buf), want) : c.pread(fd, p(buf), want, at));
       if (n < 0) {
-        if (errno() === 4) continue;
-        throw new SysError("read", errno());
+        const e = errno();
+        if (e === 4 || (e === EAGAIN && waitFor(fd, POLLIN))) continue;
+        throw new SysError("read", e);
       }
       if (n === 0) return;
       if (at !== undefined) at += n;

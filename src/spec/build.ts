@@ -157,8 +157,9 @@ export function buildSpec(input: BuildInput): Built {
     const u = resolveUser(flags.user ?? (input.image?.User || "0"), input.readRoot ?? ((p) => readInRoot(input.rootfs, p)));
     proc.user = { ...proc.user, uid: u.uid, gid: u.gid, additionalGids: u.groups.filter(gidMapped) };
     home = u.home;
-    // a bundle's HOME was its user's: another user's is looked up again, as exec -u does
-    if (bundle && flags.user !== undefined) proc.env = proc.env?.filter((e) => !e.startsWith("HOME="));
+    // an imported bundle's HOME was its user's, unless its image set one: another user's is looked up again, as exec -u does
+    const own = (env?: string[]) => env?.some((e) => e.startsWith("HOME="));
+    if (input.bundleImage && flags.user !== undefined && !own(input.bundleImage.Env)) proc.env = proc.env?.filter((e) => !e.startsWith("HOME="));
   }
 
   if (!bundle) proc.capabilities = dockerCaps(DEFAULT_CAPS, flags, proc.user.uid === 0);

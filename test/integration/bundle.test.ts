@@ -417,6 +417,29 @@ describe("export and import", () => {
       expect(sameTimes(r.stdout.trim().split("\n").slice(1), a.listing)).toEqual(a.listing);
     }
     expect(readdirSync(join(b.dir, "bunker/tmp"))).toEqual([]); // the spooled input is gone
+    // a file read from where its reader left it, not from its start (a line read off it first)
+    const offset = `${file}.after-a-line`;
+    expect(shell(`(echo hello; cat ${file}) > ${offset} && { read -r line; ${into(b)} "$0" import - --name offset; } < ${offset}`)).toEqual([0, ""]);
+    // pipes another process made non-blocking (as Node hands them down): waited on, not failed with EAGAIN
+    const nonblocking = `import fcntl, os, subprocess, sys, time
+r, w = os.pipe()
+out = sys.argv[1] == "out"
+fcntl.fcntl(w if out else r, fcntl.F_SETFL, os.O_NONBLOCK)
+p = subprocess.Popen(sys.argv[2:], stdout=w) if out else subprocess.Popen(sys.argv[2:], stdin=r)
+os.close(w if out else r)
+time.sleep(0.5)  # the pipe fills (or stays empty) meanwhile: EAGAIN, for a careless reader or writer
+if out:
+    while chunk := os.read(r, 1 << 16): sys.stdout.buffer.write(chunk)
+else:
+    os.set_blocking(w, True); os.write(w, sys.stdin.buffer.read()); os.close(w)
+sys.exit(p.wait())`;
+    const py = join(mkdtempSync(join(h.dir, "py-")), "nb.py");
+    writeFileSync(py, nonblocking);
+    sh(`chmod 755 ${join(py, "..")} && chmod 644 ${py}`);
+    const nb = `${file}.nonblocking`;
+    expect(shell(`python3 ${py} out "$0" export app > ${nb}`)).toEqual([0, ""]);
+    expect(shell(`python3 ${py} in env ${into(b)} "$0" import - --name nonblocking < ${nb}`)).toEqual([0, ""]);
+    expect(inStore(b.env, ["images", "--json"]).stdout).toContain("nonblocking:latest");
     // a stream cut short, and an empty one: refused, and nothing left
     expect(shell(`"$0" export app 2>/dev/null | head -c 100000 | ${into(c)} "$0" import -`)).toEqual([125, "bunker: the standard input: the zstd stream is truncated\n"]);
     expect(shell(`${into(c)} "$0" import - < /dev/null`)).toEqual([125, "bunker: the standard input is empty: not an archive\n"]);

@@ -221,6 +221,15 @@ test("a bundle made from an image keeps that image's Entrypoint when a command i
   expect(buildSpec(input({ entrypoint: "" }, { bundle, command: ["x"], bundleImage: { Entrypoint: ["/bin/echo", "ep"] } })).spec.process!.args).toEqual(["x"]);
 });
 
+test("-u on an imported bundle looks HOME up again, unless its image set its own; a plain bundle's stays", () => {
+  const bundle = { ociVersion: "1.0.2", process: { user: { uid: 1234, gid: 1234 }, args: ["sh"], cwd: "/", env: ["HOME=/home/app"] }, root: { path: "rootfs" } };
+  const readRoot = (p: string) => (p === "/etc/passwd" ? "root:x:0:0:root:/root:/bin/sh\n" : undefined);
+  const home = (bundleImage?: { Env?: string[] }) => buildSpec(input({ user: "0" }, { bundle, bundleImage, readRoot })).spec.process!.env!.find((e) => e.startsWith("HOME="));
+  expect(home({})).toBe("HOME=/root");
+  expect(home({ Env: ["HOME=/data"] })).toBe("HOME=/home/app"); // the bundle's env holds the image's HOME (here its container's, as exported)
+  expect(home(undefined)).toBe("HOME=/home/app"); // a bundle run as it is: its config.json says
+});
+
 test("an imported bundle's config: what bunker exports passes whole and unchanged by a second pass; what reaches the host is named and left out", () => {
   // a container's config as export writes it: -v gone (it travels as a declared volume), --tmpfs and -p's netns kept
   const built = buildSpec(input({ tmpfs: ["/cache"], volume: ["/srv/data:/data"], env: ["APP=1"], hostname: "app" })).spec;
