@@ -396,16 +396,22 @@ static int pxattrs(int fd, const char *path) {
   return 0;
 }
 
+/* The walk is of a running container's files: they change as they are read. */
+static int plive;
+
 /*
  * A file's data: exactly st_size bytes. One that changes meanwhile (it
  * shrinks, grows or is written: a container started again during the
  * export) fails the walk with ESTALE: its record is already out, so what
  * is missing of its data is made up with zeros and U_FAIL follows, and the
- * export is refused rather than written torn. Larger files move from the
- * page cache to the pipe with splice, never through this process's memory.
+ * export is refused rather than written torn. Of a running container, as
+ * Docker and GNU tar take it: its first st_size bytes, with zeros for what
+ * it lost meanwhile. Larger files move from the page cache to the pipe
+ * with splice, never through this process's memory.
  */
 static int pdata(int fd, const struct stat *st) {
   uint64_t size = (uint64_t)st->st_size, left = size;
+  int failed = 1; /* what cut: reports */
   int spliced = size >= sizeof pbuf;
   if (spliced) pflush();
   while (left > 0) {
@@ -422,20 +428,22 @@ static int pdata(int fd, const struct stat *st) {
     r = read(fd, ubuf, want);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) goto cut;
+    if (r == 0 && plive) { failed = 0; goto cut; } /* it shrank: zeros for the rest */
     if (r == 0) { errno = ESTALE; goto cut; } /* it shrank */
     pout(ubuf, (size_t)r);
     left -= (uint64_t)r;
   }
   struct stat now;
+  if (plive) return 0;
   if (fstat(fd, &now) < 0) return -1;
   if ((uint64_t)now.st_size != size || now.st_mtime != st->st_mtime || now.st_mtime_nsec != st->st_mtime_nsec) { errno = ESTALE; return -1; }
   return 0;
-cut: { /* the rest of the size the record said, so that U_FAIL comes where a record is due */
+cut: { /* the rest of the size the record said: so that U_FAIL comes where a record is due, or (live) the file ends there */
     int err = errno;
     memset(ubuf, 0, sizeof ubuf);
     for (; left > 0; left -= left < sizeof ubuf ? left : sizeof ubuf) pout(ubuf, left < sizeof ubuf ? (size_t)left : sizeof ubuf);
     errno = err;
-    return -1;
+    return failed ? -1 : 0;
   }
 }
 
@@ -514,7 +522,10 @@ static int pwalk(int dirfd, const char *dir) {
       if (fd < 0) return pfail(path);
       struct stat opened;
       if (fstat(fd, &opened) < 0) return keep_errno(pfail(path), fd);
-      if (opened.st_ino != st.st_ino || opened.st_dev != st.st_dev) { errno = ESTALE; return keep_errno(pfail(path), fd); }
+      if (opened.st_ino != st.st_ino || opened.st_dev != st.st_dev) {
+        if (!plive || !S_ISREG(opened.st_mode)) { errno = ESTALE; return keep_errno(pfail(path), fd); }
+        st = opened; /* made again meanwhile: the file there now */
+      }
       const char *first = st.st_nlink > 1 ? plink(&st, path) : NULL;
       if (first) {
         close(fd);
@@ -539,7 +550,8 @@ static int pwalk(int dirfd, const char *dir) {
   return errno ? pfail(dir) : 0;
 }
 
-static __attribute__((noreturn)) void do_pack(const char *root) {
+static __attribute__((noreturn)) void do_pack(const char *root, int live) {
+  plive = live;
   int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 || pwalk(fd, "") < 0) {
     precord(U_FAIL, pfailed, NULL, NULL, (uint64_t)errno);

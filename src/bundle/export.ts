@@ -294,7 +294,7 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
     const at = store.staging();
     let code: number;
     try {
-      const stage = await spawnStage(compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse));
+      const stage = await spawnStage(compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse, running));
       sys.close(stage.stdin);
       const records = new PackReader(stage.stdout, ref, running);
       try {

@@ -448,7 +448,7 @@ export function compileRmtree(paths: string[], maps: Maps, ctx: UserNsContext): 
  * their own (or fuse-overlayfs, see fuseOverlayHelper); with one, that
  * directory is read as it is.
  */
-export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsContext, fuse?: string): Plan {
+export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsContext, fuse?: string, live = false): Plan {
   const plan = new Plan();
   // fuse-overlayfs (this path to it), read-only: it reads the upper layers it wrote (it marks opaque directories its own way)
   const helper = fuse && dirs.length > 1 ? [fuseOverlayHelper(fuse, at, dirs)] : [];
@@ -460,7 +460,8 @@ export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsC
     if (!helper.length) addOverlay(plan, at, "the layers", dirs);
     root = at;
   }
-  plan.add(Op.PACK, `read ${root}`, { strs: [root] });
+  // live: a running container's, whose files change as they are read (taken as they are, not refused)
+  plan.add(Op.PACK, `read ${root}`, { strs: [root], ints: [live ? 1 : 0] });
   plan.add(Op.SUPERVISE, "wait for it", { ints: [0, FORWARDED_SIGNALS] });
   return plan;
 }

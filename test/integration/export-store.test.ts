@@ -238,6 +238,26 @@ describe("store", () => {
     expect(inStore(a.env, ["rm", "-f", "up"]).code).toBe(0);
   });
 
+  test("a running container that writes all the time exports, each file as far as it was when the walk reached it, as Docker's and GNU tar's do", () => {
+    const w = workdir();
+    const a = freshStore();
+    expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    const log = "while :; do echo line >> /var/log.txt; echo x > /var/state; done";
+    expect(inStore(a.env, ["run", "-d", "--name", "busy", "--network", "none", "base", "/bin/sh", "-c", log]).code).toBe(0);
+    const out = outDir();
+    const b = freshStore();
+    for (let i = 0; i < 3; i++) {
+      const r = inStore(a.env, ["export", "busy", "-o", join(out, `busy${i}.bundle`)]);
+      expect([r.code, r.stderr]).toEqual([0, ""]);
+      expect(inStore(b.env, ["import", join(out, `busy${i}.bundle`), "--name", `busy${i}`]).code).toBe(0);
+      // an appended file's first bytes are whole lines; a file made again (echo >) is the old or the new, or what its size was then
+      const check = inStore(b.env, ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", `busy${i}`, "-c", "grep -vc '^line$' /var/log.txt; wc -l < /var/log.txt"]);
+      const [bad, lines] = check.stdout.trim().split("\n").map(Number);
+      expect([bad, lines! > 0]).toEqual([0, true]);
+    }
+    expect(inStore(a.env, ["rm", "-f", "busy"]).code).toBe(0);
+  });
+
   test("a running --rm container that exits while it is exported: the export is refused, not written without the files it lost", async () => {
     const w = workdir();
     const a = freshStore();
