@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as sys from "../../src/linux/sys.ts";
-import { Digests, DIGESTS, row } from "../../src/bundle/format.ts";
+import { Digests, row } from "../../src/bundle/format.ts";
 import { collect } from "../../src/image/bytes.ts";
 import { readTar, type TarHeader } from "../../src/image/tar.ts";
 import { archive, header } from "../helpers/tar.ts";
@@ -72,28 +72,47 @@ function hostA(codec = "zstd") {
   return { store: a, bundle, digest: summary.digest as string, listing: made.stdout.trim().split("\n"), w };
 }
 
-/** The bundle with its config.json changed as a hostile one could be, every digest made again to match. */
-async function rewriteConfig(bundle: string, change: (config: any) => void): Promise<string> {
+/**
+ * The bundle with its entries changed (by `change`, bunker.sha256 aside), as a hostile or damaged one
+ * could be: every digest made again to match (resign), or bunker.sha256 as it was. Read and written
+ * here, so that no owner changes on the way (as a tar extracted by another user than root would).
+ */
+async function rewriteBundle(bundle: string, change: (entries: [TarHeader, Uint8Array?][]) => void, resign = true): Promise<string> {
   const tar = Bun.zstdDecompressSync(readFileSync(bundle));
   const entries: [TarHeader, Uint8Array?][] = [];
   for await (const e of readTar((async function* () { yield tar; })())) {
-    if (e.header.path === DIGESTS) continue;
-    const data = e.header.type === "file" ? await collect(e.data(), 1 << 30) : undefined;
-    entries.push([e.header, data]);
+    entries.push([e.header, e.header.type === "file" ? await collect(e.data(), 1 << 30) : undefined]);
   }
-  const config = entries.find(([hd]) => hd.path === "config.json")!;
-  const changed = JSON.parse(new TextDecoder().decode(config[1]));
-  change(changed);
-  config[1] = new TextEncoder().encode(JSON.stringify(changed));
-  config[0] = { ...config[0], size: config[1].length };
-  const digests = new Digests();
-  for (const [hd, data] of entries) digests.add(row(hd, data ? new Bun.CryptoHasher("sha256").update(data).digest("hex") : ""));
-  const text = new TextEncoder().encode(digests.file());
-  entries.push([{ ...config[0], path: DIGESTS, size: text.length }, text]);
-  const out = join(mkdtempSync(join(h.dir, "evil-")), "evil.bundle");
+  const trailer = entries.pop()!; // bunker.sha256, last
+  change(entries);
+  if (resign) {
+    const digests = new Digests();
+    for (const [hd, data] of entries) digests.add(row(hd, data ? new Bun.CryptoHasher("sha256").update(data).digest("hex") : ""));
+    const text = new TextEncoder().encode(digests.file());
+    entries.push([{ ...trailer[0], size: text.length }, text]);
+  } else entries.push(trailer);
+  const out = join(mkdtempSync(join(h.dir, "rewritten-")), "rewritten.bundle");
   writeFileSync(out, Bun.zstdCompressSync(archive(entries)));
   sh(`chmod 755 ${join(out, "..")} && chmod 644 ${out}`);
   return out;
+}
+
+/** An entry's content replaced, its size with it. */
+function replace(entries: [TarHeader, Uint8Array?][], path: string, content: (old: string) => string): void {
+  const entry = entries.find(([hd]) => hd.path === path)!;
+  entry[1] = new TextEncoder().encode(content(new TextDecoder().decode(entry[1])));
+  entry[0] = { ...entry[0], size: entry[1].length };
+}
+
+/** The bundle with its config.json changed as a hostile one could be, every digest made again to match. */
+function rewriteConfig(bundle: string, change: (config: any) => void): Promise<string> {
+  return rewriteBundle(bundle, (entries) =>
+    replace(entries, "config.json", (text) => {
+      const config = JSON.parse(text);
+      change(config);
+      return JSON.stringify(config);
+    }),
+  );
 }
 
 describe("export and import", () => {
@@ -232,16 +251,15 @@ describe("export and import", () => {
     for (const got of peersRun(dir)) expect(got).toBe(`${got.split(":")[0]}: 33\n33\n`);
   });
 
-  test("a damaged bundle is refused, naming what does not match, and nothing is left", () => {
+  test("a damaged bundle is refused, naming what does not match, and nothing is left", async () => {
     const a = hostA();
     // change one file's content inside the tar and recompress: every frame is valid, the digests are not
-    const dir = mkdtempSync(join(h.dir, "tamper-"));
-    chmodSync(dir, 0o755);
-    sh(`cd ${dir} && zstd -q -d -c ${a.bundle} > b.tar && mkdir x && tar -C x -xf b.tar && echo evil > x/rootfs/etc/motd && tar --format=posix --numeric-owner -C x -cf t.tar bunker.json config.json rootfs bunker.sha256 && zstd -q t.tar -o t.bundle && chmod 644 t.bundle`);
+    const tampered = await rewriteBundle(a.bundle, (entries) => replace(entries, "rootfs/etc/motd", () => "evil\n"), false);
+    const dir = join(tampered, "..");
     const b = freshStore();
     for (const how of HASHERS) {
       const env = { ...b.env, BUNKER_SHA256: how };
-      const r = inStore(env, ["import", join(dir, "t.bundle")]);
+      const r = inStore(env, ["import", tampered]);
       expect(r.code).toBe(125);
       expect(r.stderr.trim()).toMatch(/^bunker: .*"rootfs\/etc\/motd" does not match bunker.sha256: the bundle is corrupt$/);
       noDebris(b.dir);

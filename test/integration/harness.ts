@@ -130,7 +130,8 @@ export function setup(): Harness {
     };
   } else {
     const uid = process.getuid!();
-    const name = process.env.USER ?? String(uid);
+    // USER may be unset (env -i, cron): the passwd entry of this uid names the user, as subordinate ranges are listed by name
+    const name = process.env.USER ?? readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.split(":")[2] === String(uid))?.split(":")[0] ?? String(uid);
     harness = {
       dir,
       bin,
