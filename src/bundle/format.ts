@@ -122,10 +122,19 @@ export function appSpec(spec: Spec): { spec: Spec; dropped: string[] } {
     out.process = JSON.parse(JSON.stringify({ terminal, consoleSize, user: p.user, args, env, cwd: p.cwd, rlimits, noNewPrivileges: true })) as Process; // without what is undefined
     if (p.noNewPrivileges === false) dropped.push("noNewPrivileges false");
     if (p.capabilities) {
+      // as bunker run makes them: within Docker's default set, none inheritable or ambient, and none in effect for a user other than root
       const caps: Capabilities = {};
       const beyond = new Set<string>();
-      for (const [set, names] of Object.entries(p.capabilities) as [keyof Capabilities, string[]][]) {
-        caps[set] = names.filter((c) => DEFAULT_CAPS.includes(c) || void beyond.add(c));
+      for (const set of ["bounding", "effective", "permitted"] as const) {
+        const names = p.capabilities[set];
+        if (names === undefined) continue;
+        caps[set] = set !== "bounding" && p.user.uid !== 0 ? [] : names.filter((c) => DEFAULT_CAPS.includes(c) || void beyond.add(c));
+        if (set !== "bounding" && p.user.uid !== 0 && names.length) dropped.push(`${set} capabilities of user ${p.user.uid}`);
+      }
+      for (const set of ["inheritable", "ambient"] as const) {
+        if (p.capabilities[set] === undefined) continue;
+        caps[set] = [];
+        if (p.capabilities[set].length) dropped.push(`${set} capabilities`);
       }
       out.process.capabilities = caps;
       for (const c of beyond) dropped.push(`capability ${c}`);

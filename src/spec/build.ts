@@ -163,6 +163,8 @@ export function buildSpec(input: BuildInput): Built {
   }
 
   if (!bundle) proc.capabilities = dockerCaps(DEFAULT_CAPS, flags, proc.user.uid === 0);
+  // an imported image run as another user: that user's, as for any image, within the bundle's bounding set
+  else if (input.bundleImage && flags.user !== undefined) proc.capabilities = dockerCaps(proc.capabilities?.bounding ?? [], flags, proc.user.uid === 0);
   else if (flags.capAdd.length || flags.capDrop.length) proc.capabilities = bundleCaps(proc.capabilities ?? {}, flags);
 
   if (flags.hostname !== undefined) spec.hostname = flags.hostname;

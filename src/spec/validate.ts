@@ -36,8 +36,11 @@ export function validateSpec(spec: Spec): string[] {
     }
     for (const r of p.rlimits ?? []) {
       if (!Object.hasOwn(RLIMITS, r.type)) errs.push(`process.rlimits: unknown type "${r.type}"`);
+      else if (![r.soft, r.hard].every((v) => Number.isSafeInteger(v) && v >= 0)) errs.push(`process.rlimits: ${r.type} limits are not whole numbers of 0 or more`);
       else if (!(r.soft <= r.hard)) errs.push(`process.rlimits: ${r.type} soft limit is above the hard limit`);
     }
+    const umask = p.user?.umask;
+    if (umask !== undefined && !(Number.isSafeInteger(umask) && umask >= 0 && umask <= 0o777)) errs.push("process.user.umask is not a mode from 0 to 0777");
   }
   if (!spec.root?.path) errs.push("root.path is missing");
   if (spec.hostname !== undefined && spec.hostname !== "" && !HOSTNAME.test(spec.hostname)) {

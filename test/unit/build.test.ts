@@ -256,9 +256,11 @@ test("an imported bundle's config: what bunker exports passes whole and unchange
   evil.linux!.readonlyPaths = [];
   evil.linux!.namespaces = [{ type: "network", path: "/proc/1/ns/net" }, { type: "mount" }];
   evil.linux!.cgroupsPath = "/user.slice";
-  evil.process!.capabilities = { bounding: ["CAP_CHOWN", "CAP_SYS_ADMIN"], effective: ["CAP_SYS_PTRACE"] };
+  evil.process!.capabilities = { bounding: ["CAP_CHOWN", "CAP_SYS_ADMIN"], effective: ["CAP_SYS_PTRACE"], ambient: ["CAP_CHOWN"], inheritable: ["CAP_CHOWN"] };
   const out = appSpec(evil);
   expect(out.dropped).toEqual([
+    "inheritable capabilities",
+    "ambient capabilities",
     "capability CAP_SYS_ADMIN",
     "capability CAP_SYS_PTRACE",
     "mount of /home/me on /x",
@@ -269,7 +271,16 @@ test("an imported bundle's config: what bunker exports passes whole and unchange
     "the host's ipc namespace",
     "the host's uts namespace",
   ]);
-  expect(out.spec.process!.capabilities).toEqual({ bounding: ["CAP_CHOWN"], effective: [] });
+  expect(out.spec.process!.capabilities).toEqual({ bounding: ["CAP_CHOWN"], effective: [], inheritable: [], ambient: [] });
+  // a user other than root has none in effect, as bunker run gives any image's; nor after -u, whatever the bundle says
+  const nonRoot = structuredClone(exported);
+  nonRoot.process!.user = { uid: 1000, gid: 1000 };
+  nonRoot.process!.capabilities = { bounding: ["CAP_CHOWN"], effective: ["CAP_CHOWN"], permitted: ["CAP_CHOWN"] };
+  const quiet = appSpec(nonRoot);
+  expect([quiet.spec.process!.capabilities, quiet.dropped]).toEqual([{ bounding: ["CAP_CHOWN"], effective: [], permitted: [] }, ["effective capabilities of user 1000", "permitted capabilities of user 1000"]]);
+  const caps = (user: string) => buildSpec(input({ user }, { bundle: once.spec, bundleImage: {}, readRoot: () => undefined })).spec.process!.capabilities!;
+  expect(caps("1000").effective).toEqual([]);
+  expect(caps("0").effective).toEqual(caps("0").bounding);
   expect(Object.keys(out.spec)).not.toContain("hooks");
   expect(out.spec.linux!.cgroupsPath).toBeUndefined();
   expect(out.spec.linux!.namespaces).toEqual(defaultNamespaces(true));

@@ -20,7 +20,8 @@ test("each kind of problem is named", () => {
   s.process!.cwd = "relative";
   s.process!.env = ["NOEQUALS"];
   s.process!.capabilities!.bounding = ["CAP_FLY"];
-  s.process!.rlimits = [{ type: "RLIMIT_BOGUS", soft: 1, hard: 1 }, { type: "RLIMIT_NOFILE", soft: 2, hard: 1 }];
+  s.process!.rlimits = [{ type: "RLIMIT_BOGUS", soft: 1, hard: 1 }, { type: "RLIMIT_NOFILE", soft: 2, hard: 1 }, { type: "RLIMIT_CORE", soft: 1.5, hard: 2 }];
+  s.process!.user.umask = 1.5;
   s.hostname = "bad host";
   s.mounts = [{ destination: "relative" }];
   s.linux!.namespaces!.push({ type: "time" }, { type: "network", path: "/proc/1/ns/net" });
@@ -32,6 +33,8 @@ test("each kind of problem is named", () => {
     'process.capabilities.bounding: unknown capability "CAP_FLY"',
     'process.rlimits: unknown type "RLIMIT_BOGUS"',
     "process.rlimits: RLIMIT_NOFILE soft limit is above the hard limit",
+    "process.rlimits: RLIMIT_CORE limits are not whole numbers of 0 or more",
+    "process.user.umask is not a mode from 0 to 0777",
     'hostname "bad host" is not a valid host name',
     'mount destination "relative" is not an absolute path',
     'namespace "time" is not supported',
