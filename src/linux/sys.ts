@@ -535,13 +535,15 @@ export interface Stat {
   ino: number;
   /** Seconds since the epoch. */
   mtime: number;
+  /** Its birth time ("sec.nsec"), where the file system keeps one. */
+  born?: string;
 }
 
 const AT_FDCWD = -100, AT_SYMLINK_NOFOLLOW = 0x100, AT_EMPTY_PATH = 0x1000, STATX_BASIC = 0x7ff, STATX_BTIME = 0x800;
 
 function statx(dirfd: number, path: string, flags: number, what: string): Stat | undefined {
   const buf = new Uint8Array(256);
-  const rc = libc().c.statx(dirfd, p(cstr(path)), flags, STATX_BASIC, p(buf));
+  const rc = libc().c.statx(dirfd, p(cstr(path)), flags, STATX_BASIC | STATX_BTIME, p(buf));
   if (rc < 0) {
     const e = errno();
     if (e === 2 || e === 20) return undefined; // ENOENT, ENOTDIR
@@ -551,20 +553,23 @@ function statx(dirfd: number, path: string, flags: number, what: string): Stat |
   const mode = dv.getUint16(28, true);
   const type = mode & 0o170000;
   const kind: Kind = type === 0o040000 ? "dir" : type === 0o100000 ? "file" : type === 0o120000 ? "link" : "other";
-  return { kind, mode: mode & 0o7777, uid: dv.getUint32(20, true), gid: dv.getUint32(24, true), size: Number(dv.getBigUint64(40, true)), ino: Number(dv.getBigUint64(32, true)), mtime: Number(dv.getBigInt64(112, true)) };
+  const st: Stat = { kind, mode: mode & 0o7777, uid: dv.getUint32(20, true), gid: dv.getUint32(24, true), size: Number(dv.getBigUint64(40, true)), ino: Number(dv.getBigUint64(32, true)), mtime: Number(dv.getBigInt64(112, true)) };
+  if (dv.getUint32(0, true) & STATX_BTIME) st.born = `${dv.getBigInt64(80, true)}.${dv.getUint32(88, true)}`;
+  return st;
 }
 
 /**
  * What tells this file from one made at its path later, the path's own (no
  * symlink followed): inode and birth time (an inode freed is soon used again).
- * Undefined when missing, or where the file system keeps no birth time.
+ * Undefined when missing or out of reach, or where the file system keeps no birth time.
  */
 export function fileIdentity(path: string): string | undefined {
-  const buf = new Uint8Array(256);
-  if (libc().c.statx(AT_FDCWD, p(cstr(path)), AT_SYMLINK_NOFOLLOW, STATX_BASIC | STATX_BTIME, p(buf)) < 0) return undefined;
-  const dv = new DataView(buf.buffer);
-  if (!(dv.getUint32(0, true) & STATX_BTIME)) return undefined;
-  return `${dv.getBigUint64(32, true)}@${dv.getBigInt64(80, true)}.${dv.getUint32(88, true)}`;
+  try {
+    const st = stat(path, false);
+    return st?.born === undefined ? undefined : `${st.ino}@${st.born}`;
+  } catch {
+    return undefined; // one it cannot see is one it cannot tell
+  }
 }
 
 /** statx(2); lstat semantics with follow = false. Undefined when missing. */
