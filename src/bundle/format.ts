@@ -88,14 +88,18 @@ export function portableSpec(spec: Spec): Spec {
   const out = structuredClone(spec);
   out.root = { path: ROOTFS, readonly: spec.root?.readonly };
   // host paths of volumes mean nothing elsewhere: they go as declarations (bunker.json)
-  out.mounts = (spec.mounts ?? []).filter((m) => m.type !== "bind" && !(m.options ?? []).includes("rbind") && !(m.options ?? []).includes("bind"));
+  out.mounts = (spec.mounts ?? []).filter((m) => !binds(m));
   return out;
+}
+
+/** A bind mount: of a host path, whatever its type says. */
+function binds(m: Mount): boolean {
+  return m.type === "bind" || (m.options ?? []).some((o) => o === "bind" || o === "rbind");
 }
 
 /** A tmpfs of the bundle's own, at a place of its choosing (not a bind, nor over a standard mount). */
 function ownTmpfs(m: Mount, standard: Mount[]): boolean {
-  const o = m.options ?? [];
-  return m.type === "tmpfs" && !o.includes("bind") && !o.includes("rbind") && !(m.source ?? "").startsWith("/") && !standard.some((d) => d.destination === m.destination);
+  return m.type === "tmpfs" && !binds(m) && !(m.source ?? "").startsWith("/") && !standard.some((d) => d.destination === m.destination);
 }
 
 /**
