@@ -15,6 +15,15 @@ function outDir(): string {
   return out;
 }
 
+/** An export of `name` that `meanwhile` disturbs once it writes its output: its exit status, its message, and what it left there. */
+async function exportDisturbed(env: Record<string, string>, name: string, meanwhile: () => void) {
+  const out = outDir();
+  const p = Bun.spawn(asUser([h.bin, "export", name, "-o", join(out, `${name}.bundle`)], { env }), { stderr: "pipe" });
+  while (!writingIn(p.pid, out) && p.exitCode === null) await Bun.sleep(2);
+  meanwhile();
+  return { code: await p.exited, stderr: await new Response(p.stderr).text(), left: readdirSync(out) };
+}
+
 /** A store with an image "base" and a stopped container "big" whose /big is n bytes that do not compress. */
 function bigContainer(n: number) {
   const a = freshStore();
@@ -46,13 +55,10 @@ describe("export", () => {
 
   test("a container started again while it is exported is refused, not exported torn", async () => {
     const a = bigContainer(200_000_000);
-    const out = outDir();
-    const p = Bun.spawn(asUser([h.bin, "export", "big", "-o", join(out, "big.bundle")], { env: a.env }), { stderr: "pipe" });
-    while (!writingIn(p.pid, out) && p.exitCode === null) await Bun.sleep(2);
-    expect(inStore(a.env, ["restart", "big"]).code).toBe(0);
-    expect(await p.exited).toBe(125);
-    expect(await new Response(p.stderr).text()).toContain("was started while it was being exported");
-    expect(readdirSync(out)).toEqual([]);
+    const r = await exportDisturbed(a.env, "big", () => expect(inStore(a.env, ["restart", "big"]).code).toBe(0));
+    expect(r.code).toBe(125);
+    expect(r.stderr).toContain("was started while it was being exported");
+    expect(r.left).toEqual([]);
   });
 
   test("xattrs of any size, and files with more than 4 KiB of xattr names, travel whole, and are copied whole", () => {
@@ -265,13 +271,10 @@ describe("store", () => {
     const make = "head -c 200000000 /dev/urandom > /big && touch /ready && exec sleep 1000";
     expect(inStore(a.env, ["run", "-d", "--rm", "--name", "gone", "--network", "none", "base", "/bin/sh", "-c", make]).code).toBe(0);
     for (let i = 0; i < 3000 && inStore(a.env, ["exec", "gone", "test", "-e", "/ready"]).code !== 0; i++) await Bun.sleep(20);
-    const out = outDir();
-    const p = Bun.spawn(asUser([h.bin, "export", "gone", "-o", join(out, "gone.bundle")], { env: a.env }), { stderr: "pipe" });
-    while (!writingIn(p.pid, out) && p.exitCode === null) await Bun.sleep(2);
-    expect(inStore(a.env, ["kill", "gone"]).code).toBe(0);
-    expect(await p.exited).toBe(125);
-    expect(await new Response(p.stderr).text()).toBe("bunker: container gone was removed while it was being exported\n");
-    expect(readdirSync(out)).toEqual([]);
+    const r = await exportDisturbed(a.env, "gone", () => expect(inStore(a.env, ["kill", "gone"]).code).toBe(0));
+    expect(r.code).toBe(125);
+    expect(r.stderr).toBe("bunker: container gone was removed while it was being exported\n");
+    expect(r.left).toEqual([]);
   });
 
   test("rm of a container an export is reading is refused, and the export waits for another of the same container", async () => {
