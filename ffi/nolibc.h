@@ -144,6 +144,7 @@ static int openat2(int dir, const char *p, struct open_how *how) { return (int)S
 static int mount_setattr(int dir, const char *p, unsigned flags, struct mount_attr *a) {
   return (int)SYS5(__NR_mount_setattr, dir, p, flags, a, sizeof *a);
 }
+static int open_tree(int dir, const char *p, unsigned flags) { return (int)SYS3(__NR_open_tree, dir, p, flags); }
 static int prctl(int op, unsigned long a, unsigned long b, unsigned long c, unsigned long d) {
   return (int)SYS5(__NR_prctl, op, a, b, c, d);
 }

@@ -81,7 +81,8 @@ enum {
   OP_KEEPCAPS,       /* keep permitted capabilities across the next setuid */
   OP_UNPACK,         /* strs: a directory on the host; apply the records on stdin (unpack.c) */
   OP_RMTREE,         /* strs: paths on the host to remove with all they hold (unpack.c) */
-  OP_PACK,           /* strs: a directory; ints: 1 if it is a running container's; write its entries as records to stdout (unpack.c) */
+  OP_PACK,           /* strs: a directory; ints: 1 if it is a running container's, 1 to read the root mount of the
+                        namespace joined (the directory is "/") alone; write its entries as records to stdout (unpack.c) */
   OP_UNSHARE,        /* ints: namespace flags (a cgroup namespace, once in the container's cgroup) */
   OP_MERGE,          /* strs: a directory, then layers bottom first: copy each over it as
                         overlayfs would show them (unpack.c), where overlayfs cannot be had */
@@ -178,7 +179,7 @@ static const struct { uint8_t ints, strs; } ARITY[OP_END] = {
   [OP_CHDIR] = { 0, 1 }, [OP_SETGROUPS] = { 0, 0 }, [OP_SETGID] = { 1, 0 }, [OP_SETUID] = { 1, 0 },
   [OP_CAPBSET] = { 1, 0 }, [OP_CAPSET] = { 4, 0 }, [OP_NO_NEW_PRIVS] = { 0, 0 }, [OP_RLIMIT] = { 3, 0 },
   [OP_CLOSE_FDS] = { 0, 0 }, [OP_EXEC] = { 4, 2 }, [OP_UMASK] = { 1, 0 }, [OP_KEEPCAPS] = { 0, 0 },
-  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 1, 1 }, [OP_UNSHARE] = { 1, 0 }, [OP_MERGE] = { 0, 2 }, [OP_AWAIT] = { 0, 0 },
+  [OP_UNPACK] = { 0, 1 }, [OP_RMTREE] = { 0, 1 }, [OP_PACK] = { 2, 1 }, [OP_UNSHARE] = { 1, 0 }, [OP_MERGE] = { 0, 2 }, [OP_AWAIT] = { 0, 0 },
 };
 static const int VALID[OP_END] = {
   [OP_CLONE ... OP_REJOIN] = 1,
@@ -693,7 +694,7 @@ static int run_child_op(uint32_t i, struct op *o) {
   }
   case OP_KEEPCAPS: return prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
   case OP_UNPACK: do_unpack(o->strs[0]);
-  case OP_PACK: do_pack(o->strs[0], (int)v[0]);
+  case OP_PACK: do_pack(o->strs[0], (int)v[0], (int)v[1]);
   case OP_UNSHARE: return unshare((int)v[0]);
   case OP_AWAIT: {
     char go;

@@ -4,11 +4,11 @@ import { type ContainerRecord, type ImageRecord, Store } from "../image/store.ts
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../image/tar.ts";
 import { decodeName } from "../image/names.ts";
 import { decodeRecordHead, U } from "../image/unpack.ts";
-import { compilePack } from "../linux/compile.ts";
+import { compileLivePack, compilePack } from "../linux/compile.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import { findHelper, fuseOverlayfs, identity, storageMode } from "../runtime/host.ts";
-import { readContainer, statePath } from "../runtime/state.ts";
+import { type Container, readContainer, statePath } from "../runtime/state.ts";
 import { buildSpec, type RunFlags } from "../spec/build.ts";
 import type { Spec } from "../spec/types.ts";
 import { type BundleManifest, DIGESTS, Digests, FORMAT, MANIFEST, portableSpec, ROOTFS, row, VERSION } from "./format.ts";
@@ -107,13 +107,14 @@ export interface ExportSummary {
 }
 
 /** What is exported: a stored container (image + its changes) or an image. */
-function source(store: Store, ref: string): { kind: "container" | "image"; image: ImageRecord; container?: ContainerRecord; running?: boolean } {
+function source(store: Store, ref: string): { kind: "container" | "image"; image: ImageRecord; container?: ContainerRecord; running?: Container } {
   const container = store.findContainer(ref);
   if (container) {
     const image = store.index().images.find((i) => i.id === container.image);
     if (!image) throw new BunkerError(`the image of container ${ref} is gone from the store`);
     // a running one too, as Docker exports it: its files as they are while they are read
-    return { kind: "container", image, container, running: readContainer(statePath(), container.id)?.status === "running" };
+    const rt = readContainer(statePath(), container.id);
+    return { kind: "container", image, container, running: rt?.status === "running" ? rt : undefined };
   }
   const image = store.find(ref);
   if (!image) throw new BunkerError(`no such container or image: ${ref}`);
@@ -291,12 +292,15 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
     await file("config.json", `${JSON.stringify(config, null, 1)}\n`);
     await put({ type: "dir", path: ROOTFS, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: now, linkname: "" });
     const who = identity();
-    const at = store.staging();
+    // a running container is read through its own root mount (its maps are the store's: run gives it those); else its layers are mounted anew
+    const live = running?.pids;
+    const at = live ? undefined : store.staging();
     let code: number;
     try {
-      const stage = await spawnStage(compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse, running));
+      const plan = at ? compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse) : compileLivePack({ pid: live!.pid, starttime: live!.pidStart }, ref);
+      const stage = await spawnStage(plan);
       sys.close(stage.stdin);
-      const records = new PackReader(stage.stdout, ref, running);
+      const records = new PackReader(stage.stdout, ref, running !== undefined);
       try {
         for (let h = records.next(); h; h = records.next()) {
           const kept = owners.get(h.path);
@@ -310,7 +314,7 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
       }
       code = await stage.proc.exited;
     } finally {
-      await store.discard(at);
+      if (at) await store.discard(at);
     }
     const cut = torn();
     if (cut) throw cut;

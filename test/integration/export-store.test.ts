@@ -244,6 +244,37 @@ describe("store", () => {
     expect(inStore(a.env, ["rm", "-f", "up"]).code).toBe(0);
   });
 
+  test("a running container is read through its own root mount: what is mounted in it stays out, and no second overlay shares its upper layer", async () => {
+    const w = workdir();
+    const a = freshStore();
+    expect(inStore(a.env, ["import", tarOf(rootfsDir(w, "echo image > etc/hosts"), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    const vol = join(w, "vol");
+    mkdirSync(vol);
+    sh(`echo host > ${vol}/secret && chmod -R a+rX ${vol}`);
+    const make = "echo mine > /mine && echo scratch > /scratch/x && echo given >> /etc/hosts && touch /ready && exec sleep 1000";
+    const r = inStore(a.env, ["run", "-d", "--name", "up", "--network", "none", "-v", `${vol}:/vol:ro`, "--tmpfs", "/scratch", "base", "/bin/sh", "-c", make]);
+    expect([r.code, r.stderr]).toEqual([0, ""]);
+    for (let i = 0; i < 3000 && inStore(a.env, ["exec", "up", "test", "-e", "/ready"]).code !== 0; i++) await Bun.sleep(20);
+    // the kernel's warning of an upper layer in use by two mounts, where this process may read the kernel's log
+    const warned = () => {
+      const log = Bun.spawnSync(["dmesg"], { stdout: "pipe", stderr: "ignore" });
+      return log.exitCode === 0 ? log.stdout.toString().split("\n").filter((l) => l.includes("in-use as upperdir/workdir")).length : undefined;
+    };
+    const before = warned();
+    const out = outDir();
+    const e = inStore(a.env, ["export", "up", "-o", join(out, "up.bundle")]);
+    expect([e.code, e.stderr]).toEqual([0, ""]);
+    expect(warned()).toBe(before);
+    chmodSync(join(out, "up.bundle"), 0o644);
+    const names = Bun.spawnSync(["tar", "-tf", join(out, "up.bundle")], { stdout: "pipe" }).stdout.toString().split("\n");
+    expect(names).toContain("rootfs/mine");
+    // the mount points are there, as in the image or made for the mounts; nothing of what is mounted on them
+    expect(names.filter((n) => /^rootfs\/(vol|scratch|proc|dev|sys)\//.test(n)).sort()).toEqual(["rootfs/dev/", "rootfs/proc/", "rootfs/scratch/", "rootfs/sys/", "rootfs/vol/"]);
+    const hosts = Bun.spawnSync(["tar", "-xOf", join(out, "up.bundle"), "rootfs/etc/hosts"], { stdout: "pipe" }).stdout.toString();
+    expect(hosts).toBe("image\n"); // the image's, beneath the one the container was given
+    expect(inStore(a.env, ["rm", "-f", "up"]).code).toBe(0);
+  });
+
   test("a running container that writes all the time exports, each file as far as it was when the walk reached it, as Docker's and GNU tar's do", () => {
     const w = workdir();
     const a = freshStore();
