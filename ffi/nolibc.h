@@ -21,6 +21,7 @@
 #include <linux/fcntl.h>
 #include <linux/mman.h>
 #include <linux/mount.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <linux/poll.h>
 #include <linux/prctl.h>

@@ -39,7 +39,8 @@ enum {
   OP_RECORD = 9,    /* strs: a file to write "PID STARTTIME CHILD CHILD_STARTTIME TIME" to,
                        and a lock file to hold meanwhile ("" none) */
   OP_JOIN = 10,     /* ints: pid, namespace flags; strs: its start time. Join its
-                       namespaces (user first); the next OP_CLONE's child is inside */
+                       namespaces (user first: with the mount namespace, the one
+                       that owns it); the next OP_CLONE's child is inside */
   OP_HELPER = 11,   /* ints: ms to wait, ready fd (-1: none), quiet (stderr to /dev/null); strs: ready file ("": none),
                        argv ("{pid}" substituted). After the id maps: a helper (pasta,
                        slirp4netns, fuse-overlayfs) that lives as long as the container, ready
@@ -81,8 +82,8 @@ enum {
   OP_KEEPCAPS,       /* keep permitted capabilities across the next setuid */
   OP_UNPACK,         /* strs: a directory on the host; apply the records on stdin (unpack.c) */
   OP_RMTREE,         /* strs: paths on the host to remove with all they hold (unpack.c) */
-  OP_PACK,           /* strs: a directory; ints: 1 if it is a running container's, 1 to read the root mount of the
-                        namespace joined (the directory is "/") alone; write its entries as records to stdout (unpack.c) */
+  OP_PACK,           /* strs: a directory; ints: 1 if it is a running container's, 1 to read the mount there
+                        alone (open_tree); write its entries as records to stdout (unpack.c) */
   OP_UNSHARE,        /* ints: namespace flags (a cgroup namespace, once in the container's cgroup) */
   OP_MERGE,          /* strs: a directory, then layers bottom first: copy each over it as
                         overlayfs would show them (unpack.c), where overlayfs cannot be had */
@@ -103,6 +104,8 @@ enum {
                                 mount point (a FUSE mount cannot be looked at from outside its namespace) */
 #define F_ROOT_FS 0x100      /* mount: only on a directory of the root's own file system (never
                                 /proc, /sys, /dev or another mount's, a symlink in the image notwithstanding) */
+#define F_GONE_QUIET 0x200   /* join: a process gone (ESRCH) ends the plan at once, quietly, with STAGE_GONE */
+#define STAGE_GONE 3
 
 /* OP_SUPERVISE flags */
 #define SV_TTY 0x1   /* the child sends a pty master: proxy it */
@@ -912,7 +915,12 @@ static int do_join(const struct op *o) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   for (int k = 0; k < 7; k++) {
     if (!(o->ints[1] & NS[k].flag)) continue;
-    if ((fds[n] = open_proc(pid, NS[k].name, O_RDONLY)) < 0) {
+    if (NS[k].flag == CLONE_NEWUSER && (o->ints[1] & CLONE_NEWNS)) {
+      /* the user namespace its mount namespace belongs to: the container's, which pid 1 may have left (unshare -U) */
+      int mnt = open_proc(pid, "ns/mnt", O_RDONLY);
+      fds[n] = mnt < 0 ? -1 : keep_errno(ioctl(mnt, NS_GET_USERNS, 0), mnt);
+    } else fds[n] = open_proc(pid, NS[k].name, O_RDONLY);
+    if (fds[n] < 0) {
       if (errno == ENOENT) errno = ESRCH;
       goto out;
     }
@@ -1508,7 +1516,10 @@ static int run_ops(uint32_t from) {
       break;
     }
     case OP_JOIN:
-      if (do_join(o) < 0) fail(i, errno);
+      if (do_join(o) < 0) {
+        if (errno == ESRCH && (o->flags & F_GONE_QUIET)) _exit(STAGE_GONE);
+        fail(i, errno);
+      }
       break;
     case OP_HELPER:
       if (!abandoned) helper(i, o);

@@ -550,20 +550,20 @@ static int pwalk(int dirfd, const char *dir) {
   return errno ? pfail(dir) : 0;
 }
 
-/* The root mount of the mount namespace joined (a running container's), alone: a
- * detached copy of it without the mounts above and below it (/proc, /dev,
+/* The mount at root alone (a running container's root, in its mount
+ * namespace): a detached copy of it without the mounts on it (/proc, /dev,
  * volumes, the /etc/hosts it was given), read through the container's own
  * overlay, not a second one (the kernel warns about that: its upper layer
  * would be in use by two mounts). */
-static int pack_own_root(void) {
-  int tree = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+static int pack_mount(const char *root) {
+  int tree = open_tree(AT_FDCWD, root, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
   if (tree < 0) return -1;
   return keep_errno(openat(tree, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0), tree); /* open_tree gives an O_PATH fd */
 }
 
-static __attribute__((noreturn)) void do_pack(const char *root, int live, int own_root) {
+static __attribute__((noreturn)) void do_pack(const char *root, int live, int mount_alone) {
   plive = live;
-  int fd = own_root ? pack_own_root() : open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = mount_alone ? pack_mount(root) : open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0 || pwalk(fd, "") < 0) {
     precord(U_FAIL, pfailed, NULL, NULL, (uint64_t)errno);
     pflush();

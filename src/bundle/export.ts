@@ -1,10 +1,11 @@
 // bunker export CONTAINER|IMAGE [-o FILE]: one file (or stream) that carries the app.
-import { BunkerError } from "../errors.ts";
+import { BunkerError, ReportedError } from "../errors.ts";
 import { type ContainerRecord, type ImageRecord, Store } from "../image/store.ts";
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../image/tar.ts";
 import { decodeName } from "../image/names.ts";
 import { decodeRecordHead, U } from "../image/unpack.ts";
 import { compileLivePack, compilePack } from "../linux/compile.ts";
+import { type Plan, STAGE_GONE } from "../linux/plan.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import { findHelper, fuseOverlayfs, identity, storageMode } from "../runtime/host.ts";
@@ -16,6 +17,12 @@ import { type Codec, FrameWriter, STDOUT } from "./frames.ts";
 import { Progress } from "./progress.ts";
 
 const TYPES: Record<number, TarHeader["type"]> = { [U.DIR]: "dir", [U.FILE]: "file", [U.SYMLINK]: "symlink", [U.HARDLINK]: "hardlink", [U.FIFO]: "fifo" };
+
+/** The records end before their end record: the stage stopped. */
+class Ended extends BunkerError {}
+
+/** The stage's status once it has printed what failed (ffi/stage.c). */
+const STAGE_FAILED = 125;
 
 /**
  * The records ffi/unpack.c's OP_PACK writes, read from its pipe with blocking
@@ -44,7 +51,7 @@ class PackReader {
       this.start = 0;
       while (this.end < n) {
         const got = sys.readInto(this.fd, this.buf.subarray(this.end));
-        if (got === 0) throw new BunkerError("reading the file system stopped early");
+        if (got === 0) throw new Ended("reading the file system stopped early");
         this.end += got;
       }
     }
@@ -271,7 +278,7 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
         const room = out.room();
         const into = room.length > left ? room.subarray(0, left) : room;
         const n = data.into(into);
-        if (n === 0) throw new BunkerError("reading the file system stopped early");
+        if (n === 0) throw new Ended("reading the file system stopped early");
         hasher.update(into.subarray(0, n));
         left -= n;
         progress?.advance(n);
@@ -291,13 +298,8 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
     await file(MANIFEST, `${JSON.stringify(manifest, null, 1)}\n`);
     await file("config.json", `${JSON.stringify(config, null, 1)}\n`);
     await put({ type: "dir", path: ROOTFS, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: now, linkname: "" });
-    const who = identity();
-    // a running container is read through its own root mount (its maps are the store's: run gives it those); else its layers are mounted anew
-    const live = running?.pids;
-    const at = live ? undefined : store.staging();
-    let code: number;
-    try {
-      const plan = at ? compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse) : compileLivePack({ pid: live!.pid, starttime: live!.pidStart }, ref);
+    /** Read the file system into the bundle as a plan's stage writes it: the stage's status. */
+    const read = async (plan: Plan): Promise<number> => {
       const stage = await spawnStage(plan);
       sys.close(stage.stdin);
       const records = new PackReader(stage.stdout, ref, running !== undefined);
@@ -309,12 +311,32 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
           if (h.type === "hardlink") h.linkname = `${ROOTFS}/${h.linkname}`;
           await put(h, h.type === "file" ? records : undefined);
         }
-      } finally {
+      } catch (e) {
         sys.close(stage.stdout);
+        if (!(e instanceof Ended)) throw e;
+        // the records ended where the stage failed (it has said why), or before the first (gone: see below), or its reader was killed
+        const status = await stage.proc.exited;
+        if (status === STAGE_GONE) return status;
+        throw status === STAGE_FAILED ? new ReportedError(e.message) : new BunkerError(`${e.message} (its reader ended with status ${status})`);
       }
-      code = await stage.proc.exited;
-    } finally {
-      if (at) await store.discard(at);
+      sys.close(stage.stdout);
+      return await stage.proc.exited;
+    };
+    // a running container on the kernel's overlayfs is read through its own root mount; else its layers are read anew
+    // (fuse-overlayfs and copies have no second overlay to share an upper layer, and a stop would end a fuse-overlayfs read)
+    const live = container?.storage === undefined ? running?.pids : undefined;
+    let code = live ? await read(compileLivePack({ pid: live.pid, starttime: live.pidStart }, ref)) : undefined;
+    if (code === undefined || code === STAGE_GONE) {
+      // or it stopped before it was joined: read as a stopped one (unless it went with --rm)
+      const gone = torn();
+      if (gone) throw gone;
+      const who = identity();
+      const at = store.staging();
+      try {
+        code = await read(compilePack(dirs, at.dir, store.maps(), { uid: who.uid, gid: who.gid, helper: findHelper }, fuse, running !== undefined));
+      } finally {
+        await store.discard(at);
+      }
     }
     const cut = torn();
     if (cut) throw cut;

@@ -7,7 +7,7 @@ import type { Command } from "./command.ts";
 const CODECS: string[] = ["zstd", "gzip"];
 
 const exportArgs = {
-  source: { type: "positional", description: "A stopped container (its image and its changes) or an image", valueHint: "CONTAINER|IMAGE" },
+  source: { type: "positional", description: "A container (its image and its changes; a running one as its files are while they are read) or an image", valueHint: "CONTAINER|IMAGE" },
   output: { type: "string", alias: "o", description: "The bundle file to write (default: the standard output, when it is not a terminal)", valueHint: "FILE" },
   compress: { type: "enum", options: CODECS, description: "Frame compression: zstd (default) or gzip", valueHint: "zstd|gzip" },
   json: { type: "boolean", description: "Print a summary as JSON" },

@@ -448,7 +448,7 @@ export function compileRmtree(paths: string[], maps: Maps, ctx: UserNsContext): 
  * their own (or fuse-overlayfs, see fuseOverlayHelper); with one, that
  * directory is read as it is.
  */
-export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsContext, fuse?: string): Plan {
+export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsContext, fuse?: string, live = false): Plan {
   const plan = new Plan();
   // fuse-overlayfs (this path to it), read-only: it reads the upper layers it wrote (it marks opaque directories its own way)
   const helper = fuse && dirs.length > 1 ? [fuseOverlayHelper(fuse, at, dirs)] : [];
@@ -460,7 +460,8 @@ export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsC
     if (!helper.length) addOverlay(plan, at, "the layers", dirs);
     root = at;
   }
-  plan.add(Op.PACK, `read ${root}`, { strs: [root], ints: [0, 0] });
+  // live: a running container's (on fuse-overlayfs or a copy), whose files change as they are read (taken as they are, not refused)
+  plan.add(Op.PACK, `read ${root}`, { strs: [root], ints: [live ? 1 : 0, 0] });
   plan.add(Op.SUPERVISE, "wait for it", { ints: [0, FORWARDED_SIGNALS] });
   return plan;
 }
@@ -468,14 +469,15 @@ export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsC
 /**
  * Write a running container's files as records (OP_PACK): join its user and
  * mount namespaces, as `exec` does, and read its root mount alone, through
- * its own overlay, as it is while the container writes (a second overlay of
- * its layers would have its upper layer in use by two mounts, which the
+ * its own overlayfs, as it is while the container writes (a second overlay
+ * of its layers would have its upper layer in use by two mounts, which the
  * kernel warns of). Its ids come out as the container's, which are the
  * store's: run maps every container of the store as the store is mapped.
  */
 export function compileLivePack(target: { pid: number; starttime: string }, ref: string): Plan {
   const plan = new Plan();
-  plan.add(Op.JOIN, `join container ${ref}\tis it still running? export it again`, { ints: [target.pid, CLONE.NEWUSER | CLONE.NEWNS], strs: [target.starttime] });
+  // stopped meanwhile: the stage says nothing, and ends with STAGE_GONE
+  plan.add(Op.JOIN, `join container ${ref}`, { flags: OpFlag.GONE_QUIET, ints: [target.pid, CLONE.NEWUSER | CLONE.NEWNS], strs: [target.starttime] });
   plan.add(Op.CLONE, "start the reader", { ints: [0] });
   plan.add(Op.RELEASE, "let it read");
   plan.add(Op.PDEATHSIG, "die with the stage", { ints: [SIGKILL] });

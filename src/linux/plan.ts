@@ -66,7 +66,11 @@ export const OpFlag = {
   JOIN_NS: 0x40,
   READY_MOUNT: 0x80,
   ROOT_FS: 0x100,
+  GONE_QUIET: 0x200,
 } as const;
+
+/** The stage's status where a process it was to join is gone (OpFlag.GONE_QUIET), having said nothing. */
+export const STAGE_GONE = 3;
 
 export const Supervise = { TTY: 0x1, STDIN: 0x2, AFTER: 0x4 } as const;
 export const Create = { NONE: 0, DIR: 1, FILE: 2 } as const;
