@@ -39,8 +39,8 @@ enum {
   OP_RECORD = 9,    /* strs: a file to write "PID STARTTIME CHILD CHILD_STARTTIME TIME" to,
                        and a lock file to hold meanwhile ("" none) */
   OP_JOIN = 10,     /* ints: pid, namespace flags; strs: its start time. Join its
-                       namespaces (user first: with the mount namespace, the one
-                       that owns it); the next OP_CLONE's child is inside */
+                       namespaces (user first: the container's, which its own may be
+                       below); the next OP_CLONE's child is inside */
   OP_HELPER = 11,   /* ints: ms to wait, ready fd (-1: none), quiet (stderr to /dev/null); strs: ready file ("": none),
                        argv ("{pid}" substituted). After the id maps: a helper (pasta,
                        slirp4netns, fuse-overlayfs) that lives as long as the container, ready
@@ -104,8 +104,8 @@ enum {
                                 mount point (a FUSE mount cannot be looked at from outside its namespace) */
 #define F_ROOT_FS 0x100      /* mount: only on a directory of the root's own file system (never
                                 /proc, /sys, /dev or another mount's, a symlink in the image notwithstanding) */
-#define F_GONE_QUIET 0x200   /* join: a process gone (ESRCH) ends the plan at once, quietly, with STAGE_GONE */
-#define STAGE_GONE 3
+#define F_GONE_QUIET 0x200   /* join: a process gone (ESRCH) ends the plan at once, quietly, with STAGE_UNREAD */
+#define STAGE_UNREAD 3       /* a running container was not read in place, and nothing was written: read its layers */
 
 /* OP_SUPERVISE flags */
 #define SV_TTY 0x1   /* the child sends a pty master: proxy it */
@@ -903,6 +903,22 @@ static int do_detach(const struct op *o) {
   return 0;
 }
 
+/* Of pid's user namespace and those above it, the one whose parent is ours:
+ * the container's own, which pid 1 may have left for one of its own
+ * (unshare -U), where it would have no say over the rest. */
+static int container_userns(pid_t pid) {
+  struct stat ours, st;
+  int fd = open_proc(pid, "ns/user", O_RDONLY);
+  if (fd < 0 || fstatat(AT_FDCWD, "/proc/self/ns/user", &ours, 0) < 0) return fd < 0 ? -1 : keep_errno(-1, fd);
+  for (;;) {
+    int up = ioctl(fd, NS_GET_PARENT, 0);
+    if (up < 0 || fstat(up, &st) < 0) return keep_errno(keep_errno(-1, up), fd);
+    if (st.st_dev == ours.st_dev && st.st_ino == ours.st_ino) return keep_errno(fd, up);
+    close(fd);
+    fd = up;
+  }
+}
+
 /* Join the namespaces of a running container: open them all, check the pid
  * is still the process meant, then enter, user first (it grants the rest). */
 static int do_join(const struct op *o) {
@@ -915,11 +931,7 @@ static int do_join(const struct op *o) {
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   for (int k = 0; k < 7; k++) {
     if (!(o->ints[1] & NS[k].flag)) continue;
-    if (NS[k].flag == CLONE_NEWUSER && (o->ints[1] & CLONE_NEWNS)) {
-      /* the user namespace its mount namespace belongs to: the container's, which pid 1 may have left (unshare -U) */
-      int mnt = open_proc(pid, "ns/mnt", O_RDONLY);
-      fds[n] = mnt < 0 ? -1 : keep_errno(ioctl(mnt, NS_GET_USERNS, 0), mnt);
-    } else fds[n] = open_proc(pid, NS[k].name, O_RDONLY);
+    fds[n] = NS[k].flag == CLONE_NEWUSER ? container_userns(pid) : open_proc(pid, NS[k].name, O_RDONLY);
     if (fds[n] < 0) {
       if (errno == ENOENT) errno = ESRCH;
       goto out;
@@ -1517,7 +1529,7 @@ static int run_ops(uint32_t from) {
     }
     case OP_JOIN:
       if (do_join(o) < 0) {
-        if (errno == ESRCH && (o->flags & F_GONE_QUIET)) _exit(STAGE_GONE);
+        if (errno == ESRCH && (o->flags & F_GONE_QUIET)) _exit(STAGE_UNREAD);
         fail(i, errno);
       }
       break;

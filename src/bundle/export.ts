@@ -5,7 +5,7 @@ import { encodeHeader, END_OF_ARCHIVE, padding, type TarHeader } from "../image/
 import { decodeName } from "../image/names.ts";
 import { decodeRecordHead, U } from "../image/unpack.ts";
 import { compileLivePack, compilePack } from "../linux/compile.ts";
-import { type Plan, STAGE_GONE } from "../linux/plan.ts";
+import { type Plan, STAGE_UNREAD } from "../linux/plan.ts";
 import { spawnStage } from "../linux/stage.ts";
 import * as sys from "../linux/sys.ts";
 import { findHelper, fuseOverlayfs, identity, storageMode } from "../runtime/host.ts";
@@ -34,6 +34,8 @@ class PackReader {
   private readonly buf = new Uint8Array(1 << 16);
   private start = 0;
   private end = 0;
+  /** Some record came. */
+  started = false;
 
   constructor(
     private readonly fd: number,
@@ -53,6 +55,7 @@ class PackReader {
         const got = sys.readInto(this.fd, this.buf.subarray(this.end));
         if (got === 0) throw new Ended("reading the file system stopped early");
         this.end += got;
+        this.started = true;
       }
     }
     this.start += n;
@@ -298,8 +301,8 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
     await file(MANIFEST, `${JSON.stringify(manifest, null, 1)}\n`);
     await file("config.json", `${JSON.stringify(config, null, 1)}\n`);
     await put({ type: "dir", path: ROOTFS, mode: 0o755, uid: 0, gid: 0, size: 0, mtime: now, linkname: "" });
-    /** Read the file system into the bundle as a plan's stage writes it: the stage's status. */
-    const read = async (plan: Plan): Promise<number> => {
+    /** Read the file system into the bundle as a plan's stage writes it: the stage's status, or undefined if it read nothing (STAGE_UNREAD). */
+    const read = async (plan: Plan): Promise<number | undefined> => {
       const stage = await spawnStage(plan);
       sys.close(stage.stdin);
       const records = new PackReader(stage.stdout, ref, running !== undefined);
@@ -314,9 +317,9 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
       } catch (e) {
         sys.close(stage.stdout);
         if (!(e instanceof Ended)) throw e;
-        // the records ended where the stage failed (it has said why), or before the first (gone: see below), or its reader was killed
+        // the records ended where the stage failed (it has said why), or before the first (unread: see below), or its reader was killed
         const status = await stage.proc.exited;
-        if (status === STAGE_GONE) return status;
+        if (status === STAGE_UNREAD && !records.started) return undefined;
         throw status === STAGE_FAILED ? new ReportedError(e.message) : new BunkerError(`${e.message} (its reader ended with status ${status})`);
       }
       sys.close(stage.stdout);
@@ -326,8 +329,8 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
     // (fuse-overlayfs and copies have no second overlay to share an upper layer, and a stop would end a fuse-overlayfs read)
     const live = container?.storage === undefined ? running?.pids : undefined;
     let code = live ? await read(compileLivePack({ pid: live.pid, starttime: live.pidStart }, ref)) : undefined;
-    if (code === undefined || code === STAGE_GONE) {
-      // or it stopped before it was joined: read as a stopped one (unless it went with --rm)
+    if (code === undefined) {
+      // or it stopped before it was joined (read as a stopped one, unless it went with --rm), or pid 1 made a mount namespace of its own
       const gone = torn();
       if (gone) throw gone;
       const who = identity();

@@ -460,7 +460,7 @@ export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsC
     if (!helper.length) addOverlay(plan, at, "the layers", dirs);
     root = at;
   }
-  // live: a running container's (on fuse-overlayfs or a copy), whose files change as they are read (taken as they are, not refused)
+  // live: a running container's (not to be read in place), whose files change as they are read (taken as they are, not refused)
   plan.add(Op.PACK, `read ${root}`, { strs: [root], ints: [live ? 1 : 0, 0] });
   plan.add(Op.SUPERVISE, "wait for it", { ints: [0, FORWARDED_SIGNALS] });
   return plan;
@@ -476,7 +476,7 @@ export function compilePack(dirs: string[], at: string, maps: Maps, ctx: UserNsC
  */
 export function compileLivePack(target: { pid: number; starttime: string }, ref: string): Plan {
   const plan = new Plan();
-  // stopped meanwhile: the stage says nothing, and ends with STAGE_GONE
+  // stopped meanwhile, or its root has mounts locked on it: the stage says nothing, and ends with STAGE_UNREAD
   plan.add(Op.JOIN, `join container ${ref}`, { flags: OpFlag.GONE_QUIET, ints: [target.pid, CLONE.NEWUSER | CLONE.NEWNS], strs: [target.starttime] });
   plan.add(Op.CLONE, "start the reader", { ints: [0] });
   plan.add(Op.RELEASE, "let it read");

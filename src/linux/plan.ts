@@ -69,8 +69,9 @@ export const OpFlag = {
   GONE_QUIET: 0x200,
 } as const;
 
-/** The stage's status where a process it was to join is gone (OpFlag.GONE_QUIET), having said nothing. */
-export const STAGE_GONE = 3;
+/** The stage's status where a running container was not read in place, and nothing was written: gone when it was to be
+ * joined (OpFlag.GONE_QUIET), or its root mount not to be had alone. */
+export const STAGE_UNREAD = 3;
 
 export const Supervise = { TTY: 0x1, STDIN: 0x2, AFTER: 0x4 } as const;
 export const Create = { NONE: 0, DIR: 1, FILE: 2 } as const;

@@ -251,47 +251,59 @@ describe("store", () => {
     const vol = join(w, "vol");
     mkdirSync(vol);
     sh(`echo host > ${vol}/secret && chmod -R a+rX ${vol}`);
-    const make = "head -c 300000000 /dev/zero > /big && echo scratch > /scratch/x && echo given >> /etc/hosts && touch /ready && exec sleep 1000";
+    // /big grows all the while: read live, it goes as far as it was when the walk reached it
+    const make = "head -c 300000000 /dev/zero > /big && echo scratch > /scratch/x && echo given >> /etc/hosts && touch /ready && while :; do echo x >> /big; sleep 0.01; done";
     const r = inStore(a.env, ["run", "-d", "--name", "up", "--network", "none", "-v", `${vol}:/vol:ro`, "--tmpfs", "/scratch", "base", "/bin/sh", "-c", make]);
     expect([r.code, r.stderr]).toEqual([0, ""]);
-    for (let i = 0; i < 3000 && inStore(a.env, ["exec", "up", "test", "-e", "/ready"]).code !== 0; i++) await Bun.sleep(20);
-    const out = outDir();
-    const p = Bun.spawn(asUser([h.bin, "export", "up", "-o", join(out, "up.bundle")], { env: a.env }), { stderr: "pipe" });
-    if (asRoot) {
-      // the process reading /big is in the container's mount namespace (a process of the user's own, not dumpable, shows it to root only)
-      const pid1 = /\(pid (\d+)\)/.exec(inStore(a.env, ["inspect", "up"]).stdout)![1]!;
-      const reading = () => readdirSync("/proc").find((pid) => /^\d+$/.test(pid) && pid !== pid1 && hasOpen(pid, (path) => path === "/big"));
-      let reader: string | undefined;
-      while (!(reader = reading()) && p.exitCode === null) await Bun.sleep(2);
-      expect(reader && readlinkSync(`/proc/${reader}/ns/mnt`)).toBe(readlinkSync(`/proc/${pid1}/ns/mnt`));
+    try {
+      for (let i = 0; i < 3000 && inStore(a.env, ["exec", "up", "test", "-e", "/ready"]).code !== 0; i++) await Bun.sleep(20);
+      const out = outDir();
+      const p = Bun.spawn(asUser([h.bin, "export", "up", "-o", join(out, "up.bundle")], { env: a.env }), { stderr: "pipe" });
+      if (asRoot) {
+        // the process reading /big is in the container's mount namespace (a process of the user's own, not dumpable, shows it to root only)
+        const pid1 = /\(pid (\d+)\)/.exec(inStore(a.env, ["inspect", "up"]).stdout)![1]!;
+        const reading = () => readdirSync("/proc").find((pid) => /^\d+$/.test(pid) && pid !== pid1 && hasOpen(pid, (path) => path === "/big"));
+        let reader: string | undefined;
+        while (!(reader = reading()) && p.exitCode === null) await Bun.sleep(2);
+        expect(reader && readlinkSync(`/proc/${reader}/ns/mnt`)).toBe(readlinkSync(`/proc/${pid1}/ns/mnt`));
+      }
+      expect([await p.exited, await new Response(p.stderr).text()]).toEqual([0, ""]);
+      chmodSync(join(out, "up.bundle"), 0o644);
+      const names = Bun.spawnSync(["tar", "-tf", join(out, "up.bundle")], { stdout: "pipe" }).stdout.toString().split("\n");
+      expect(names).toContain("rootfs/big");
+      // the mount points are there, as in the image or made for the mounts; nothing of what is mounted on them
+      expect(names.filter((n) => /^rootfs\/(vol|scratch|proc|dev|sys)\//.test(n)).sort()).toEqual(["rootfs/dev/", "rootfs/proc/", "rootfs/scratch/", "rootfs/sys/", "rootfs/vol/"]);
+      const hosts = Bun.spawnSync(["tar", "-xOf", join(out, "up.bundle"), "rootfs/etc/hosts"], { stdout: "pipe" }).stdout.toString();
+      expect(hosts).toBe("image\n"); // the image's, beneath the one the container was given
+    } finally {
+      expect(inStore(a.env, ["rm", "-f", "up"]).code).toBe(0);
     }
-    expect([await p.exited, await new Response(p.stderr).text()]).toEqual([0, ""]);
-    chmodSync(join(out, "up.bundle"), 0o644);
-    const names = Bun.spawnSync(["tar", "-tf", join(out, "up.bundle")], { stdout: "pipe" }).stdout.toString().split("\n");
-    expect(names).toContain("rootfs/big");
-    // the mount points are there, as in the image or made for the mounts; nothing of what is mounted on them
-    expect(names.filter((n) => /^rootfs\/(vol|scratch|proc|dev|sys)\//.test(n)).sort()).toEqual(["rootfs/dev/", "rootfs/proc/", "rootfs/scratch/", "rootfs/sys/", "rootfs/vol/"]);
-    const hosts = Bun.spawnSync(["tar", "-xOf", join(out, "up.bundle"), "rootfs/etc/hosts"], { stdout: "pipe" }).stdout.toString();
-    expect(hosts).toBe("image\n"); // the image's, beneath the one the container was given
-    expect(inStore(a.env, ["rm", "-f", "up"]).code).toBe(0);
   });
 
-  test("a running container whose first process has a user namespace of its own (unshare -U) exports, and takes exec, through the container's", async () => {
+  test("a running container whose first process has a user namespace (and a mount namespace) of its own exports, and takes exec, in the container's", async () => {
     const w = workdir();
     const a = freshStore();
     expect(inStore(a.env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
-    expect(inStore(a.env, ["run", "-d", "--name", "nest", "--network", "none", "base", "/bin/sh", "-c", "echo mine > /mine && exec unshare -U -r sleep 1000"]).code).toBe(0);
-    const pid1 = /\(pid (\d+)\)/.exec(inStore(a.env, ["inspect", "nest"]).stdout)![1]!;
-    for (let i = 0; i < 500 && readFileSync(`/proc/${pid1}/comm`, "utf8") !== "sleep\n"; i++) await Bun.sleep(10); // unshare has run
-    // exec joins the user namespace its mount namespace belongs to: the container's, where it is root, not pid 1's own
-    const x = inStore(a.env, ["exec", "nest", "/bin/sh", "-c", 'id -u; [ "$(readlink /proc/self/ns/user)" != "$(readlink /proc/1/ns/user)" ] && echo outer']);
-    expect([x.stdout, x.stderr]).toEqual(["0\nouter\n", ""]);
     const out = outDir();
-    const e = inStore(a.env, ["export", "nest", "-o", join(out, "nest.bundle")]);
-    expect([e.code, e.stderr]).toEqual([0, ""]);
-    chmodSync(join(out, "nest.bundle"), 0o644);
-    expect(Bun.spawnSync(["tar", "-xOf", join(out, "nest.bundle"), "rootfs/mine"], { stdout: "pipe" }).stdout.toString()).toBe("mine\n");
-    expect(inStore(a.env, ["rm", "-f", "nest"]).code).toBe(0);
+    // -m: its mounts are locked to it, and its root cannot be read alone: the export reads the layers
+    for (const [name, flags] of [["nest", "-U -r"], ["nestm", "-U -m -r"]] as const) {
+      const r = inStore(a.env, ["run", "-d", "--name", name, "--network", "none", "base", "/bin/sh", "-c", `echo mine > /mine && chown 1000:1000 /mine && exec unshare ${flags} sleep 1000`]);
+      expect(r.code).toBe(0);
+      try {
+        const pid1 = /\(pid (\d+)\)/.exec(inStore(a.env, ["inspect", name]).stdout)![1]!;
+        for (let i = 0; i < 500 && readFileSync(`/proc/${pid1}/comm`, "utf8") !== "sleep\n"; i++) await Bun.sleep(10); // unshare has run
+        // exec is root in the container's user namespace, not pid 1's, with the container's ids
+        const x = inStore(a.env, ["exec", name, "/bin/sh", "-c", 'id -u; [ "$(readlink /proc/self/ns/user)" != "$(readlink /proc/1/ns/user)" ] && echo outer; stat -c %u /mine']);
+        expect([name, x.stdout, x.stderr]).toEqual([name, "0\nouter\n1000\n", ""]);
+        const e = inStore(a.env, ["export", name, "-o", join(out, `${name}.bundle`)]);
+        expect([name, e.code, e.stderr]).toEqual([name, 0, ""]);
+        chmodSync(join(out, `${name}.bundle`), 0o644);
+        const listed = Bun.spawnSync(["tar", "--numeric-owner", "-tvf", join(out, `${name}.bundle`), "rootfs/mine"], { stdout: "pipe" }).stdout.toString();
+        expect(listed).toMatch(/ 1000\/1000 +5 .* rootfs\/mine\n$/);
+      } finally {
+        expect(inStore(a.env, ["rm", "-f", name]).code).toBe(0);
+      }
+    }
   });
 
   test("a running container whose first process is gone when the export would join it is read as a stopped one", () => {
@@ -329,17 +341,20 @@ describe("store", () => {
       const env = storage ? { ...a.env, BUNKER_STORAGE: storage } : a.env;
       const name = `busy${storage}`;
       expect(inStore(env, ["run", "-d", "--name", name, "--network", "none", "base", "/bin/sh", "-c", log]).code).toBe(0);
-      Bun.sleepSync(500); // the log grows, and takes longer to read than an append
-      for (let i = 0; i < 2; i++) {
-        const r = inStore(a.env, ["export", name, "-o", join(out, `${name}${i}.bundle`)]);
-        expect([r.code, r.stderr]).toEqual([0, ""]);
-        expect(inStore(b.env, ["import", join(out, `${name}${i}.bundle`), "--name", `${name}${i}`]).code).toBe(0);
-        // an appended file's first bytes are whole lines; a file made again (echo >) is the old or the new, or what its size was then
-        const check = inStore(b.env, ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", `${name}${i}`, "-c", "grep -vc '^line$' /var/log.txt; wc -l < /var/log.txt"]);
-        const [bad, lines] = check.stdout.trim().split("\n").map(Number);
-        expect([storage, bad, lines! > 0]).toEqual([storage, 0, true]);
+      try {
+        Bun.sleepSync(500); // the log grows, and takes longer to read than an append
+        for (let i = 0; i < 2; i++) {
+          const r = inStore(a.env, ["export", name, "-o", join(out, `${name}${i}.bundle`)]);
+          expect([r.code, r.stderr]).toEqual([0, ""]);
+          expect(inStore(b.env, ["import", join(out, `${name}${i}.bundle`), "--name", `${name}${i}`]).code).toBe(0);
+          // an appended file's first bytes are whole lines; a file made again (echo >) is the old or the new, or what its size was then
+          const check = inStore(b.env, ["run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", `${name}${i}`, "-c", "grep -vc '^line$' /var/log.txt; wc -l < /var/log.txt"]);
+          const [bad, lines] = check.stdout.trim().split("\n").map(Number);
+          expect([storage, bad, lines! > 0]).toEqual([storage, 0, true]);
+        }
+      } finally {
+        expect(inStore(a.env, ["rm", "-f", name]).code).toBe(0);
       }
-      expect(inStore(a.env, ["rm", "-f", name]).code).toBe(0);
     }
   });
 
