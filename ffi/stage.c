@@ -903,13 +903,14 @@ static int do_detach(const struct op *o) {
   return 0;
 }
 
-/* Of pid's user namespace and those above it, the one whose parent is ours:
- * the container's own, which pid 1 may have left for one of its own
- * (unshare -U), where it would have no say over the rest. */
-static int container_userns(pid_t pid) {
+/* Of the user namespace fd is and those above it, the one whose parent is
+ * ours: the container's own, which pid 1 may have left for one of its own
+ * (unshare -U), where it would have no say over the rest. (A container
+ * started from inside a user namespace of the caller's is joined at that
+ * one.) Takes fd. */
+static int container_userns(int fd) {
   struct stat ours, st;
-  int fd = open_proc(pid, "ns/user", O_RDONLY);
-  if (fd < 0 || fstatat(AT_FDCWD, "/proc/self/ns/user", &ours, 0) < 0) return fd < 0 ? -1 : keep_errno(-1, fd);
+  if (fstatat(AT_FDCWD, "/proc/self/ns/user", &ours, 0) < 0) return keep_errno(-1, fd);
   for (;;) {
     int up = ioctl(fd, NS_GET_PARENT, 0);
     if (up < 0 || fstat(up, &st) < 0) return keep_errno(keep_errno(-1, up), fd);
@@ -917,6 +918,15 @@ static int container_userns(pid_t pid) {
     close(fd);
     fd = up;
   }
+}
+
+/* The pid is still the process started at starttime; else ESRCH. */
+static int same_process(pid_t pid, const char *start) {
+  char st[24];
+  struct buf b = BUF(st);
+  if (starttime(pid, &b) == 0 && strcmp(st, start) == 0) return 1;
+  errno = ESRCH;
+  return 0;
 }
 
 /* Join the namespaces of a running container: open them all, check the pid
@@ -929,18 +939,17 @@ static int do_join(const struct op *o) {
   pid_t pid = (pid_t)o->ints[0];
   int fds[7], n = 0, rc = -1;
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  if (!same_process(pid, o->strs[0])) return -1; /* first too: a pid taken by another's process is not ours to open */
   for (int k = 0; k < 7; k++) {
     if (!(o->ints[1] & NS[k].flag)) continue;
-    fds[n] = NS[k].flag == CLONE_NEWUSER ? container_userns(pid) : open_proc(pid, NS[k].name, O_RDONLY);
-    if (fds[n] < 0) {
+    if ((fds[n] = open_proc(pid, NS[k].name, O_RDONLY)) < 0) {
       if (errno == ENOENT) errno = ESRCH;
       goto out;
     }
     n++;
   }
-  char st[24];
-  struct buf b = BUF(st);
-  if (starttime(pid, &b) < 0 || strcmp(st, o->strs[0]) != 0) { errno = ESRCH; goto out; }
+  if (!same_process(pid, o->strs[0])) goto out;
+  if ((o->ints[1] & CLONE_NEWUSER) && (fds[0] = container_userns(fds[0])) < 0) goto out; /* the container's, which the pid's may be below */
   for (int k = 0; k < n; k++)
     if (setns(fds[k], 0) < 0) goto out;
   rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);

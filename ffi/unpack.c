@@ -564,7 +564,7 @@ static int pack_mount(const char *root) {
 static __attribute__((noreturn)) void do_pack(const char *root, int live, int mount_alone) {
   plive = live;
   int fd = mount_alone ? pack_mount(root) : open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  /* mounts locked on it (pid 1 made a mount namespace of its own, unshare -m), or no open_tree (Linux < 5.2) */
+  /* mounts locked on it (pid 1 made a user and a mount namespace of its own, unshare -U -m), or no open_tree (Linux < 5.2) */
   if (fd < 0 && mount_alone) _exit(STAGE_UNREAD);
   if (fd < 0 || pwalk(fd, "") < 0) {
     precord(U_FAIL, pfailed, NULL, NULL, (uint64_t)errno);

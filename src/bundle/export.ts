@@ -330,7 +330,7 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
     const live = container?.storage === undefined ? running?.pids : undefined;
     let code = live ? await read(compileLivePack({ pid: live.pid, starttime: live.pidStart }, ref)) : undefined;
     if (code === undefined) {
-      // or it stopped before it was joined (read as a stopped one, unless it went with --rm), or pid 1 made a mount namespace of its own
+      // or it stopped before it was joined (read as a stopped one, unless it went with --rm), or pid 1 made a user and a mount namespace of its own
       const gone = torn();
       if (gone) throw gone;
       const who = identity();
