@@ -320,12 +320,15 @@ describe("store", () => {
     [f[2], f[3]] = [String(process.pid), "1"];
     writeFileSync(pidFile, f.join(" "));
     const out = outDir();
-    const e = inStore(a.env, ["export", "went", "-o", join(out, "went.bundle")]);
-    writeFileSync(pidFile, recorded);
-    expect([e.code, e.stderr]).toEqual([0, ""]);
-    chmodSync(join(out, "went.bundle"), 0o644);
-    expect(Bun.spawnSync(["tar", "-xOf", join(out, "went.bundle"), "rootfs/mine"], { stdout: "pipe" }).stdout.toString()).toBe("mine\n");
-    expect(inStore(a.env, ["rm", "-f", "went"]).code).toBe(0);
+    try {
+      const e = inStore(a.env, ["export", "went", "-o", join(out, "went.bundle")]);
+      expect([e.code, e.stderr]).toEqual([0, ""]);
+      chmodSync(join(out, "went.bundle"), 0o644);
+      expect(Bun.spawnSync(["tar", "-xOf", join(out, "went.bundle"), "rootfs/mine"], { stdout: "pipe" }).stdout.toString()).toBe("mine\n");
+    } finally {
+      writeFileSync(pidFile, recorded);
+      expect(inStore(a.env, ["rm", "-f", "went"]).code).toBe(0);
+    }
   });
 
   test("a running container that writes all the time exports, each file as far as it was when the walk reached it, as Docker's and GNU tar's do, on each storage", () => {
