@@ -240,7 +240,7 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
   /** The container was removed meanwhile (a running `--rm` one that exited), or, stopped at first, started again: what was read may be torn. */
   const torn = () => {
     if (!container) return undefined;
-    if (!sys.stat(`${store.containerDir(container.id)}/container.json`, false)) return new BunkerError(`container ${ref} was removed while it was being exported`);
+    if (!sys.stat(store.containerRecord(container.id), false)) return new BunkerError(`container ${ref} was removed while it was being exported`);
     if (!running && lastStart(container.id) !== started) return new BunkerError(`container ${ref} was started while it was being exported: export it again once it has stopped`);
     return undefined;
   };

@@ -132,8 +132,9 @@ export function appSpec(spec: Spec): { spec: Spec; dropped: string[] } {
       for (const set of ["bounding", "effective", "permitted"] as const) {
         const names = p.capabilities[set];
         if (names === undefined) continue;
-        caps[set] = set !== "bounding" && p.user.uid !== 0 ? [] : names.filter((c) => DEFAULT_CAPS.includes(c) || void beyond.add(c));
-        if (set !== "bounding" && p.user.uid !== 0 && names.length) dropped.push(`${set} capabilities of user ${p.user.uid}`);
+        const none = set !== "bounding" && p.user.uid !== 0;
+        caps[set] = none ? [] : names.filter((c) => DEFAULT_CAPS.includes(c) || void beyond.add(c));
+        if (none && names.length) dropped.push(`${set} capabilities of user ${p.user.uid}`);
       }
       for (const set of ["inheritable", "ambient"] as const) {
         if (p.capabilities[set] === undefined) continue;

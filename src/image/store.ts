@@ -243,6 +243,11 @@ export class Store {
     return `${this.root}/containers/${id}`;
   }
 
+  /** A container's record: with it, the container is listed (and held while exported). */
+  containerRecord(id: string): string {
+    return `${this.containerDir(id)}/container.json`;
+  }
+
   /**
    * What a container's removal at its exit (`run --rm`) takes, in order: its
    * record first, so that an export reading it meanwhile sees it gone (and
@@ -250,7 +255,7 @@ export class Store {
    * without a record, which the next sweep clears.
    */
   containerFiles(id: string): string[] {
-    return [`${this.containerDir(id)}/container.json`, this.containerDir(id)];
+    return [this.containerRecord(id), this.containerDir(id)];
   }
 
   nameLink(name: string): string {
@@ -263,7 +268,7 @@ export class Store {
     const owner = Store.nameOwner(name);
     if (owner === id) return; // started again
     // a name whose container never appeared (its bunker was killed) is free
-    if (owner !== undefined && !sys.stat(`${this.containerDir(owner)}/container.json`)) sys.unlink(this.nameLink(name));
+    if (owner !== undefined && !sys.stat(this.containerRecord(owner))) sys.unlink(this.nameLink(name));
     try {
       sys.symlink(id, this.nameLink(name));
     } catch (e) {
@@ -304,7 +309,7 @@ export class Store {
         run: c.run,
       };
       sys.writeAtomic(`${dir}/config.json`, JSON.stringify(c.spec)); // what `bunker export` carries
-      sys.writeAtomic(`${dir}/container.json`, JSON.stringify(record)); // last: with it, the container is listed
+      sys.writeAtomic(this.containerRecord(id), JSON.stringify(record)); // last: with it, the container is listed
     });
   }
 
@@ -329,7 +334,7 @@ export class Store {
   containers(): ContainerRecord[] {
     const out: ContainerRecord[] = [];
     for (const id of sys.readdir(`${this.root}/containers`)) {
-      const c = this.readJson<ContainerRecord>(`${this.containerDir(id)}/container.json`);
+      const c = this.readJson<ContainerRecord>(this.containerRecord(id));
       if (!c) continue;
       c.exitCode = parseExit(sys.tryRead(`${this.containerDir(id)}/exit`))?.code;
       out.push(c);
@@ -349,7 +354,7 @@ export class Store {
 
   /** removeContainer's quick half: its files moved aside (atomic) and its name freed; the rest, to await, removes them. */
   takeContainer(c: ContainerRecord): () => Promise<void> {
-    const record = `${this.containerDir(c.id)}/container.json`;
+    const record = this.containerRecord(c.id);
     const fd = sys.lockExisting(record);
     if (fd === undefined && sys.stat(record, false)) {
       throw new BunkerError(`container ${c.name ?? c.id.slice(0, 12)} is being exported: remove it once that is done`);
@@ -369,7 +374,7 @@ export class Store {
   /** A container held while an export reads it (its record's lock, which rm tries first); an error once it is gone. */
   holdContainer(c: ContainerRecord, ref: string): number {
     try {
-      return sys.lockFile(`${this.containerDir(c.id)}/container.json`, true)!;
+      return sys.lockFile(this.containerRecord(c.id), true)!;
     } catch (e) {
       if (e instanceof sys.SysError && e.code === "ENOENT") throw new BunkerError(`no such container or image: ${ref} (it was removed meanwhile)`);
       throw e;
@@ -579,7 +584,7 @@ export class Store {
       for (const fd of held) sys.close(fd);
     }
     // a container's directory without its record: what a run killed while it made one left (made under the index's lock)
-    const unmade = this.locked(() => sys.readdir(`${this.root}/containers`).filter((id) => !sys.stat(`${this.containerDir(id)}/container.json`, false)));
+    const unmade = this.locked(() => sys.readdir(`${this.root}/containers`).filter((id) => !sys.stat(this.containerRecord(id), false)));
     await this.retire(unmade.map((id) => this.containerDir(id)));
     // a layer comes into place whole (its layer.json inside): one without it is what a removal killed midway left
     await this.retire(sys.readdir(`${this.root}/layers`).filter((h) => !sys.stat(`${this.root}/layers/${h}/layer.json`, false)).map((h) => `${this.root}/layers/${h}`));

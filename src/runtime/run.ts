@@ -154,7 +154,7 @@ export async function run(target: string, command: string[], flags: RunFlags, ag
     // a container is started again only once it has stopped (two restarts at once: one wins)
     if (again && readContainer(root, id)?.status === "running") throw new BunkerError(`container ${id.slice(0, 12)} is running already`);
     // and only while it is there: an rm meanwhile takes its files under this lock
-    if (again && img && !sys.stat(`${img.dir}/container.json`, false)) throw new BunkerError(`container ${id.slice(0, 12)} was removed meanwhile`);
+    if (again && img && !sys.stat(store!.containerRecord(id), false)) throw new BunkerError(`container ${id.slice(0, 12)} was removed meanwhile`);
     const dir = new ContainerDir(root, id, again !== undefined);
     try {
       opts.name ??= generateName(root);
