@@ -290,7 +290,8 @@ class Planner {
         const target = cleanPath(h.linkname, `hard link "${h.path}" to`);
         const kind = tree.get(target);
         if (kind === undefined && result.devices.includes(target)) return void result.devices.push(path); // left out with it
-        if (kind === undefined || kind === "dir") {
+        // "char" in the tree is a whiteout (devices are left out of it): a link to one would hide a second path below
+        if (kind === undefined || kind === "dir" || kind === "char") {
           throw new ArchiveError(`refusing hard link "${h.path}": its target "${h.linkname}" is not a file earlier in the archive`);
         }
         this.steps.push({ type: U.HARDLINK, flags: 0, path, link: target });

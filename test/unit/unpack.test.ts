@@ -85,6 +85,8 @@ test("whiteouts only in layers; traversing whiteout names are refused", async ()
   expect((await plan([[{ path: ".wh.x" }, ""]])).records[0]).toMatchObject({ type: U.FILE, path: ".wh.x" });
   await expect(plan([[{ path: "etc/.wh.." }, ""]], { layer: true })).rejects.toThrow("it names no file");
   await expect(plan([[{ path: "../.wh.x" }, ""]], { layer: true })).rejects.toThrow("climbs out of the root");
+  // a hard link to a whiteout would make a second one, hiding another path of the layers below
+  await expect(plan([[{ path: ".wh.x" }, ""], [{ type: "hardlink", path: "y", linkname: "x" }]], { layer: true })).rejects.toThrow('its target "x" is not a file earlier');
 });
 
 test("a whiteout hides only the layers below: what this layer has at its path stays, a directory opaque, in either order", async () => {
