@@ -300,7 +300,7 @@ interface DockerManifest {
 }
 
 /** docker save / podman save: manifest.json, a config per image, a tar per layer. */
-async function importDockerArchive(store: Store, file: string, idx: Awaited<ReturnType<typeof indexTar>>, name: string | undefined): Promise<ImageRecord[]> {
+async function importDockerArchive(store: Store, file: string, idx: Awaited<ReturnType<typeof indexTar>>, name: string | undefined, what: string): Promise<ImageRecord[]> {
   const manifests = parseJson<DockerManifest[]>(idx.json.get("manifest.json"), "manifest.json");
   if (!Array.isArray(manifests) || manifests.length === 0) throw new ArchiveError("manifest.json lists no images");
   const configs = new Set(manifests.map((m) => (isObject(m) ? m.Config : undefined)));
@@ -323,7 +323,7 @@ async function importDockerArchive(store: Store, file: string, idx: Awaited<Retu
       infos.push(await importLayer(store, fileStream(file, member.offset, member.offset + member.size), { diffId: diffIds[i] }, true));
     }
     noteOwners(store, infos);
-    out.push(() => register(store, config, configBytes, name ? [name] : tags, infos, file));
+    out.push(() => register(store, config, configBytes, name ? [name] : tags, infos, what));
   }
   return out.map((r) => r());
 }
@@ -589,8 +589,12 @@ function tarBlobs(file: string, idx: Awaited<ReturnType<typeof indexTar>>): Blob
 function archiveKind(first: string | undefined): "bundle" | "image" | "rootfs" {
   const name = (first ?? "").replace(/^(\.\/)+/, "");
   if (name === MANIFEST) return "bundle";
-  // docker save's, podman's, and go-containerregistry's (its config, sha256:HEX, comes first; manifest.json last)
-  return /^(manifest\.json|repositories|oci-layout|index\.json|blobs\/?|[0-9a-f]{64}(\/|\.json)?|sha256:[0-9a-f]{64}$)/.test(name) ? "image" : "rootfs";
+  // docker save's, podman's, and go-containerregistry's (its config, sha256:HEX, comes first; manifest.json last);
+  // and a hand-made docker archive's other names (config.json, layer.tar, NAME/layer.tar): one that has no
+  // manifest.json or oci-layout is then read as the root filesystem it is
+  return /^(manifest\.json|repositories|oci-layout|index\.json|blobs\/?|[0-9a-f]{64}(\/|\.json)?|sha256:[0-9a-f]{64}$|[^/]+\.(json|tar)$|[^/]+\/(layer\.tar|json|VERSION)$)/.test(name)
+    ? "image"
+    : "rootfs";
 }
 
 /** Bytes passing by, counted on a progress bar. */
@@ -606,12 +610,26 @@ const STDIN = "the standard input";
 
 /** Import a file or directory, or ("-") the standard input; `digest`: a bundle's expected digest (a bundle's own digests show corruption, this one a substitute). */
 export async function importPath(input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
-  if (input !== "-") return importFile(input, input, name, showProgress, digest);
+  if (input !== "-") {
+    if (sys.stat(input)?.kind !== "fifo") return importFile(input, input, name, showProgress, digest);
+    // a pipe named as a file (bash's <(...), /dev/stdin, a FIFO): kept first, as the standard input is
+    const fd = sys.openRead(input);
+    try {
+      return await importSpooled(fd, input, name, showProgress, digest);
+    } finally {
+      sys.close(fd);
+    }
+  }
   // as docker load and docker import read it: a file as it is, a pipe spooled into the store first (an import reads its input more than once)
   if (sys.isatty(0)) throw new BunkerError("refusing to read an archive from a terminal: name a FILE, or redirect the input");
   // a file opened again (its own offsets), where its reading starts at its start; else what is left of it, kept
   const own = "/proc/self/fd/0";
   if (sys.stat(own)?.kind === "file" && sys.offset(0) === 0 && readable(own)) return importFile(own, STDIN, name, showProgress, digest);
+  return importSpooled(0, STDIN, name, showProgress, digest);
+}
+
+/** Import what fd reads to its end, kept in the store's tmp/ first. */
+async function importSpooled(from: number, input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
   const store = await Store.open();
   const spool = store.staging();
   const file = `${spool.dir}/stdin`;
@@ -619,17 +637,17 @@ export async function importPath(input: string, name?: string, showProgress = tr
     const fd = sys.openWrite(file, 0o600);
     try {
       let n = 0;
-      for await (const chunk of sys.readChunks(0)) {
-        if ((n += chunk.length) > MAX_BYTES) throw new BunkerError(`${STDIN} is more than ${MAX_BYTES} bytes`);
+      for await (const chunk of sys.readChunks(from)) {
+        if ((n += chunk.length) > MAX_BYTES) throw new BunkerError(`${input} is more than ${MAX_BYTES} bytes`);
         sys.writeAll(fd, chunk, `write ${file}`);
       }
     } catch (e) {
-      if (e instanceof sys.SysError) throw new BunkerError(`cannot keep ${STDIN} in the store to import it: ${e.reason}`);
+      if (e instanceof sys.SysError) throw new BunkerError(`cannot keep ${input} in the store to import it: ${e.reason}`);
       throw e;
     } finally {
       sys.close(fd);
     }
-    return await importFile(file, STDIN, name, showProgress, digest);
+    return await importFile(file, input, name, showProgress, digest);
   } finally {
     await store.discard(spool, [file]);
   }
@@ -656,6 +674,7 @@ async function importFile(path: string, input: string, name?: string, showProgre
       if (!sys.stat(`${path}/oci-layout`)) throw new BunkerError(`${input} is a directory but not an OCI image layout (no oci-layout file)`);
       return await importOciLayout(store, dirBlobs(path), name, input);
     }
+    if (st.kind !== "file") throw new BunkerError(`${input} is not a regular file, a pipe or a directory: not an archive`);
     if (st.size === 0) throw new BunkerError(`${input} is empty: not an archive`);
     let how: ReturnType<typeof sniff>;
     try {
@@ -703,7 +722,7 @@ async function importFile(path: string, input: string, name?: string, showProgre
       }
       const idx = await indexTar(tarFile);
       if (idx.members.has("oci-layout")) return await importOciLayout(store, tarBlobs(tarFile, idx), name, input);
-      if (idx.members.has("manifest.json")) return await importDockerArchive(store, tarFile, idx, name);
+      if (idx.members.has("manifest.json")) return await importDockerArchive(store, tarFile, idx, name, input);
       if (idx.members.has("repositories")) throw new BunkerError(`${input} is a docker save of the old format (no manifest.json): save it again with Docker 1.10 or later, or podman`);
       // only its first name looked like an image's (a directory named by a digest, say): a root filesystem after all
       return [await importRootfs(store, counted(fileStream(tarFile), spool ? undefined : progress), name, input)];

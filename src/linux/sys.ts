@@ -525,7 +525,7 @@ export function executable(path: string): boolean {
   return libc().c.access(p(cstr(path)), 1 /* X_OK */) === 0;
 }
 
-export type Kind = "dir" | "file" | "link" | "other";
+export type Kind = "dir" | "file" | "link" | "fifo" | "other";
 export interface Stat {
   kind: Kind;
   mode: number;
@@ -552,7 +552,7 @@ function statx(dirfd: number, path: string, flags: number, what: string): Stat |
   const dv = new DataView(buf.buffer);
   const mode = dv.getUint16(28, true);
   const type = mode & 0o170000;
-  const kind: Kind = type === 0o040000 ? "dir" : type === 0o100000 ? "file" : type === 0o120000 ? "link" : "other";
+  const kind: Kind = type === 0o040000 ? "dir" : type === 0o100000 ? "file" : type === 0o120000 ? "link" : type === 0o010000 ? "fifo" : "other";
   const st: Stat = { kind, mode: mode & 0o7777, uid: dv.getUint32(20, true), gid: dv.getUint32(24, true), size: Number(dv.getBigUint64(40, true)), ino: Number(dv.getBigUint64(32, true)), mtime: Number(dv.getBigInt64(112, true)) };
   if (dv.getUint32(0, true) & STATX_BTIME) st.born = `${dv.getBigInt64(80, true)}.${dv.getUint32(88, true)}`;
   return st;

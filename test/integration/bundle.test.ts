@@ -438,6 +438,13 @@ describe("export and import", () => {
     // a file read from where its reader left it, not from its start (a line read off it first)
     const offset = `${file}.after-a-line`;
     expect(shell(`(echo hello; cat ${file}) > ${offset} && { read -r line; ${into(b)} "$0" import - --name offset; } < ${offset}`)).toEqual([0, ""]);
+    // a pipe named as a file (/dev/stdin, a FIFO, bash's <(...)): kept first, as the standard input is, and named as given
+    const fifo = `${file}.fifo`;
+    expect(shell(`"$0" export app | ${into(b)} "$0" import /dev/stdin --name devstdin`)).toEqual([0, ""]);
+    expect(shell(`mkfifo ${fifo} && { "$0" export app > ${fifo} & } && ${into(b)} "$0" import ${fifo} --name fifo`)).toEqual([0, ""]);
+    expect(JSON.parse(inStore(b.env, ["inspect", "--json", "fifo"]).stdout)[0].Source).toBe(fifo);
+    expect(inStore(b.env, ["run", "--rm", "devstdin", "/bin/sh", "-c", "echo ran"]).stdout).toBe("ran\n");
+    expect(shell(`${into(b)} "$0" import /dev/zero`)).toEqual([125, "bunker: /dev/zero is not a regular file, a pipe or a directory: not an archive\n"]);
     // pipes another process made non-blocking (as Node hands them down): waited on, not failed with EAGAIN
     const nonblocking = `import fcntl, os, subprocess, sys, time
 r, w = os.pipe()

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { asRoot, setup } from "./harness.ts";
+import { asRoot, asUser, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, sh, tarOf, workdir } from "./store.ts";
 
 const h = setup();
@@ -395,6 +395,38 @@ describe("image archives", () => {
     expect(img.created).toBe("2020-01-02T03:04:05.123Z");
     expect(img.imported >= before).toBe(true);
     expect(inStore(env, ["images"]).stdout).toContain(" 2020-01-02 03:04:05 ");
+  });
+
+  test("a docker-archive of other names (config.json first, then layer.tar) is one, from a file or a pipe, and named as given; a root filesystem that begins with a JSON file is one", async () => {
+    const w = workdir();
+    const dir = join(w, "handmade");
+    mkdirSync(dir);
+    const layer = tarOf(rootfsDir(w), join(dir, "layer.tar"));
+    const config = { architecture: "amd64", os: "linux", config: { Cmd: ["/bin/sh", "-c", "echo handmade"] }, rootfs: { type: "layers", diff_ids: [`sha256:${await sha256(layer)}`] } };
+    writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify([{ Config: "config.json", RepoTags: ["hand/made:1"], Layers: ["layer.tar"] }]));
+    const archive = join(w, "handmade.tar");
+    sh(`tar -C ${dir} -cf ${archive} config.json layer.tar manifest.json && gzip -k ${archive} && chmod 644 ${archive} ${archive}.gz`);
+    for (const input of [archive, `${archive}.gz`]) {
+      const { env } = freshStore();
+      expect(inStore(env, ["import", input]).stdout).toMatch(/^hand\/made:1 sha256:/);
+      expect(inStore(env, ["run", "--rm", "hand/made:1"]).stdout).toBe("handmade\n");
+      expect(JSON.parse(inStore(env, ["inspect", "--json", "hand/made:1"]).stdout)[0].Source).toBe(input);
+    }
+    // through a pipe: the source is the standard input, not the copy kept in the store's tmp/
+    const { env, dir: store } = freshStore();
+    const r = Bun.spawnSync(asUser(["sh", "-c", `gzip -dc ${archive}.gz | "$0" import -`, h.bin], { env }), { stdout: "pipe", stderr: "pipe" });
+    expect([r.exitCode, r.stderr.toString()]).toEqual([0, ""]);
+    expect(JSON.parse(inStore(env, ["inspect", "--json", "hand/made:1"]).stdout)[0].Source).toBe("the standard input");
+    expect(readdirSync(join(store, "bunker/tmp"))).toEqual([]); // the copy is gone
+    // a root filesystem whose first entry is a JSON file, with no manifest.json: a root filesystem
+    const w2 = workdir();
+    const src = rootfsDir(w2, "echo '{}' > notes.json");
+    const rootfs = join(w2, "notes.tar");
+    sh(`cd ${src} && tar --numeric-owner -cf ${rootfs} notes.json $(ls | grep -v notes.json) && chmod 644 ${rootfs}`);
+    const other = freshStore();
+    expect(inStore(other.env, ["import", rootfs, "--name", "notes"]).stderr).toBe("");
+    expect(inStore(other.env, ["run", "--rm", "notes", "cat", "/notes.json"]).stdout).toBe("{}\n");
   });
 
   test("a docker-archive with whiteouts and an opaque directory", async () => {
