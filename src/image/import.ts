@@ -77,7 +77,7 @@ async function stageLayer(
       ...(result.xattrsSkipped ? { xattrsSkipped: result.xattrsSkipped } : {}),
     };
     sys.writeAtomic(`${staging.dir}/layer/layer.json`, JSON.stringify(info));
-    if (store.hasLayer(diffId)) return store.layerInfo(diffId); // imported meanwhile by someone else
+    if (store.holdLayer(diffId)) return store.layerInfo(diffId); // imported meanwhile by someone else
     try {
       sys.rename(`${staging.dir}/layer`, store.layerDir(diffId));
     } catch (e) {
@@ -99,7 +99,7 @@ async function importLayer(
   want: { diffId?: string; digest?: string; size?: number },
   asLayer: boolean,
 ): Promise<LayerInfo> {
-  if (want.diffId && store.hasLayer(want.diffId)) return store.layerInfo(want.diffId);
+  const present = want.diffId !== undefined && store.holdLayer(want.diffId);
   const raw = new Bun.CryptoHasher("sha256");
   const tarHash = new Bun.CryptoHasher("sha256");
   const blob = new ByteReader(hashing(source, raw));
@@ -112,7 +112,7 @@ async function importLayer(
     yield* blob.rest();
   };
   const tar = new ByteReader(hashing(decompress(whole(), how), tarHash));
-  return stageLayer(store, readTar(tar), { layer: asLayer }, async () => {
+  const check = async () => {
     // the digests cover the whole blob, past the tar's end-of-archive blocks
     for await (const _ of tar.rest()) void _;
     // each once: a CryptoHasher starts over after digest()
@@ -129,7 +129,10 @@ async function importLayer(
       throw new ArchiveError(`a layer's content digest is ${diffId}, not ${want.diffId} as the image config says: the archive is corrupt`);
     }
     return diffId;
-  });
+  };
+  // a layer the store has already is not unpacked again, but its blob is checked all the same, as docker load does
+  if (present) return await check(), store.layerInfo(want.diffId!);
+  return stageLayer(store, readTar(tar), { layer: asLayer }, check);
 }
 
 interface Member {
@@ -736,6 +739,7 @@ async function importFile(path: string, input: string, name?: string, showProgre
     throw e;
   } finally {
     progress?.done(); // ends the bar's line, before any message
+    await store.endLease(); // its image is registered, or it failed: what it held goes with a sweep if no image uses it
   }
 }
 

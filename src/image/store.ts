@@ -111,6 +111,8 @@ export class Store {
   /** Layers this process put in place (an import refused later removes those no image uses). */
   readonly created: string[] = [];
   private mapsCache?: MapChoice;
+  /** This process's hold on the layers its import uses, until it registers them (holdLayer). */
+  private lease?: { staging: Staging; layers: Set<string> };
 
   /** Where the store lives, whether or not it exists yet. */
   static dataRoot(): string {
@@ -181,6 +183,44 @@ export class Store {
 
   hasLayer(diffId: string): boolean {
     return sys.stat(`${this.layerDir(diffId)}/layer.json`) !== undefined;
+  }
+
+  /**
+   * Hold a layer for this process's import until endLease(), whether or not
+   * the store has it yet: a sweep or an rmi meanwhile leaves it in place,
+   * though no image uses it before the import registers one. Whether the
+   * store has it, under the index's lock with the hold.
+   */
+  holdLayer(diffId: string): boolean {
+    return this.locked(() => {
+      // a file in a staging directory, locked while this process lives: a killed import holds nothing
+      this.lease ??= { staging: this.staging(), layers: new Set() };
+      this.lease.layers.add(diffId);
+      sys.writeAtomic(`${this.lease.staging.dir}/layers`, [...this.lease.layers].join("\n"));
+      return this.hasLayer(diffId);
+    });
+  }
+
+  /** Let go of the layers holdLayer() held (once the import has registered its image, or failed). */
+  async endLease(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    if (lease) await this.discard(lease.staging, [`${lease.staging.dir}/layers`]);
+  }
+
+  /** The layers other processes' imports hold (holdLayer), read under the index's lock. */
+  private heldLayers(): string[] {
+    const held: string[] = [];
+    for (const name of sys.readdir(`${this.root}/tmp`)) {
+      const dir = `${this.root}/tmp/${name}`;
+      if (dir === this.lease?.staging.dir) continue;
+      const text = sys.tryRead(`${dir}/layers`);
+      if (!text) continue;
+      const fd = sys.lockExisting(`${dir}/lock`);
+      if (fd !== undefined) sys.close(fd); // its import is gone: it holds nothing
+      else held.push(...text.split("\n").filter(Boolean));
+    }
+    return held;
   }
 
   layerInfo(diffId: string): LayerInfo {
@@ -443,7 +483,7 @@ export class Store {
       const index = this.index();
       const layers = change(index);
       this.save(index);
-      const inUse = new Set(index.images.flatMap((i) => i.layers));
+      const inUse = new Set([...index.images.flatMap((i) => i.layers), ...this.heldLayers()]);
       return this.moveAside([...new Set(layers)].filter((l) => !inUse.has(l)).map((l) => this.layerDir(l)));
     });
     if (aside) await this.discard(aside);
@@ -586,8 +626,14 @@ export class Store {
     // a container's directory without its record: what a run killed while it made one left (made under the index's lock)
     const unmade = this.locked(() => sys.readdir(`${this.root}/containers`).filter((id) => !sys.stat(this.containerRecord(id), false)));
     await this.retire(unmade.map((id) => this.containerDir(id)));
-    // a layer comes into place whole (its layer.json inside): one without it is what a removal killed midway left
-    await this.retire(sys.readdir(`${this.root}/layers`).filter((h) => !sys.stat(`${this.root}/layers/${h}/layer.json`, false)).map((h) => `${this.root}/layers/${h}`));
+    // a layer comes into place whole (its layer.json inside): one without it is what a removal killed midway left;
+    // one that no image uses and no live import holds, what an import killed (or refused on a full disk) or an rmi cut short left
+    const aside = this.locked(() => {
+      const used = new Set([...this.index().images.flatMap((i) => i.layers), ...this.heldLayers()].map(hex));
+      const layers = sys.readdir(`${this.root}/layers`).filter((h) => !used.has(h) || !sys.stat(`${this.root}/layers/${h}/layer.json`, false));
+      return this.moveAside(layers.map((h) => `${this.root}/layers/${h}`));
+    });
+    if (aside) await this.discard(aside);
   }
 }
 

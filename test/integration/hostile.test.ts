@@ -9,7 +9,7 @@ import { encodeRecord, type Record_, U } from "../../src/image/unpack.ts";
 import { compileUnpack } from "../../src/linux/compile.ts";
 import { spawnStage } from "../../src/linux/stage.ts";
 import * as sys from "../../src/linux/sys.ts";
-import { tarOf } from "../helpers/tar.ts";
+import { archive as archiveOf, header, tarOf } from "../helpers/tar.ts";
 import { asRoot, asUser, setup } from "./harness.ts";
 import { freshStore, inStore, noDebris, rootfsDir, tarOf as tarOfDir, workdir } from "./store.ts";
 
@@ -110,6 +110,63 @@ describe("bunker import refuses hostile and broken input", () => {
     expect(readdirSync(join(dir, "bunker/tmp"))).toEqual([]);
     expect(inStore(env, ["import", file(w, "small.tar", tarOf([[{ path: "a" }, "a"]])), "--name", "small"]).code).toBe(0);
     expect(readdirSync(join(dir, "bunker/tmp"))).toEqual([]);
+  });
+
+  test("a layer a killed import put in place, which no image uses, goes with the next command; while the import lives, its layers stay", async () => {
+    // a docker archive of a small layer, then a large one: the first is in place while the second unpacks
+    const hash = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+    const small = tarOf([[{ path: "a" }, "a"]]);
+    const large = tarOf(Array.from({ length: 400 }, (_, i) => [{ path: `f${i}` }, "x".repeat(100_000)]));
+    const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [small, large].map((l) => `sha256:${hash(l)}`) } }));
+    const manifest = JSON.stringify([{ Config: `${hash(config)}.json`, RepoTags: ["two:1"], Layers: ["1/layer.tar", "2/layer.tar"] }]);
+    const archive = file(w, "two-layers.tar", archiveOf([[header({ path: `${hash(config)}.json`, size: config.length }), config], [header({ path: "1/layer.tar", size: small.length }), small], [header({ path: "2/layer.tar", size: large.length }), large], [header({ path: "manifest.json", size: manifest.length }), new TextEncoder().encode(manifest)]]));
+    const { env, dir } = freshStore();
+    const layers = () => (existsSync(join(dir, "bunker/layers")) ? readdirSync(join(dir, "bunker/layers")) : []);
+    const started = async () => {
+      const p = Bun.spawn(asUser([h.bin, "import", archive], { env }), { stdout: "pipe", stderr: "pipe" });
+      for (let i = 0; i < 500 && !layers().length; i++) await Bun.sleep(5);
+      return p;
+    };
+    // a command meanwhile leaves the first layer to the import, which ends with an image of both
+    const live = await started();
+    expect(layers()).toEqual([hash(small)]);
+    expect(JSON.parse(inStore(env, ["images", "--json"]).stdout)).toEqual([]);
+    expect(layers()).toEqual([hash(small)]);
+    expect(await live.exited).toBe(0);
+    expect(layers().sort()).toEqual([hash(small), hash(large)].sort());
+    expect(inStore(env, ["rmi", "two:1"]).code).toBe(0);
+    expect(layers()).toEqual([]);
+    // killed while the second layer unpacks: the first stays in place, no image uses it, and the next command takes it
+    const killed = await started();
+    killed.kill("SIGKILL");
+    await killed.exited;
+    expect(layers()).toEqual([hash(small)]);
+    expect(JSON.parse(inStore(env, ["images", "--json"]).stdout)).toEqual([]);
+    noDebris(dir);
+  });
+
+  test("a layer the store has already is checked all the same: another blob in its place is refused", () => {
+    const hash = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+    const layer = tarOf([[{ path: "bin/ok" }, "ok"]]);
+    const docker = (name: string, blobs: Uint8Array[]) => {
+      const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: blobs.map(() => `sha256:${hash(layer)}`) } }));
+      const manifest = new TextEncoder().encode(JSON.stringify([{ Config: `${hash(config)}.json`, RepoTags: [`${name}:1`], Layers: blobs.map((_, i) => `${i}/layer.tar`) }]));
+      const members: [ReturnType<typeof header>, Uint8Array][] = [[header({ path: `${hash(config)}.json`, size: config.length }), config]];
+      blobs.forEach((b, i) => members.push([header({ path: `${i}/layer.tar`, size: b.length }), b]));
+      members.push([header({ path: "manifest.json", size: manifest.length }), manifest]);
+      return file(w, `${name}.tar`, archiveOf(members));
+    };
+    const garbage = new TextEncoder().encode("not the layer at all");
+    const { env, dir } = freshStore();
+    // the same layer twice, the second time something else
+    const twice = inStore(env, ["import", docker("twice", [layer, garbage])]);
+    expect([twice.code, twice.stderr]).toEqual([125, expect.stringContaining(`not sha256:${hash(layer)} as the image config says: the archive is corrupt`)]);
+    noDebris(dir);
+    // in the store from an earlier import, then another archive with something else in its place
+    expect(inStore(env, ["import", docker("good", [layer])]).code).toBe(0);
+    const other = inStore(env, ["import", docker("other", [garbage])]);
+    expect([other.code, other.stderr]).toEqual([125, expect.stringContaining("the archive is corrupt")]);
+    expect(JSON.parse(inStore(env, ["images", "--json"]).stdout).map((i: { names: string[] }) => i.names)).toEqual([["good:1"]]);
   });
 
   test("each command that uses the store clears what a killed one left, whether it succeeds or not", () => {
