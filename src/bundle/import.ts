@@ -4,7 +4,8 @@
 import { BunkerError } from "../errors.ts";
 import { collect } from "../image/bytes.ts";
 import { ArchiveError } from "../image/unpack.ts";
-import type { LayerInfo } from "../image/store.ts";
+import { ARCHIVE_NAME, isObject, type LayerInfo, malformedConfig, validImageName } from "../image/store.ts";
+import { log } from "../log.ts";
 import { type EntrySource, type FileDigest, readTar, type TarEntry, type TarHeader } from "../image/tar.ts";
 import { checkShape } from "../spec/shape.ts";
 import type { Spec } from "../spec/types.ts";
@@ -89,6 +90,7 @@ export async function importBundle(
       throw new ArchiveError(`this bundle is format version ${manifest.version}, whose digests do not cover xattrs ("${h.path}" has some): export it again with this bunker`);
     }
     const owner = manifest.owners && Object.hasOwn(manifest.owners, path) ? manifest.owners[path] : undefined;
+    if (h.type === "hardlink" && !h.linkname.startsWith(`${ROOTFS}/`)) throw new ArchiveError(`hard link "${h.path}" in the bundle points out of ${ROOTFS}/: the bundle is corrupt`);
     const header: TarHeader = { ...h, path, linkname: h.type === "hardlink" ? h.linkname.slice(ROOTFS.length + 1) : h.linkname };
     if (owner) [header.uid, header.gid, header.mode] = owner; // owners the exporting store could not hold
     if (h.type !== "file") {
@@ -178,7 +180,7 @@ export async function importBundle(
   const image = { ...manifest!.image, rootfs: { type: "layers", diff_ids: [layer.diffId] } };
   manifest!.image = image;
   const configBytes = new TextEncoder().encode(JSON.stringify(image));
-  const names = name ? [name] : manifest!.source.name ? [manifest!.source.name] : [];
+  const names = name ? [name] : bundleName(manifest!.source);
   // what runs, not this or that host's ids, nor anything of the host an image may not have
   const app = appSpec(runtime!);
   return { manifest: manifest!, runtime: app.spec, dropped: app.dropped, configBytes, layer, names };
@@ -217,5 +219,27 @@ function checkManifest(v: unknown): BundleManifest {
   const m = v as BundleManifest;
   if (typeof m !== "object" || m === null || m.format !== FORMAT) throw new ArchiveError(`${MANIFEST} is not a bunker bundle manifest`);
   if (m.version > VERSION) throw new BunkerError(`this bundle is format version ${m.version}; this bunker reads up to ${VERSION}: upgrade bunker`);
+  // the digests say it is what was exported; this, that it is what an export writes (what is read of it is typed)
+  const s = m.source as unknown;
+  const owner = (o: unknown) => Array.isArray(o) && o.length === 3 && o.every((n) => Number.isSafeInteger(n) && n >= 0);
+  const wrong =
+    typeof m.version !== "number"
+      ? "version"
+      : !isObject(s) || (s.kind !== "container" && s.kind !== "image") || typeof s.id !== "string" || (s.name !== undefined && typeof s.name !== "string")
+        ? "source"
+        : malformedConfig(m.image)
+          ? "image"
+          : m.owners !== undefined && (!isObject(m.owners) || !Object.values(m.owners).every(owner))
+            ? "owners"
+            : undefined;
+  if (wrong) throw new ArchiveError(`${MANIFEST}'s ${wrong} is malformed: the bundle is corrupt`);
   return m;
+}
+
+/** The name a bundle gives its image: a container's, in lower case as an image name must be; an image's as it had it (from an archive, say). */
+function bundleName({ kind, name: source }: BundleManifest["source"]): string[] {
+  if (source === undefined) return [];
+  if (kind === "image" ? validImageName(source) || ARCHIVE_NAME.test(source) : validImageName(source.toLowerCase())) return [kind === "image" ? source : source.toLowerCase()];
+  log().info(`the bundle's name "${source.slice(0, 80)}" is no image name: imported without one (give it one with --name)`);
+  return [];
 }

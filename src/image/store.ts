@@ -653,12 +653,35 @@ function findImage(images: ImageRecord[], ref: string): ImageRecord | undefined 
   return hits[0];
 }
 
+/** Docker's reference grammar: [HOST[:PORT]/]COMPONENT[/COMPONENT...][:TAG], components lower-case, joined by one '.', '_', "__" or dashes. */
+const COMPONENT = "[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+const IMAGE_NAME = new RegExp(`^(?:[a-zA-Z0-9]+(?:[.-][a-zA-Z0-9]+)*(?::[0-9]+)?/)?${COMPONENT}(?:/${COMPONENT})*(?::[\\w][\\w.-]{0,127})?$`);
+
+/** Whether a name is one `import --name` and `tag` take. */
+export const validImageName = (name: string): boolean => name.length <= 255 && IMAGE_NAME.test(name);
+
 /** A name the user gives an image (import --name, tag): Docker's lower-case repository, and an optional tag. */
 export function checkImageName(name: string): string {
-  if (!/^[a-z0-9][a-z0-9._\/-]*(:[\w][\w.-]{0,127})?$/.test(name)) {
-    throw new BunkerError(`invalid image name "${name}": use lower-case letters, digits, '.', '_', '-' and '/', and an optional :TAG`);
+  if (!validImageName(name)) {
+    throw new BunkerError(`invalid image name "${name}": use lower-case letters and digits, joined by '.', '_' or '-', parts by '/', an optional HOST[:PORT]/ first and :TAG last`);
   }
   return name;
+}
+
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+export const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
+
+/** What is wrong with an image config's shape, in the fields bunker reads, or undefined. */
+export function malformedConfig(config: unknown): string | undefined {
+  if (!isObject(config)) return "is not a JSON object";
+  const c = config.config;
+  if (c === undefined || c === null) return undefined;
+  const bad =
+    !isObject(c) ||
+    ["Env", "Entrypoint", "Cmd"].some((k) => c[k] !== undefined && c[k] !== null && !isStrings(c[k])) ||
+    ["User", "WorkingDir", "StopSignal"].some((k) => c[k] !== undefined && typeof c[k] !== "string") ||
+    ["Volumes", "Labels"].some((k) => c[k] !== undefined && c[k] !== null && !isObject(c[k]));
+  return bad ? "has a malformed config (Env, Cmd, Entrypoint, User, WorkingDir, ...)" : undefined;
 }
 
 /** A name an archive may give its image ([host[:port]/]path[:tag] or @sha256:HEX): printable, no spaces, bounded. */

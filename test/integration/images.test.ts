@@ -141,7 +141,7 @@ describe("a root filesystem tar", () => {
     expect(images()).toEqual([[a!, ["a:latest"]], [c!, ["c:latest", "example.com/c/d:2.0", "b:1"]]]);
     expect(inStore(env, ["run", "--rm", "--network", "none", "b:1", "cat", "/other"]).stdout).toBe("other\n");
     expect(tag("nosuch", "x")).toEqual([125, "", "bunker: no such image: nosuch (see 'bunker images')\n"]);
-    expect(tag("a", "Bad Name")).toEqual([125, "", `bunker: invalid image name "Bad Name": use lower-case letters, digits, '.', '_', '-' and '/', and an optional :TAG\n`]);
+    expect(tag("a", "Bad Name")).toEqual([125, "", `bunker: invalid image name "Bad Name": use lower-case letters and digits, joined by '.', '_' or '-', parts by '/', an optional HOST[:PORT]/ first and :TAG last\n`]);
     const named = inStore(env, ["import", join(w, "a.tar"), "--name", "Bad Name"]); // as import --name
     expect([named.code, named.stderr]).toEqual([125, tag("a", "Bad Name")[2]]);
     expect(tag("a")).toEqual([125, "", "bunker: tag takes an image and a name: bunker tag SOURCE[:TAG]|ID TARGET[:TAG]\n"]);

@@ -148,6 +148,37 @@ test("a change to any entry's metadata, or to the list of entries, is refused", 
   }
 });
 
+test("a bunker.json its digests cover, but not as an export writes it, is refused, naming the field; a hard link out of rootfs/ too", async () => {
+  const cases: [object, string][] = [
+    [{ source: null }, "source"],
+    [{ source: { kind: "image", id: "x", name: 123 } }, "source"],
+    [{ source: { kind: "volume", id: "x" } }, "source"],
+    [{ image: { config: { Env: "PATH=/bin" } } }, "image"],
+    [{ image: "x" }, "image"],
+    [{ owners: { "etc/f3": ["0", 0, 0o644] } }, "owners"],
+    [{ owners: { "etc/f3": [-1, 0, 0o644] } }, "owners"],
+    [{ version: "1" }, "version"],
+  ];
+  for (const [over, field] of cases) {
+    const got = await importInto(bundleTar(rootfs(), undefined, undefined, over), 4096, false).then(() => "imported", (e: Error) => e.message);
+    expect({ over, got }).toEqual({ over, got: `${MANIFEST}'s ${field} is malformed: the bundle is corrupt` });
+  }
+  // signed as it is: a link whose target is not under rootfs/ (its first 7 bytes were cut as if they were "rootfs/")
+  const files = rootfs().map(([hd, data]): Entry => [hd.path === "rootfs/hard" ? { ...hd, linkname: "XXXXXXXetc/f2" } : hd, data]);
+  const got = await importInto(bundleTar(files), 4096, false).then(() => "imported", (e: Error) => e.message);
+  expect(got).toBe('hard link "rootfs/hard" in the bundle points out of rootfs/: the bundle is corrupt');
+});
+
+test("a bundle's name is its image's: a container's in lower case, an archive's as it came; one that is neither is left out", async () => {
+  const named = async (name: string, kind = "container") => (await importInto(bundleTar(rootfs(), undefined, undefined, { source: { kind, id: "x", name } }), 4096, false)).result.names;
+  expect(await named("web")).toEqual(["web"]);
+  expect(await named("Upper_Case.1")).toEqual(["upper_case.1"]);
+  expect(await named("localhost:5000/app:1", "image")).toEqual(["localhost:5000/app:1"]);
+  expect(await named("Registry.Example/App:V1", "image")).toEqual(["Registry.Example/App:V1"]); // as a docker archive may name one
+  expect(await named("../../etc/x")).toEqual([]);
+  expect(await named("../../etc/x", "image")).toEqual([]);
+});
+
 test("a bunker.sha256 whose listed rows or count differ from what its digest covers is refused", async () => {
   const trailer = (edit: (rows: string[], summary: { digest: string; entries: number }) => string[]) =>
     bundleTar(rootfs(), undefined, (signed, [hd, data]) => {
