@@ -143,9 +143,20 @@ export class FrameWriter {
       if (!this.named) sys.linkTmpfile(this.fd, this.output);
       sys.close(this.fd);
       this.fd = -1;
-      if (this.named) sys.rename(this.partial, this.output);
+      if (this.named) this.place();
     });
     this.done();
+  }
+
+  /** The partial file under its name: linked, as a link never replaces a file that appeared meanwhile; renamed where the file system has no links. */
+  private place(): void {
+    try {
+      sys.link(this.partial, this.output);
+    } catch (e) {
+      if (!(e instanceof sys.SysError) || e.code === "EEXIST") throw e;
+      return sys.rename(this.partial, this.output);
+    }
+    sys.unlink(this.partial);
   }
 
   /** Give up: close without flushing what is left, and remove the partial file. */
@@ -174,6 +185,7 @@ function slices(b: Uint8Array, size: number): Uint8Array[] {
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 const HINTS: Record<string, string> = {
+  EEXIST: "a file of that name appeared while the bundle was written: remove it first, or choose another -o",
   ENOENT: "its directory does not exist",
   EACCES: "choose a directory you can write to",
   EROFS: "choose a directory you can write to",

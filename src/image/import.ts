@@ -8,7 +8,7 @@ import { log } from "../log.ts";
 import * as sys from "../linux/sys.ts";
 import { ByteReader, collect, TooLargeError, TruncatedError } from "./bytes.ts";
 import { decompress, sniff } from "./decompress.ts";
-import { ARCHIVE_NAME, type ImageConfig, type ImageRecord, type LayerInfo, normalizeName, Store } from "./store.ts";
+import { ARCHIVE_NAME, type ImageConfig, type ImageRecord, isObject, isStrings, type LayerInfo, malformedConfig, normalizeName, Store } from "./store.ts";
 import { type Entries, readTar, type TarEntry, TarError } from "./tar.ts";
 import { ArchiveError, unpack } from "./unpack.ts";
 import { findHelper, identity, unpackerHashes } from "../runtime/host.ts";
@@ -103,7 +103,9 @@ async function importLayer(
   const raw = new Bun.CryptoHasher("sha256");
   const tarHash = new Bun.CryptoHasher("sha256");
   const blob = new ByteReader(hashing(source, raw));
-  const first = await blob.readExact(6);
+  const first = await blob.readExact(6).catch((e) => {
+    throw e instanceof TruncatedError ? new ArchiveError("a layer is shorter than 6 bytes: not an archive") : e;
+  });
   if (!first) throw new ArchiveError("a layer is empty: not an archive");
   const how = sniff(first);
   if (how === "xz" || how === "bzip2") throw new ArchiveError(`${how}-compressed layers are not supported: recompress with gzip or zstd`);
@@ -195,8 +197,6 @@ function parseJson<T>(bytes: Uint8Array | undefined, what: string): T {
   }
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-const isStrings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === "string");
 
 /** A JSON object, or one line saying what it is not. */
 function parseObject<T>(bytes: Uint8Array | undefined, what: string): T {
@@ -219,20 +219,14 @@ function archiveName(v: unknown, where: string): string {
 const sha256 = (b: Uint8Array) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
 
 function checkConfig(config: ImageConfig, what: string): string[] {
-  if (!isObject(config as unknown)) throw new ArchiveError(`${what} is not a JSON object`);
-  const c = config.config as Record<string, unknown> | undefined | null;
-  if (c !== undefined && c !== null) {
-    const bad =
-      !isObject(c) ||
-      ["Env", "Entrypoint", "Cmd"].some((k) => c[k] !== undefined && c[k] !== null && !isStrings(c[k])) ||
-      ["User", "WorkingDir", "StopSignal"].some((k) => c[k] !== undefined && typeof c[k] !== "string") ||
-      ["Volumes", "Labels"].some((k) => c[k] !== undefined && c[k] !== null && !isObject(c[k]));
-    if (bad) throw new ArchiveError(`${what} has a malformed config (Env, Cmd, Entrypoint, User, WorkingDir, ...)`);
-  }
+  const wrong = malformedConfig(config);
+  if (wrong) throw new ArchiveError(`${what} ${wrong}`);
   const ids = config.rootfs?.diff_ids;
   if (!Array.isArray(ids) || ids.some((d) => typeof d !== "string" || !/^sha256:[0-9a-f]{64}$/.test(d))) {
     throw new ArchiveError(`${what} has no valid rootfs.diff_ids`);
   }
+  // Docker loads one, and fails to run it: refused here instead, where the archive is named
+  if (ids.length === 0) throw new ArchiveError(`${what} lists no layers: the image has no file system to run`);
   return ids;
 }
 
@@ -240,16 +234,17 @@ function checkConfig(config: ImageConfig, what: string): string[] {
 function noteOwners(store: Store, infos: LayerInfo[]): void {
   const altered = infos.reduce((n, i) => n + Object.keys(i.altered).length, 0);
   const devices = infos.reduce((n, i) => n + i.devices.length, 0);
+  const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
   if (altered) {
     log().info(
       store.ranges
-        ? `${altered} files have owners outside your subordinate id range: they belong to root in the container; their owners are kept in the store for export`
-        : `${altered} files belong to other users than root, which a one-id map cannot hold: they belong to root in the container; their owners are kept in the store for export (configure /etc/subuid for exact owners)`,
+        ? `${count(altered, "file has an owner", "files have owners")} outside your subordinate id range: they belong to root in the container; their owners are kept in the store for export`
+        : `${count(altered, "file belongs", "files belong")} to other users than root, which a one-id map cannot hold: they belong to root in the container; their owners are kept in the store for export (configure /etc/subuid for exact owners)`,
     );
   }
-  if (devices) log().info(`${devices} device nodes left out: a rootless container cannot create them (the runtime provides /dev)`);
+  if (devices) log().info(`${count(devices, "device node", "device nodes")} left out: a rootless container cannot create them (the runtime provides /dev)`);
   const xattrs = infos.reduce((n, i) => n + (i.xattrsSkipped ?? 0), 0);
-  if (xattrs) log().info(`${xattrs} extended attributes left out: a rootless store keeps user.* ones, and file capabilities of owners it holds`);
+  if (xattrs) log().info(`${count(xattrs, "extended attribute", "extended attributes")} left out: a rootless store keeps user.* ones, and file capabilities of owners it holds`);
 }
 
 export interface ImportResult {

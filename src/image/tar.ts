@@ -299,7 +299,11 @@ export class TarReader implements EntrySource, AsyncIterable<TarEntry> {
           await r.skip(cur.end - r.position + pad(cur.size)); // what a stream closed early left too
           this.cur = undefined;
         }
-        const h = await r.readExact(512);
+        const at = r.position;
+        const h = await r.readExact(512).catch((e) => {
+          // shorter than one header: some other file, not a cut tar
+          throw at === 0 && e instanceof TruncatedError ? new TarError(`not a tar archive (${r.position} bytes, less than one 512-byte header)`) : e;
+        });
         if (!h || h.every((c) => c === 0)) {
           // EOF without end-of-archive blocks is tolerated, as GNU tar does
           if (this.pax || this.longName || this.longLink) {

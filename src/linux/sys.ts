@@ -420,6 +420,11 @@ export function linkTmpfile(fd: number, path: string): void {
   check(libc().c.linkat(AT_FDCWD, p(cstr(`/proc/self/fd/${fd}`)), AT_FDCWD, p(cstr(path)), AT_SYMLINK_FOLLOW), "link", path);
 }
 
+/** A hard link to from at to (which must not exist). */
+export function link(from: string, to: string): void {
+  check(libc().c.linkat(AT_FDCWD, p(cstr(from)), AT_FDCWD, p(cstr(to)), 0), "link", to);
+}
+
 export function rename(from: string, to: string): void {
   check(libc().c.rename(p(cstr(from)), p(cstr(to))), "rename", to);
 }

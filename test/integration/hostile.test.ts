@@ -22,6 +22,19 @@ function file(w: string, name: string, bytes: Uint8Array | string): string {
   return p;
 }
 
+const hash = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
+
+/** A docker archive (docker save's names) of one image: layer blobs as given, and a config that names their content digests. */
+function dockerArchive(blobs: Uint8Array[], tag: string, diffIds = blobs.map((b) => `sha256:${hash(b)}`)): Uint8Array {
+  const enc = new TextEncoder();
+  const config = enc.encode(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: diffIds } }));
+  const manifest = enc.encode(JSON.stringify([{ Config: `${hash(config)}.json`, RepoTags: [tag], Layers: blobs.map((_, i) => `${i}/layer.tar`) }]));
+  const members: [ReturnType<typeof header>, Uint8Array][] = [[header({ path: `${hash(config)}.json`, size: config.length }), config]];
+  blobs.forEach((b, i) => members.push([header({ path: `${i}/layer.tar`, size: b.length }), b]));
+  members.push([header({ path: "manifest.json", size: manifest.length }), manifest]);
+  return archiveOf(members);
+}
+
 describe("bunker import refuses hostile and broken input", () => {
   const w = workdir();
   const cases: [string, string, RegExp][] = [
@@ -46,6 +59,9 @@ describe("bunker import refuses hostile and broken input", () => {
     ["a truncated stream", file(w, "trunc.tar", tarOf([[{ path: "big" }, "y".repeat(5000)]]).subarray(0, 2000)), /ends/],
     ["a file that is not an archive", file(w, "text.tar", "just some text\n".repeat(100)), /not a tar archive/],
     ["an empty file", file(w, "empty.tar", ""), /is empty: not an archive/],
+    ["a text file shorter than a tar header", file(w, "short.txt", "hi\n"), /short\.txt: not a tar archive \(3 bytes, less than one 512-byte header\)$/m],
+    ["an image of no layers", file(w, "nolayers.tar", dockerArchive([], "none:1")), /lists no layers: the image has no file system to run/],
+    ["a layer shorter than any archive", file(w, "tiny-layer.tar", dockerArchive([new TextEncoder().encode("hello")], "tiny:1")), /a layer is shorter than 6 bytes: not an archive/],
   ];
   // corrupt gzip: a real gzip stream with its middle damaged
   const gz = Bun.gzipSync(tarOf([[{ path: "f" }, "z".repeat(20000)]]) as Uint8Array<ArrayBuffer>);
@@ -114,12 +130,9 @@ describe("bunker import refuses hostile and broken input", () => {
 
   test("a layer a killed import put in place, which no image uses, goes with the next command; while the import lives, its layers stay", async () => {
     // a docker archive of a small layer, then a large one: the first is in place while the second unpacks
-    const hash = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
     const small = tarOf([[{ path: "a" }, "a"]]);
     const large = tarOf(Array.from({ length: 400 }, (_, i) => [{ path: `f${i}` }, "x".repeat(100_000)]));
-    const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [small, large].map((l) => `sha256:${hash(l)}`) } }));
-    const manifest = JSON.stringify([{ Config: `${hash(config)}.json`, RepoTags: ["two:1"], Layers: ["1/layer.tar", "2/layer.tar"] }]);
-    const archive = file(w, "two-layers.tar", archiveOf([[header({ path: `${hash(config)}.json`, size: config.length }), config], [header({ path: "1/layer.tar", size: small.length }), small], [header({ path: "2/layer.tar", size: large.length }), large], [header({ path: "manifest.json", size: manifest.length }), new TextEncoder().encode(manifest)]]));
+    const archive = file(w, "two-layers.tar", dockerArchive([small, large], "two:1"));
     const { env, dir } = freshStore();
     const layers = () => (existsSync(join(dir, "bunker/layers")) ? readdirSync(join(dir, "bunker/layers")) : []);
     const started = async () => {
@@ -146,16 +159,8 @@ describe("bunker import refuses hostile and broken input", () => {
   });
 
   test("a layer the store has already is checked all the same: another blob in its place is refused", () => {
-    const hash = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
     const layer = tarOf([[{ path: "bin/ok" }, "ok"]]);
-    const docker = (name: string, blobs: Uint8Array[]) => {
-      const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: blobs.map(() => `sha256:${hash(layer)}`) } }));
-      const manifest = new TextEncoder().encode(JSON.stringify([{ Config: `${hash(config)}.json`, RepoTags: [`${name}:1`], Layers: blobs.map((_, i) => `${i}/layer.tar`) }]));
-      const members: [ReturnType<typeof header>, Uint8Array][] = [[header({ path: `${hash(config)}.json`, size: config.length }), config]];
-      blobs.forEach((b, i) => members.push([header({ path: `${i}/layer.tar`, size: b.length }), b]));
-      members.push([header({ path: "manifest.json", size: manifest.length }), manifest]);
-      return file(w, `${name}.tar`, archiveOf(members));
-    };
+    const docker = (name: string, blobs: Uint8Array[]) => file(w, `${name}.tar`, dockerArchive(blobs, `${name}:1`, blobs.map(() => `sha256:${hash(layer)}`)));
     const garbage = new TextEncoder().encode("not the layer at all");
     const { env, dir } = freshStore();
     // the same layer twice, the second time something else

@@ -1,12 +1,13 @@
 // The bundle's frame writer: independent frames, compressed on threads of
 // its own (through the host's libzstd) or Bun's pool, written in order, and
 // a file that appears whole or not at all.
-import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { afterAll, expect, spyOn, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { type Codec, FrameWriter } from "../../src/bundle/frames.ts";
 import { cutFrame } from "../../src/image/decompress.ts";
+import * as sys from "../../src/linux/sys.ts";
 
 const dir = mkdtempSync("/tmp/bunker-frames-");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -78,4 +79,25 @@ test("abort removes the partial file and leaves no output", async () => {
   w.abort();
   expect(existsSync(out)).toBe(false);
   expect(readdirSync(dir).filter((f) => f.startsWith("aborted"))).toEqual([]);
+});
+
+test("where the file system has no O_TMPFILE, the output comes into place whole, and never replaces a file that appeared meanwhile", async () => {
+  const spy = spyOn(sys, "openTmpfile").mockReturnValue(undefined);
+  try {
+    const out = join(dir, "named.out");
+    const w = new FrameWriter(out, "zstd", { parallel: 2 });
+    await w.write(data.subarray(0, 1 << 20));
+    await w.close();
+    expect(frames(new Uint8Array(readFileSync(out)))[0]!.length).toBe(1 << 20);
+    const other = join(dir, "raced.out");
+    const w2 = new FrameWriter(other, "zstd", { parallel: 2 });
+    await w2.write(data.subarray(0, 1 << 20));
+    writeFileSync(other, "mine");
+    await expect(w2.close()).rejects.toThrow(`cannot write ${other}: file exists (a file of that name appeared while the bundle was written: remove it first, or choose another -o)`);
+    w2.abort();
+    expect(readFileSync(other, "utf8")).toBe("mine");
+    expect(readdirSync(dir).filter((f) => f.includes(".partial"))).toEqual([]);
+  } finally {
+    spy.mockRestore();
+  }
 });
