@@ -264,7 +264,8 @@ async function writeBundle(store: Store, ref: string, { kind, image, container, 
   for (const m of config.mounts ?? []) m.options = m.options?.filter((o) => !/^[ug]id=([1-9]\d*)$/.test(o));
 
   const out = new FrameWriter(opts.output, opts.codec);
-  const progress = opts.progress ? Progress.forTerminal("export", image.size) : undefined;
+  // an image's size is known; a container's changes are not, until they are read
+  const progress = opts.progress ? Progress.forTerminal("export", kind === "image" ? image.size : undefined) : undefined;
   const digests = new Digests();
   let entries = 0;
   const now = Math.floor(Date.now() / 1000);

@@ -8,11 +8,12 @@ export class Progress {
 
   constructor(
     private readonly what: string,
-    private readonly total: number,
+    /** Bytes in all; undefined where that is not known beforehand (bytes and rate then, no bar or ETA). */
+    private readonly total: number | undefined,
   ) {}
 
   /** A progress bar only where someone watches: stderr is a terminal. */
-  static forTerminal(what: string, total: number): Progress | undefined {
+  static forTerminal(what: string, total: number | undefined): Progress | undefined {
     return sys.isatty(2) ? new Progress(what, total) : undefined;
   }
 
@@ -27,6 +28,7 @@ export class Progress {
   private draw(now: number): void {
     const secs = (now - this.start) / 1000;
     const rate = this.done_ / Math.max(secs, 0.001);
+    if (this.total === undefined) return sys.writeAll(2, new TextEncoder().encode(`\r${this.what} ${mb(this.done_)} ${mb(rate)}/s\x1b[K`));
     const frac = this.total > 0 ? Math.min(1, this.done_ / this.total) : 0;
     const width = 24;
     const bar = "#".repeat(Math.round(frac * width)).padEnd(width, ".");

@@ -132,4 +132,8 @@ test.skipIf(!hasTmux)("export and import draw a progress bar on a terminal, and 
   s = await seen(/^done-3$/m, "the import of the bundle");
   // the bar, then the result on a line of its own
   expect(s).toMatch(/^import \[#+\] [\d.]+ MB\/[\d.]+ MB [\d.]+ MB\/s ETA (-|\d+s)\nbase:latest sha256:[0-9a-f]{64}$/m);
+  // a container's changes are not known before they are read: bytes and rate, no total that its changes would pass
+  send(`XDG_DATA_HOME=${a.dir} ${h.bin} run --network none --name changed base /bin/sh -c 'head -c 3000000 /dev/zero > /big'; XDG_DATA_HOME=${a.dir} ${h.bin} export changed -o ${out}-c.bundle; echo done-4`);
+  s = await seen(/^done-4$/m, "the export of a container");
+  expect(s).toMatch(/^export [\d.]+ MB [\d.]+ MB\/s$/m);
 });
