@@ -13,7 +13,7 @@ import { type Entries, readTar, type TarEntry, TarError } from "./tar.ts";
 import { ArchiveError, unpack } from "./unpack.ts";
 import { findHelper, identity, unpackerHashes } from "../runtime/host.ts";
 import { importBundle } from "../bundle/import.ts";
-import { MANIFEST } from "../bundle/format.ts";
+import { DIGESTS, MANIFEST } from "../bundle/format.ts";
 import { Progress } from "../bundle/progress.ts";
 import type { Spec } from "../spec/types.ts";
 
@@ -588,9 +588,10 @@ function archiveKind(first: string | undefined): "bundle" | "image" | "rootfs" {
   const name = (first ?? "").replace(/^(\.\/)+/, "");
   if (name === MANIFEST) return "bundle";
   // docker save's, podman's, and go-containerregistry's (its config, sha256:HEX, comes first; manifest.json last);
-  // and a hand-made docker archive's other names (config.json, layer.tar, NAME/layer.tar): one that has no
-  // manifest.json or oci-layout is then read as the root filesystem it is
-  return /^(manifest\.json|repositories|oci-layout|index\.json|blobs\/?|[0-9a-f]{64}(\/|\.json)?|sha256:[0-9a-f]{64}$|[^/]+\.(json|tar)$|[^/]+\/(layer\.tar|json|VERSION)$)/.test(name)
+  // and a hand-made docker archive's other names (config.json, layer.tar, NAME/layer.tar), or a bundle's
+  // files out of its order: one that has no manifest.json, oci-layout or bunker.json is then read as the
+  // root filesystem it is
+  return /^(manifest\.json|repositories|oci-layout|index\.json|blobs\/?|[0-9a-f]{64}(\/|\.json)?|sha256:[0-9a-f]{64}$|[^/]+\.(json|tar)$|[^/]+\/(layer\.tar|json|VERSION)$|bunker\.sha256$|rootfs(\/|$))/.test(name)
     ? "image"
     : "rootfs";
 }
@@ -719,6 +720,9 @@ async function importFile(path: string, input: string, name?: string, showProgre
         }
       }
       const idx = await indexTar(tarFile);
+      if (idx.members.has(MANIFEST) && idx.members.has(DIGESTS)) {
+        throw new BunkerError(`${input} holds a bunker bundle's files, but ${MANIFEST} does not come first: it was packed again, and its digests cannot be checked; import the bundle as it was exported`);
+      }
       if (idx.members.has("oci-layout")) return await importOciLayout(store, tarBlobs(tarFile, idx), name, input);
       if (idx.members.has("manifest.json")) return await importDockerArchive(store, tarFile, idx, name, input);
       if (idx.members.has("repositories")) throw new BunkerError(`${input} is a docker save of the old format (no manifest.json): save it again with Docker 1.10 or later, or podman`);

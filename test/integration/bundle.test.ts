@@ -279,6 +279,17 @@ describe("export and import", () => {
     const c = inStore(b.env, ["import", join(dir, "cut.bundle")]);
     expect(c.code).toBe(125);
     noDebris(b.dir);
+    // packed again by hand, bunker.json no longer first (with a change to a file): not a root filesystem of bunker.json, config.json
+    // and rootfs/, imported unchecked, but refused
+    const x = join(dir, "repacked");
+    sh(`mkdir -p ${x} && tar -C ${x} -xf ${a.bundle} && echo evil >> ${x}/rootfs/etc/motd`);
+    for (const [name, order] of [["config-first", "config.json bunker.json rootfs bunker.sha256"], ["rootfs-first", "rootfs bunker.json config.json bunker.sha256"]]) {
+      const out = join(dir, `${name}.tar.zst`);
+      sh(`tar -C ${x} --zstd -cf ${out} ${order} && chmod 644 ${out}`);
+      const r = inStore(b.env, ["import", out]);
+      expect([r.code, r.stderr]).toEqual([125, `bunker: ${out} holds a bunker bundle's files, but bunker.json does not come first: it was packed again, and its digests cannot be checked; import the bundle as it was exported\n`]);
+      noDebris(b.dir);
+    }
   });
 
   test("--digest takes a bundle only if its digest is the one export printed, and nothing else", () => {
