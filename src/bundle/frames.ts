@@ -130,6 +130,9 @@ export class FrameWriter {
     if (this.output !== STDOUT) sys.startWriteback(this.fd, this.compressed, bytes.length);
     this.compressed += bytes.length;
     this.free.push(job.slot);
+    // a frame compressed on Bun's pool is a new buffer, which a lazy GC left in memory by the dozen (gzip of 300 MB
+    // that does not compress: 203-236 MB at its peak, 126 MB with this); a collection per 8 MiB frame costs next to nothing
+    if (!this.workers) Bun.gc(true);
   }
 
   /** Flush, sync, and put the file in place under its name. */

@@ -2,7 +2,7 @@
 // into an empty store standing for "host B", and it runs the same. GNU tar,
 // crun and runc read it too, and a damaged one is refused.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as sys from "../../src/linux/sys.ts";
 import { Digests, row } from "../../src/bundle/format.ts";
@@ -556,6 +556,22 @@ sys.exit(p.wait())`;
     } finally {
       sh(`umount ${file}`);
     }
+  });
+
+  test("memory stays under 200 MB whatever the size: 300 MB that does not compress, through zstd and gzip", () => {
+    const { env } = freshStore();
+    const w = workdir();
+    expect(inStore(env, ["import", tarOf(rootfsDir(w), join(w, "base.tar")), "--name", "base"]).code).toBe(0);
+    expect(inStore(env, ["run", "--network", "none", "--name", "noise", "base", "/bin/sh", "-c", "head -c 300000000 /dev/urandom > /noise"]).code).toBe(0);
+    const out = mkdtempSync(join(h.dir, "noise-"));
+    chmodSync(out, 0o777);
+    for (const codec of ["zstd", "gzip"]) {
+      const r = Bun.spawnSync(["/usr/bin/time", "-f", "%M", ...asUser([h.bin, "export", "noise", "--compress", codec, "-o", join(out, `${codec}.bundle`)], { env })], { stderr: "pipe" });
+      const lines = r.stderr.toString().trim().split("\n");
+      expect({ codec, code: r.exitCode, lines: lines.length }).toEqual({ codec, code: 0, lines: 1 });
+      expect({ codec, kB: Number(lines[0]) < 200 * 1024 }).toEqual({ codec, kB: true }); // gzip's frames were left to a lazy GC: 203-236 MB
+    }
+    rmSync(out, { recursive: true });
   });
 
   test("an export interrupted by ^C or a kill leaves no partial file, and exits as the signal says", async () => {
