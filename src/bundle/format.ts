@@ -168,5 +168,9 @@ export function appSpec(spec: Spec): { spec: Spec; dropped: string[] } {
   };
   if (l.resources !== undefined) out.linux.resources = l.resources;
   if (l.sysctl !== undefined) out.linux.sysctl = l.sysctl;
+  // what bunker's export never writes, and its run would not apply: named, not left out in silence
+  if ((spec as { hooks?: unknown }).hooks !== undefined) dropped.push("hooks");
+  if (l.seccomp !== undefined) dropped.push("a seccomp profile");
+  if (l.devices?.length) dropped.push("device nodes");
   return { spec: out, dropped };
 }

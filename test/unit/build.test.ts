@@ -256,6 +256,8 @@ test("an imported bundle's config: what bunker exports passes whole and unchange
   evil.linux!.readonlyPaths = [];
   evil.linux!.namespaces = [{ type: "network", path: "/proc/1/ns/net" }, { type: "mount" }];
   evil.linux!.cgroupsPath = "/user.slice";
+  evil.linux!.seccomp = { defaultAction: "SCMP_ACT_ALLOW" };
+  evil.linux!.devices = [{ path: "/dev/sda", type: "b", major: 8, minor: 0 }];
   evil.process!.capabilities = { bounding: ["CAP_CHOWN", "CAP_SYS_ADMIN"], effective: ["CAP_SYS_PTRACE"], ambient: ["CAP_CHOWN"], inheritable: ["CAP_CHOWN"] };
   const out = appSpec(evil);
   expect(out.dropped).toEqual([
@@ -270,6 +272,9 @@ test("an imported bundle's config: what bunker exports passes whole and unchange
     "the host's pid namespace",
     "the host's ipc namespace",
     "the host's uts namespace",
+    "hooks",
+    "a seccomp profile",
+    "device nodes",
   ]);
   expect(out.spec.process!.capabilities).toEqual({ bounding: ["CAP_CHOWN"], effective: [], inheritable: [], ambient: [] });
   // a user other than root has none in effect, as bunker run gives any image's; nor after -u, whatever the bundle says
