@@ -82,7 +82,9 @@ export class SysError extends Error {
     readonly path?: string,
   ) {
     const code = ERRNO[errno] ?? `errno ${errno}`;
-    super(`${call}${path ? ` ${path}` : ""}: ${MESSAGES[code] ?? code}`);
+    // a full disk is the user's to fix, wherever it shows (the store's XDG_DATA_HOME, the runtime's XDG_RUNTIME_DIR)
+    const hint = code === "ENOSPC" || code === "EDQUOT" ? " (free some space on that file system)" : "";
+    super(`${call}${path ? ` ${path}` : ""}: ${MESSAGES[code] ?? code}${hint}`);
     this.code = code;
   }
   /** "permission denied" and the like, without the call. */

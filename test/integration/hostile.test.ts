@@ -227,7 +227,7 @@ describe.skipIf(!asRoot)("a full disk", () => {
       stderr: "pipe",
     });
     expect(r.exitCode).toBe(125);
-    expect(r.stderr.toString().trim()).toMatch(/^bunker: unpack f\d+: no space left on device$/);
+    expect(r.stderr.toString().trim()).toMatch(/^bunker: unpack f\d+: no space left on device \(free some space on that file system\)$/);
     // the listings of tmp/ and layers/ are empty, and there is no index
     expect(r.stdout.toString().trim().split("\n").filter((l) => l && !l.endsWith(":"))).toEqual([]);
   });
@@ -247,7 +247,7 @@ describe.skipIf(!asRoot)("a full disk when an image is removed", () => {
       `rm ${dir}/filler; ${user(["run", "--rm", "--network", "none", "base", "echo", "whole"])}`,
     ].join(" && ");
     const r = Bun.spawnSync(["unshare", "-m", "sh", "-c", script], { stdout: "pipe", stderr: "pipe" });
-    expect(r.stderr.toString()).toMatch(/^bunker: [^\n]*images\.json[^\n]*: no space left on device\n$/);
+    expect(r.stderr.toString()).toMatch(/^bunker: [^\n]*images\.json[^\n]*: no space left on device \(free some space on that file system\)\n$/);
     expect(r.stdout.toString()).toBe("rc=125\nwhole\n");
   });
 });
