@@ -222,16 +222,13 @@ function checkManifest(v: unknown): BundleManifest {
   // the digests say it is what was exported; this, that it is what an export writes (what is read of it is typed)
   const s = m.source as unknown;
   const owner = (o: unknown) => Array.isArray(o) && o.length === 3 && o.every((n) => Number.isSafeInteger(n) && n >= 0);
-  const wrong =
-    typeof m.version !== "number"
-      ? "version"
-      : !isObject(s) || (s.kind !== "container" && s.kind !== "image") || typeof s.id !== "string" || (s.name !== undefined && typeof s.name !== "string")
-        ? "source"
-        : malformedConfig(m.image)
-          ? "image"
-          : m.owners !== undefined && (!isObject(m.owners) || !Object.values(m.owners).every(owner))
-            ? "owners"
-            : undefined;
+  const fields: [string, boolean][] = [
+    ["version", typeof m.version === "number"],
+    ["source", isObject(s) && (s.kind === "container" || s.kind === "image") && typeof s.id === "string" && (s.name === undefined || typeof s.name === "string")],
+    ["image", malformedConfig(m.image) === undefined],
+    ["owners", m.owners === undefined || (isObject(m.owners) && Object.values(m.owners).every(owner))],
+  ];
+  const wrong = fields.find(([, ok]) => !ok)?.[0];
   if (wrong) throw new ArchiveError(`${MANIFEST}'s ${wrong} is malformed: the bundle is corrupt`);
   return m;
 }
@@ -239,7 +236,8 @@ function checkManifest(v: unknown): BundleManifest {
 /** The name a bundle gives its image: a container's, in lower case as an image name must be; an image's as it had it (from an archive, say). */
 function bundleName({ kind, name: source }: BundleManifest["source"]): string[] {
   if (source === undefined) return [];
-  if (kind === "image" ? validImageName(source) || ARCHIVE_NAME.test(source) : validImageName(source.toLowerCase())) return [kind === "image" ? source : source.toLowerCase()];
+  const name = kind === "image" ? source : source.toLowerCase();
+  if (validImageName(name) || (kind === "image" && ARCHIVE_NAME.test(name))) return [name];
   log().info(`the bundle's name "${source.slice(0, 80)}" is no image name: imported without one (give it one with --name)`);
   return [];
 }

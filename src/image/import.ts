@@ -133,7 +133,10 @@ async function importLayer(
     return diffId;
   };
   // a layer the store has already is not unpacked again, but its blob is checked all the same, as docker load does
-  if (present) return await check(), store.layerInfo(want.diffId!);
+  if (present) {
+    await check();
+    return store.layerInfo(want.diffId!);
+  }
   return stageLayer(store, readTar(tar), { layer: asLayer }, check);
 }
 
@@ -196,7 +199,6 @@ function parseJson<T>(bytes: Uint8Array | undefined, what: string): T {
     throw new ArchiveError(`${what} is not valid JSON`);
   }
 }
-
 
 /** A JSON object, or one line saying what it is not. */
 function parseObject<T>(bytes: Uint8Array | undefined, what: string): T {
