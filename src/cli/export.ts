@@ -22,6 +22,8 @@ export default {
     if (output === "") throw new BunkerError("export -o needs a FILE: where to write the bundle");
     // as docker export: to the standard output unless -o, but never to a terminal
     if (output === "-" && sys.isatty(1)) throw new BunkerError("refusing to write a bundle to a terminal: use -o FILE, or redirect the output");
+    // a closed one would take the bundle to Bun's /dev/null in its place, and exit 0
+    if (output === "-" && sys.closedAtStart(1)) throw new BunkerError("the standard output is closed: use -o FILE, or redirect the output");
     if (output === "-" && values.json) throw new BunkerError("--json prints to the standard output, where the bundle goes: use -o FILE with it");
     const { exportBundle } = await import("../bundle/export.ts");
     const summary = await exportBundle(positionals[0]!, {

@@ -528,6 +528,15 @@ export function isatty(fd: number): boolean {
   return libc().c.isatty(fd) === 1;
 }
 
+/**
+ * Whether fd was closed when this process started: Bun puts /dev/null in
+ * the place of a closed standard descriptor, close-on-exec, which no
+ * descriptor a process inherits can be (exec would have closed it).
+ */
+export function closedAtStart(fd: number): boolean {
+  return (libc().c.fcntl(fd, 1 /* F_GETFD */, 0) & 1) /* FD_CLOEXEC */ !== 0;
+}
+
 export function executable(path: string): boolean {
   return libc().c.access(p(cstr(path)), 1 /* X_OK */) === 0;
 }

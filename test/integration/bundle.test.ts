@@ -485,6 +485,9 @@ sys.exit(p.wait())`;
     expect(tty("export app")).toContain("bunker: refusing to write a bundle to a terminal: use -o FILE, or redirect the output");
     expect(tty("import -")).toContain("bunker: refusing to read an archive from a terminal: name a FILE, or redirect the input");
     expect(shell(`"$0" export app --json > /dev/null`)).toEqual([125, "bunker: --json prints to the standard output, where the bundle goes: use -o FILE with it\n"]);
+    // a closed standard output (Bun puts /dev/null in its place) is not taken for one that is there, nor /dev/null for a closed one
+    expect(shell(`"$0" export app >&-`)).toEqual([125, "bunker: the standard output is closed: use -o FILE, or redirect the output\n"]);
+    expect(shell(`"$0" export app > /dev/null`)).toEqual([0, ""]);
     expect(shell(`"$0" export app -o ""`)).toEqual([125, "bunker: export -o needs a FILE: where to write the bundle\n"]);
   });
 
