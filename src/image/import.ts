@@ -302,7 +302,10 @@ interface DockerManifest {
 /** docker save / podman save: manifest.json, a config per image, a tar per layer. */
 async function importDockerArchive(store: Store, file: string, idx: Awaited<ReturnType<typeof indexTar>>, name: string | undefined, what: string): Promise<ImageRecord[]> {
   const manifests = parseJson<DockerManifest[]>(idx.json.get("manifest.json"), "manifest.json");
-  if (!Array.isArray(manifests) || manifests.length === 0) throw new ArchiveError("manifest.json lists no images");
+  if (!Array.isArray(manifests) || manifests.length === 0) {
+    // one name in two kinds of archive: bunker has one import where Docker has load and import
+    throw new ArchiveError("manifest.json lists no images (a root filesystem tar that begins with a manifest.json of its own is taken for a docker archive: pack it with another entry first)");
+  }
   const configs = new Set(manifests.map((m) => (isObject(m) ? m.Config : undefined)));
   oneImageNamed(configs.size, name);
   const out: (() => ImageRecord)[] = []; // registered once every image has been verified

@@ -427,6 +427,13 @@ describe("image archives", () => {
     const other = freshStore();
     expect(inStore(other.env, ["import", rootfs, "--name", "notes"]).stderr).toBe("");
     expect(inStore(other.env, ["run", "--rm", "notes", "cat", "/notes.json"]).stdout).toBe("{}\n");
+    // one that begins with a manifest.json of its own is taken for a docker archive: refused, saying how to pack it
+    const w3 = workdir();
+    const mine = rootfsDir(w3, "echo '{\"name\":\"web\"}' > manifest.json");
+    const first = join(w3, "manifest-first.tar");
+    sh(`cd ${mine} && tar --numeric-owner -cf ${first} manifest.json $(ls | grep -v manifest.json) && chmod 644 ${first}`);
+    const refused = inStore(other.env, ["import", first]);
+    expect([refused.code, refused.stderr]).toEqual([125, `bunker: ${first}: manifest.json lists no images (a root filesystem tar that begins with a manifest.json of its own is taken for a docker archive: pack it with another entry first)\n`]);
   });
 
   test("a docker-archive with whiteouts and an opaque directory", async () => {
