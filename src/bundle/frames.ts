@@ -143,12 +143,22 @@ export class FrameWriter {
     this.io(() => {
       sys.fsync(this.fd);
       // whole, under its name at once; a link, unlike rename, never replaces a file that appeared meanwhile
-      if (!this.named) sys.linkTmpfile(this.fd, this.output);
+      if (!this.named) this.naming(() => sys.linkTmpfile(this.fd, this.output));
       sys.close(this.fd);
       this.fd = -1;
-      if (this.named) this.place();
+      if (this.named) this.naming(() => this.place());
     });
     this.done();
+  }
+
+  /** A step that gives the output its name, which a file that appeared meanwhile has taken (EEXIST). */
+  private naming(step: () => void): void {
+    try {
+      step();
+    } catch (e) {
+      if (!(e instanceof sys.SysError && e.code === "EEXIST")) throw e;
+      throw new BunkerError(`cannot write ${this.output}: a file of that name appeared while the bundle was written: remove it first, or choose another -o`);
+    }
   }
 
   /** The partial file under its name: linked, as a link never replaces a file that appeared meanwhile; renamed where the file system has no links. */
@@ -188,7 +198,6 @@ function slices(b: Uint8Array, size: number): Uint8Array[] {
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 const HINTS: Record<string, string> = {
-  EEXIST: "a file of that name appeared while the bundle was written: remove it first, or choose another -o",
   ENOENT: "its directory does not exist",
   EACCES: "choose a directory you can write to",
   EROFS: "choose a directory you can write to",

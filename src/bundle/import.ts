@@ -218,12 +218,12 @@ function parse(bytes: Uint8Array, what: string): unknown {
 function checkManifest(v: unknown): BundleManifest {
   const m = v as BundleManifest;
   if (typeof m !== "object" || m === null || m.format !== FORMAT) throw new ArchiveError(`${MANIFEST} is not a bunker bundle manifest`);
-  if (m.version > VERSION) throw new BunkerError(`this bundle is format version ${m.version}; this bunker reads up to ${VERSION}: upgrade bunker`);
   // the digests say it is what was exported; this, that it is what an export writes (what is read of it is typed)
+  if (!Number.isSafeInteger(m.version) || m.version < 1) throw new ArchiveError(`${MANIFEST}'s version is malformed: the bundle is corrupt`);
+  if (m.version > VERSION) throw new BunkerError(`this bundle is format version ${m.version}; this bunker reads up to ${VERSION}: upgrade bunker`);
   const s = m.source as unknown;
   const owner = (o: unknown) => Array.isArray(o) && o.length === 3 && o.every((n) => Number.isSafeInteger(n) && n >= 0);
   const fields: [string, boolean][] = [
-    ["version", typeof m.version === "number"],
     ["source", isObject(s) && (s.kind === "container" || s.kind === "image") && typeof s.id === "string" && (s.name === undefined || typeof s.name === "string")],
     ["image", malformedConfig(m.image) === undefined],
     ["owners", m.owners === undefined || (isObject(m.owners) && Object.values(m.owners).every(owner))],

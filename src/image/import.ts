@@ -267,7 +267,7 @@ function register(store: Store, config: ImageConfig, configBytes: Uint8Array, na
   store.update((index) => {
     // a layer this import found in place may have been removed since, by an rmi of the last image using it
     const gone = record.layers.find((d) => !store.hasLayer(d));
-    if (gone) throw new BunkerError(`layer ${gone} was removed (by 'bunker rmi') while this import ran: import it again`);
+    if (gone) throw new BunkerError(`layer ${gone} was removed (by 'bunker rmi', or another import that failed) while this import ran: import it again`);
     // a name moves to the newest image that claims it, as docker load does
     for (const other of index.images) other.names = other.names.filter((n) => !record.names.includes(n));
     const existing = index.images.find((i) => i.id === record.id);
@@ -511,13 +511,8 @@ async function importOciLayout(store: Store, src: BlobSource, name: string | und
     if (diffIds.length !== layers.length) throw new ArchiveError(`manifest ${d.digest} and its config disagree on the number of layers`);
     for (const l of layers) if (!LAYER_TYPES.has(l.mediaType)) throw new ArchiveError(`unknown layer media type "${l.mediaType.slice(0, 100)}"`);
     const infos: LayerInfo[] = [];
-    for (const [i, l] of layers.entries()) {
-      if (store.hasLayer(diffIds[i]!)) {
-        infos.push(store.layerInfo(diffIds[i]!));
-        continue;
-      }
-      infos.push(await importLayer(store, src.stream(l.digest), { diffId: diffIds[i], digest: l.digest, size: l.size }, true));
-    }
+    // each layer held, and its blob checked, whether the store has it or not (importLayer)
+    for (const [i, l] of layers.entries()) infos.push(await importLayer(store, src.stream(l.digest), { diffId: diffIds[i], digest: l.digest, size: l.size }, true));
     noteOwners(store, infos);
     out.push(() => register(store, config, configBytes, name ? [name] : [...refs], infos, what));
   }
@@ -617,23 +612,18 @@ export async function importPath(input: string, name?: string, showProgress = tr
   if (input !== "-") {
     if (sys.stat(input)?.kind !== "fifo") return importFile(input, input, name, showProgress, digest);
     // a pipe named as a file (bash's <(...), /dev/stdin, a FIFO): kept first, as the standard input is
-    const fd = sys.openRead(input);
-    try {
-      return await importSpooled(fd, input, name, showProgress, digest);
-    } finally {
-      sys.close(fd);
-    }
+    return importSpooled(() => sys.openRead(input), input, name, showProgress, digest);
   }
   // as docker load and docker import read it: a file as it is, a pipe spooled into the store first (an import reads its input more than once)
   if (sys.isatty(0)) throw new BunkerError("refusing to read an archive from a terminal: name a FILE, or redirect the input");
   // a file opened again (its own offsets), where its reading starts at its start; else what is left of it, kept
   const own = "/proc/self/fd/0";
   if (sys.stat(own)?.kind === "file" && sys.offset(0) === 0 && readable(own)) return importFile(own, STDIN, name, showProgress, digest);
-  return importSpooled(0, STDIN, name, showProgress, digest);
+  return importSpooled(() => 0, STDIN, name, showProgress, digest);
 }
 
-/** Import what fd reads to its end, kept in the store's tmp/ first. */
-async function importSpooled(from: number, input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
+/** Import what open() gives to read to its end (a descriptor reading closes), kept in the store's tmp/ first. */
+async function importSpooled(open: () => number, input: string, name?: string, showProgress = true, digest?: string): Promise<ImageRecord[]> {
   const store = await Store.open();
   const spool = store.staging();
   const file = `${spool.dir}/stdin`;
@@ -641,12 +631,12 @@ async function importSpooled(from: number, input: string, name?: string, showPro
     const fd = sys.openWrite(file, 0o600);
     try {
       let n = 0;
-      for await (const chunk of sys.readChunks(from)) {
+      for await (const chunk of sys.readChunks(open())) {
         if ((n += chunk.length) > MAX_BYTES) throw new BunkerError(`${input} is more than ${MAX_BYTES} bytes`);
         sys.writeAll(fd, chunk, `write ${file}`);
       }
     } catch (e) {
-      if (e instanceof sys.SysError) throw new BunkerError(`cannot keep ${input} in the store to import it: ${e.reason}`);
+      if (e instanceof sys.SysError) throw new BunkerError(`cannot keep ${input} in the store to import it: ${e.reason}${e.hint}`);
       throw e;
     } finally {
       sys.close(fd);

@@ -274,6 +274,16 @@ export class Store {
     return this.readJson<Index>(`${this.root}/images.json`) ?? { images: [] };
   }
 
+  /** The index, or undefined where it was damaged from outside (what index() says). */
+  private intactIndex(): Index | undefined {
+    try {
+      return this.index();
+    } catch (e) {
+      if (e instanceof BunkerError) return undefined;
+      throw e;
+    }
+  }
+
   /** An image by name (with ":latest" implied), full or short id. */
   find(ref: string): ImageRecord | undefined {
     return findImage(this.index().images, ref);
@@ -629,8 +639,10 @@ export class Store {
     // a layer comes into place whole (its layer.json inside): one without it is what a removal killed midway left;
     // one that no image uses and no live import holds, what an import killed (or refused on a full disk) or an rmi cut short left
     const aside = this.locked(() => {
-      const used = new Set([...this.index().images.flatMap((i) => i.layers), ...this.heldLayers()].map(hex));
-      const layers = sys.readdir(`${this.root}/layers`).filter((h) => !used.has(h) || !sys.stat(`${this.root}/layers/${h}/layer.json`, false));
+      const images = this.intactIndex()?.images;
+      const used = new Set([...(images ?? []).flatMap((i) => i.layers), ...this.heldLayers()].map(hex));
+      // an index damaged from outside says nothing of what is used: then only what is half removed goes (the command that reads it says so)
+      const layers = sys.readdir(`${this.root}/layers`).filter((h) => (images && !used.has(h)) || !sys.stat(`${this.root}/layers/${h}/layer.json`, false));
       return this.moveAside(layers.map((h) => `${this.root}/layers/${h}`));
     });
     if (aside) await this.discard(aside);

@@ -404,6 +404,7 @@ export async function unpack(
 ): Promise<UnpackResult> {
   const stage = await spawnStage(compileUnpack(dir, opts, ctx));
   const paths: string[] = []; // record number -> path, for messages
+  const xattrs = new Set<number>(); // the record numbers of xattrs
   const out = new BatchWriter(stage.stdin);
   let planned: Planned | undefined;
   let failure: unknown;
@@ -411,7 +412,11 @@ export async function unpack(
   try {
     planned = await planUnpack(entries, opts, {
       // an xattr's record names it: a file system out of room for xattrs says ENOSPC, as if the disk were full
-      record: (r, bytes) => (paths.push(r.type === U.XATTR ? `${r.path} (its xattr ${r.link})` : r.path), out.write(bytes)),
+      record: (r, bytes) => {
+        if (r.type === U.XATTR) xattrs.add(paths.length);
+        paths.push(r.type === U.XATTR ? `${r.path} (its xattr ${r.link})` : r.path);
+        out.write(bytes);
+      },
       data: (bytes) => out.write(bytes),
       digests: (count) => {
         out.flush();
@@ -433,7 +438,10 @@ export async function unpack(
   if (code !== 0 || !m) {
     const f = /^fail (\d+) (\d+)$/.exec(result);
     if (!f) throw new BunkerError(`unpacking into ${dir} failed (the stage exited with ${code})`);
-    const err = new sys.SysError("unpack", Number(f[2]), paths[Number(f[1])] ?? `record ${f[1]}`);
+    const at = paths[Number(f[1])] ?? `record ${f[1]}`;
+    const err = new sys.SysError("unpack", Number(f[2]), at);
+    // ext4 and others say ENOSPC for a value larger than an inode's room for xattrs, however empty the disk
+    if (err.code === "ENOSPC" && xattrs.has(Number(f[1]))) throw new BunkerError(`unpack ${at}: the file system cannot hold an extended attribute this large (${err.reason})`);
     throw new BunkerError(err.message);
   }
   if (failure) throw new BunkerError(`unpacking into ${dir} failed: the stage said "ok" where digests were due`);

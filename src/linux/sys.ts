@@ -82,16 +82,21 @@ export class SysError extends Error {
     readonly path?: string,
   ) {
     const code = ERRNO[errno] ?? `errno ${errno}`;
-    // a full disk is the user's to fix, wherever it shows (the store's XDG_DATA_HOME, the runtime's XDG_RUNTIME_DIR)
-    const hint = code === "ENOSPC" || code === "EDQUOT" ? " (free some space on that file system)" : "";
-    super(`${call}${path ? ` ${path}` : ""}: ${MESSAGES[code] ?? code}${hint}`);
+    super(`${call}${path ? ` ${path}` : ""}: ${MESSAGES[code] ?? code}${hintFor(code)}`);
     this.code = code;
   }
   /** "permission denied" and the like, without the call. */
   get reason(): string {
     return MESSAGES[this.code] ?? this.code;
   }
+  /** What to do, where that is the same wherever it shows: " (...)", or "". */
+  get hint(): string {
+    return hintFor(this.code);
+  }
 }
+
+/** A full disk is the user's to fix, wherever it shows (the store's XDG_DATA_HOME, the runtime's XDG_RUNTIME_DIR). */
+const hintFor = (code: string) => (code === "ENOSPC" || code === "EDQUOT" ? " (free some space on that file system)" : "");
 
 function errno(): number {
   const { ffi, c } = libc();

@@ -572,7 +572,8 @@ sys.exit(p.wait())`;
       const r = Bun.spawnSync(["/usr/bin/time", "-f", "%M", ...asUser([h.bin, "export", "noise", "--compress", codec, "-o", join(out, `${codec}.bundle`)], { env })], { stderr: "pipe" });
       const lines = r.stderr.toString().trim().split("\n");
       expect({ codec, code: r.exitCode, lines: lines.length }).toEqual({ codec, code: 0, lines: 1 });
-      expect({ codec, kB: Number(lines[0]) < 200 * 1024 }).toEqual({ codec, kB: true }); // gzip's frames were left to a lazy GC: 203-236 MB
+      // under the promised 200 MB with room to spare (~126 MB here): gzip's frames, left to a lazy GC, peaked at 181-270 MB
+      expect({ codec, kB: Number(lines[0]) < 160 * 1024 }).toEqual({ codec, kB: true });
     }
     rmSync(out, { recursive: true });
   });

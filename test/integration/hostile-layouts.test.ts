@@ -2,7 +2,7 @@
 // docker-archive whose JSON lies, points outside the input, or would hang
 // or exhaust memory is refused in one line, exit 125, leaving nothing.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { archive, header, tarOf } from "../helpers/tar.ts";
 import { asUser, setup } from "./harness.ts";
@@ -239,6 +239,17 @@ describe("a refused import leaves no layer and no image behind", () => {
     refused(a.dir, /a layer's digest is/);
     sh(`tar -C ${a.dir} -cf ${w}/second.tar . && chmod 644 ${w}/second.tar`);
     refused(`${w}/second.tar`, /a layer's digest is/);
+  });
+  test("a layer the store has already is read and checked all the same: a blob whose digest matches but whose content is another's is refused", () => {
+    const { env, dir } = freshStore();
+    expect(inStore(env, ["import", oci(w, "good").dir]).code).toBe(0);
+    // the blob's digest is its own (the manifest is right about it); the config claims it holds layerA's content
+    const garbage = enc.encode("not the layer at all\n");
+    const evil = oci(w, "claims-a", { layers: [garbage], config: (c) => ({ ...c, rootfs: { type: "layers", diff_ids: [`sha256:${hex(layerA)}`] } }) });
+    const r = inStore(env, ["import", evil.dir]);
+    expect([r.code, r.stderr]).toEqual([125, expect.stringMatching(/^bunker: [^\n]*content digest is sha256:[0-9a-f]{64}, not sha256:[0-9a-f]{64} as the image config says: the archive is corrupt\n$/)]);
+    expect((JSON.parse(inStore(env, ["images", "--json"]).stdout) as unknown[]).length).toBe(1);
+    expect(readdirSync(join(dir, "bunker/tmp"))).toEqual([]);
   });
   test("a docker-archive whose second image is corrupt: the first is not registered either", () => {
     refused(docker(w, "two.tar", (m) => [m[0], { ...m[0], RepoTags: ["d/two:1"], Layers: ["l1.tar"] }], [layerA, layerB]), /names 2 layers but the manifest 1|content digest/);

@@ -158,6 +158,23 @@ describe("bunker import refuses hostile and broken input", () => {
     noDebris(dir);
   });
 
+  test("an rmi of the last image using a layer spares it while an import holds it", async () => {
+    const small = tarOf([[{ path: "a" }, "a"]]);
+    const large = tarOf(Array.from({ length: 400 }, (_, i) => [{ path: `f${i}` }, "x".repeat(100_000)]));
+    const { env, dir } = freshStore();
+    expect(inStore(env, ["import", file(w, "one.tar", dockerArchive([small], "one:1"))]).code).toBe(0);
+    // the import holds the layer "one" has (checking its blob), then unpacks the large one: meanwhile "one" goes
+    const p = Bun.spawn(asUser([h.bin, "import", file(w, "both.tar", dockerArchive([small, large], "both:1"))], { env }), { stdout: "pipe", stderr: "pipe" });
+    const tmp = join(dir, "bunker/tmp");
+    const holds = () => readdirSync(tmp).some((d) => existsSync(join(tmp, d, "layers")) && readFileSync(join(tmp, d, "layers"), "utf8").includes(hash(small)));
+    for (let i = 0; i < 500 && !holds(); i++) await Bun.sleep(5);
+    expect(holds()).toBe(true);
+    expect(inStore(env, ["rmi", "one:1"]).code).toBe(0);
+    expect([await p.exited, await new Response(p.stderr).text()]).toEqual([0, ""]);
+    expect(JSON.parse(inStore(env, ["images", "--json"]).stdout).map((i: { names: string[] }) => i.names)).toEqual([["both:1"]]);
+    expect(readdirSync(join(dir, "bunker/layers")).sort()).toEqual([hash(small), hash(large)].sort());
+  });
+
   test("a layer the store has already is checked all the same: another blob in its place is refused", () => {
     const layer = tarOf([[{ path: "bin/ok" }, "ok"]]);
     const docker = (name: string, blobs: Uint8Array[]) => file(w, `${name}.tar`, dockerArchive(blobs, `${name}:1`, blobs.map(() => `sha256:${hash(layer)}`)));
@@ -230,6 +247,20 @@ describe.skipIf(!asRoot)("a full disk", () => {
     expect(r.stderr.toString().trim()).toMatch(/^bunker: unpack f\d+: no space left on device \(free some space on that file system\)$/);
     // the listings of tmp/ and layers/ are empty, and there is no index
     expect(r.stdout.toString().trim().split("\n").filter((l) => l && !l.endsWith(":"))).toEqual([]);
+  });
+});
+
+describe("an extended attribute larger than the file system holds", () => {
+  test("is named as that, not as a full disk", () => {
+    const w = workdir();
+    const tar = file(w, "big-xattr.tar", archiveOf([[header({ path: "f", size: 1, xattrs: { "user.big": new Uint8Array(8000).fill(0x61) } }), new TextEncoder().encode("x")]]));
+    const { env, dir } = freshStore();
+    const r = inStore(env, ["import", tar]);
+    // ext4 holds an xattr in its inode or one block: 8000 bytes do not fit in a 4 KiB block (tmpfs, xfs or btrfs take them)
+    const ext4 = Bun.spawnSync(["stat", "-f", "-c", "%T", dir]).stdout.toString().trim() === "ext2/ext3";
+    if (!ext4) return void expect(r.code).toBe(0);
+    expect([r.code, r.stderr]).toEqual([125, "bunker: unpack f (its xattr user.big): the file system cannot hold an extended attribute this large (no space left on device)\n"]);
+    noDebris(dir);
   });
 });
 

@@ -157,7 +157,9 @@ test("a bunker.json its digests cover, but not as an export writes it, is refuse
     [{ image: "x" }, "image"],
     [{ owners: { "etc/f3": ["0", 0, 0o644] } }, "owners"],
     [{ owners: { "etc/f3": [-1, 0, 0o644] } }, "owners"],
-    [{ version: "1" }, "version"],
+    [{ version: "3" }, "version"],
+    [{ version: 1.5 }, "version"],
+    [{ version: 0 }, "version"],
   ];
   for (const [over, field] of cases) {
     const got = await importInto(bundleTar(rootfs(), undefined, undefined, over), 4096, false).then(() => "imported", (e: Error) => e.message);

@@ -93,7 +93,7 @@ test("where the file system has no O_TMPFILE, the output comes into place whole,
     const w2 = new FrameWriter(other, "zstd", { parallel: 2 });
     await w2.write(data.subarray(0, 1 << 20));
     writeFileSync(other, "mine");
-    await expect(w2.close()).rejects.toThrow(`cannot write ${other}: file exists (a file of that name appeared while the bundle was written: remove it first, or choose another -o)`);
+    await expect(w2.close()).rejects.toThrow(`cannot write ${other}: a file of that name appeared while the bundle was written: remove it first, or choose another -o`);
     w2.abort();
     expect(readFileSync(other, "utf8")).toBe("mine");
     expect(readdirSync(dir).filter((f) => f.includes(".partial"))).toEqual([]);
