@@ -26,16 +26,19 @@ export class Progress {
   }
 
   private draw(now: number): void {
-    const secs = (now - this.start) / 1000;
-    const rate = this.done_ / Math.max(secs, 0.001);
-    if (this.total === undefined) return sys.writeAll(2, new TextEncoder().encode(`\r${this.what} ${mb(this.done_)} ${mb(rate)}/s\x1b[K`));
+    const rate = this.done_ / Math.max((now - this.start) / 1000, 0.001);
+    // \x1b[K clears what a longer line drawn before left behind
+    sys.writeAll(2, new TextEncoder().encode(`\r${this.what} ${this.shown(rate)}\x1b[K`));
+  }
+
+  /** Bytes and rate; with a total, a bar before them and an ETA after. */
+  private shown(rate: number): string {
+    if (this.total === undefined) return `${mb(this.done_)} ${mb(rate)}/s`;
     const frac = this.total > 0 ? Math.min(1, this.done_ / this.total) : 0;
     const width = 24;
     const bar = "#".repeat(Math.round(frac * width)).padEnd(width, ".");
     const eta = rate > 0 && this.total > this.done_ ? `${Math.ceil((this.total - this.done_) / rate)}s` : "-";
-    // \x1b[K clears what a longer line drawn before left behind
-    const line = `\r${this.what} [${bar}] ${mb(this.done_)}/${mb(this.total)} ${mb(rate)}/s ETA ${eta}\x1b[K`;
-    sys.writeAll(2, new TextEncoder().encode(line));
+    return `[${bar}] ${mb(this.done_)}/${mb(this.total)} ${mb(rate)}/s ETA ${eta}`;
   }
 
   done(): void {

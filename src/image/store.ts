@@ -195,8 +195,10 @@ export class Store {
     return this.locked(() => {
       // a file in a staging directory, locked while this process lives: a killed import holds nothing
       this.lease ??= { staging: this.staging(), layers: new Set() };
-      this.lease.layers.add(diffId);
-      sys.writeAtomic(`${this.lease.staging.dir}/layers`, [...this.lease.layers].join("\n"));
+      if (!this.lease.layers.has(diffId)) {
+        this.lease.layers.add(diffId); // held once (importLayer, then stageLayer, ask for the same layer)
+        sys.writeAtomic(`${this.lease.staging.dir}/layers`, [...this.lease.layers].join("\n"));
+      }
       return this.hasLayer(diffId);
     });
   }
